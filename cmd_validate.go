@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"simple-device-plugin/manifest"
+)
+
+// validateCommand checks manifest files: exit 0 when all are valid, 1 when
+// any is invalid (every error, prefixed by the file name), 2 on usage errors.
+func validateCommand(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("validate", stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: simple-device-plugin validate FILE...") }
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	code := exitOK
+	for _, file := range fs.Args() {
+		m, err := manifest.Load(file)
+		if err != nil {
+			code = exitFailure
+			if list := manifest.Errors(err); list != nil {
+				for _, e := range list {
+					fmt.Fprintf(stderr, "%s: %s\n", file, e.Error())
+				}
+				continue
+			}
+			fmt.Fprintf(stderr, "%s: %v\n", file, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: valid: %s\n", file, summary(m))
+	}
+	return code
+}
+
+// summary is a one-line description: resources and their device counts.
+func summary(m *manifest.Manifest) string {
+	parts := make([]string, len(m.Resources))
+	for i, r := range m.Resources {
+		parts[i] = fmt.Sprintf("%s=%d", r.Name, len(r.IDs))
+	}
+	sort.Strings(parts)
+	return fmt.Sprintf("%d resources, %d devices (%s)", len(m.Resources), m.TotalDevices(), strings.Join(parts, ", "))
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// newFlagSet returns a flag set that reports errors to stderr and does not
+// exit, so commands return exit codes.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// envName is the SDP_* variable for a flag: --device-plugin-dir -> SDP_DEVICE_PLUGIN_DIR.
+func envName(flagName string) string {
+	return "SDP_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseWithEnv parses args, first taking each flag's default from its SDP_*
+// environment variable, as DaemonSets usually configure things. A flag on
+// the command line wins.
+func parseWithEnv(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil {
+			return
+		}
+		if v, ok := lookup(envName(f.Name)); ok {
+			if setErr := f.Value.Set(v); setErr != nil {
+				err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, setErr)
+			}
+		}
+	})
+	if err != nil {
+		fmt.Fprintln(fs.Output(), err)
+		return err
+	}
+	return fs.Parse(args)
+}
+
+// nodeNameDefault is the node name when no flag or SDP_NODE_NAME sets it:
+// NODE_NAME from the downward API, as DESIGN.md says.
+func nodeNameDefault() string {
+	return os.Getenv("NODE_NAME")
+}

@@ -1,0 +1,101 @@
+package manifest
+
+import "fmt"
+
+// checkAcrossResources applies the rules that span resources: unique names
+// and sockets, and nothing two resources would both put into one container.
+// The kubelet merges a container's allocations from several resources by
+// key and by container path, first one wins in map order, and only logs the
+// conflict; so a clash would make a pod's environment depend on chance.
+func checkAcrossResources(spec Spec, compiled []*Resource, errs *ErrorList) {
+	names := map[string]int{}
+	sockets := map[string]int{}
+	for i, r := range spec.Resources {
+		if r.Name == "" {
+			continue
+		}
+		if j, dup := names[r.Name]; dup {
+			errs.add(fmt.Sprintf("resources[%d].name", i), "%q is already declared by resources[%d]; resource names must be unique (merge them, or rename one)", r.Name, j)
+			continue
+		}
+		names[r.Name] = i
+		sock := SocketName(r.Name)
+		if j, dup := sockets[sock]; dup {
+			errs.add(fmt.Sprintf("resources[%d].name", i), "%q would use the same socket file %q as resources[%d]; rename one", r.Name, sock, j)
+			continue
+		}
+		sockets[sock] = i
+	}
+
+	type owner struct {
+		index int
+		name  string
+	}
+	// One namespace per thing the kubelet merges by key; mounts and device
+	// nodes share the container's file system, so they share one.
+	seen := map[string]map[string]owner{"env var": {}, "annotation": {}, "container path": {}}
+	for _, r := range compiled {
+		for _, c := range r.sampleContributions() {
+			o, dup := seen[c.kind][c.value]
+			if dup && o.index != r.specIndex {
+				errs.add(c.field, "%s %q is also set by resources[%d] (%s); a pod asking for both would get only one of them, chosen at random; rename it in one resource",
+					c.kind, c.value, o.index, o.name)
+				continue
+			}
+			seen[c.kind][c.value] = owner{index: r.specIndex, name: r.Name}
+		}
+	}
+}
+
+// contribution is one key or path a resource puts into a container.
+type contribution struct {
+	kind, field, value string
+}
+
+// sampleContributions lists what the resource puts into a container for
+// its sample allocation, with the YAML path of the field that does it.
+func (r *Resource) sampleContributions() []contribution {
+	p := fmt.Sprintf("resources[%d]", r.specIndex)
+	var out []contribution
+	for _, e := range r.env {
+		out = append(out, contribution{"env var", fmt.Sprintf("%s.env[%s]", p, e.key), e.key})
+	}
+	for _, a := range r.annotations {
+		out = append(out, contribution{"annotation", fmt.Sprintf("%s.annotations[%s]", p, a.key), a.key})
+	}
+	paths := func(list string, items []pathPairTmpl) {
+		for j, it := range items {
+			field := fmt.Sprintf("%s.%s[%d].containerPath", p, list, j)
+			for _, s := range r.renderSample(it.container, it.perDevice) {
+				out = append(out, contribution{"container path", field, s})
+			}
+		}
+	}
+	paths("mounts", r.mounts)
+	paths("devices", r.devices)
+	return out
+}
+
+// renderSample renders t on the sample allocation: once, or once per
+// sample device. Templates were already rendered on it at compile time, so
+// errors cannot occur here; a failing one yields nothing.
+func (r *Resource) renderSample(t *tmpl, perDevice bool) []string {
+	ids := r.sampleIDs()
+	cd := ContainerData{Resource: r.Name, IDs: ids, Count: len(ids), Node: "sample-node"}
+	if !perDevice {
+		s, err := t.renderString(cd)
+		if err != nil {
+			return nil
+		}
+		return []string{s}
+	}
+	out := make([]string, 0, len(ids))
+	for i, id := range ids {
+		s, err := t.renderString(DeviceData{ContainerData: cd, ID: id, Index: i})
+		if err != nil {
+			return nil
+		}
+		out = append(out, s)
+	}
+	return out
+}

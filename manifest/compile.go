@@ -1,0 +1,415 @@
+package manifest
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Resource is one compiled resource: device IDs generated, templates parsed
+// once, lookups built once, so serving it needs no parsing or I/O.
+type Resource struct {
+	Spec ResourceSpec // as written, after defaults
+	Name string
+	IDs  []string // every device ID, in manifest order
+
+	specIndex int // position in the manifest, for error paths
+
+	position  map[string]int  // device ID -> index in IDs
+	unhealthy map[string]bool // the manifest's static unhealthy list
+	numa      []int           // NUMA node per device index; nil without topology
+
+	healthPaths    []string // per device index; nil without healthCheck
+	healthInterval time.Duration
+
+	env         []keyedTmpl
+	annotations []keyedTmpl
+	mounts      []pathPairTmpl
+	devices     []pathPairTmpl
+	cdi         []cdiTmpl
+}
+
+type keyedTmpl struct {
+	key string
+	t   *tmpl
+}
+
+// pathPairTmpl is a compiled mount or device node.
+type pathPairTmpl struct {
+	host, container *tmpl
+	readOnly        bool   // mounts
+	permissions     string // device nodes
+	perDevice       bool
+}
+
+type cdiTmpl struct {
+	name      *tmpl
+	perDevice bool
+}
+
+const (
+	// MaxListAndWatchBytes bounds the encoded size of one ListAndWatch
+	// message: half the kubelet client's 4 MiB default gRPC receive limit,
+	// so health changes (longer "Unhealthy" strings) and protocol framing
+	// never push a valid manifest over it.
+	MaxListAndWatchBytes = 2 << 20
+	// KubeletReceiveLimit is the kubelet's default gRPC receive limit.
+	KubeletReceiveLimit = 4 << 20
+	// maxCount stops absurd counts before any ID is generated.
+	maxCount = 1_000_000
+	// sampleIDs is how many devices sample renders use at validation.
+	sampleIDs = 3
+)
+
+// compileResource applies every per-resource rule that needs more than a
+// struct tag, and builds the compiled form. It returns nil when the
+// resource cannot be compiled (its errors are in errs).
+func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
+	before := len(*errs)
+	r := &Resource{Spec: spec, Name: spec.Name}
+
+	switch {
+	case spec.Count != nil && spec.IDs != nil:
+		errs.add(p, "sets both count and ids; keep one: count for generated IDs, ids for an explicit list")
+	case spec.Count == nil && spec.IDs == nil:
+		errs.add(p+".count", "is required: set count (1 or more) or ids (an explicit list)")
+	case spec.Count != nil && *spec.Count > maxCount:
+		errs.add(p+".count", "%d devices is far beyond what one ListAndWatch message can carry (about %d with short IDs); split the resource", *spec.Count, MaxListAndWatchBytes/32)
+	case spec.Count != nil && *spec.Count >= 1:
+		r.IDs = generateIDs(spec, p, errs)
+	case spec.IDs != nil:
+		if spec.IDTemplate != "" {
+			errs.add(p+".idTemplate", "applies only with count; with ids the list is the IDs, so remove idTemplate")
+		}
+		r.IDs = spec.IDs
+	}
+	r.position = make(map[string]int, len(r.IDs))
+	for i, id := range r.IDs {
+		if j, dup := r.position[id]; dup {
+			where := p + ".ids"
+			if spec.IDs != nil {
+				where = fmt.Sprintf("%s.ids[%d]", p, i)
+			}
+			errs.add(where, "device ID %q appears twice (also at index %d); device IDs must be unique", id, j)
+			continue
+		}
+		r.position[id] = i
+	}
+	if len(r.IDs) > 0 {
+		if size := ListAndWatchSize(r.IDs, spec.Topology != nil); size > MaxListAndWatchBytes {
+			field := p + ".count"
+			if spec.IDs != nil {
+				field = p + ".ids"
+			}
+			errs.add(field, "%d devices encode to a %s ListAndWatch message; the kubelet accepts at most %s and this plugin allows %s to stay safely under it; use fewer devices or shorter IDs, or split the resource",
+				len(r.IDs), fmtBytes(size), fmtBytes(KubeletReceiveLimit), fmtBytes(MaxListAndWatchBytes))
+		}
+	}
+
+	r.unhealthy = map[string]bool{}
+	for i, id := range spec.Unhealthy {
+		if _, ok := r.position[id]; !ok && len(r.IDs) > 0 {
+			errs.add(fmt.Sprintf("%s.unhealthy[%d]", p, i), "%q is not a device of this resource (%s)", id, describeIDs(r.IDs))
+		}
+		r.unhealthy[id] = true
+	}
+
+	r.compileTopology(p, errs)
+	r.compileTemplates(p, errs)
+
+	if len(*errs) > before {
+		return nil
+	}
+	return r
+}
+
+// generateIDs renders idTemplate (or the default "<name part>-<index>") for
+// every index, checking each ID.
+func generateIDs(spec ResourceSpec, p string, errs *ErrorList) []string {
+	n := *spec.Count
+	ids := make([]string, n)
+	if spec.IDTemplate == "" {
+		prefix := path.Base(spec.Name) + "-"
+		for i := range ids {
+			ids[i] = prefix + strconv.Itoa(i)
+		}
+		if why := checkDeviceID(ids[n-1]); why != "" {
+			errs.add(p+".name", "default device IDs are <name part>-<index>, and %s; set idTemplate to something shorter", why)
+			return nil
+		}
+		return ids
+	}
+	t, err := compileTemplate("idTemplate", spec.IDTemplate)
+	if err != nil {
+		errs.add(p+".idTemplate", "%s", err)
+		return nil
+	}
+	var b strings.Builder
+	for i := range ids {
+		b.Reset()
+		if err := t.render(&b, IDData{Resource: spec.Name, Index: i}); err != nil {
+			errs.add(p+".idTemplate", "does not render: %s (idTemplate sees .Index and .Resource)", cleanTemplateErr(err, "idTemplate"))
+			return nil
+		}
+		ids[i] = b.String()
+		if why := checkDeviceID(ids[i]); why != "" {
+			errs.add(p+".idTemplate", "renders device %d as an invalid ID: %s", i, why)
+			return nil
+		}
+	}
+	if t.literal && n > 1 {
+		errs.add(p+".idTemplate", "has no {{ .Index }}, so all %d devices get the ID %q; IDs must be unique", n, ids[0])
+		return nil
+	}
+	return ids
+}
+
+func (r *Resource) compileTopology(p string, errs *ErrorList) {
+	topo := r.Spec.Topology
+	if topo == nil || len(r.IDs) == 0 {
+		return
+	}
+	switch {
+	case topo.NUMANodes > 0 && len(topo.NodeOf) > 0:
+		errs.add(p+".topology", "sets both numaNodes and nodeOf; keep one")
+	case topo.NUMANodes > 0:
+		if topo.NUMANodes > len(r.IDs) {
+			errs.add(p+".topology.numaNodes", "%d NUMA nodes for %d devices leaves some nodes empty; use at most %d", topo.NUMANodes, len(r.IDs), len(r.IDs))
+			return
+		}
+		r.numa = make([]int, len(r.IDs))
+		for i := range r.numa {
+			r.numa[i] = i * topo.NUMANodes / len(r.IDs)
+		}
+	case len(topo.NodeOf) > 0:
+		r.numa = make([]int, len(r.IDs))
+		for _, id := range sortedMapKeys(topo.NodeOf) {
+			if _, ok := r.position[id]; !ok {
+				errs.add(fmt.Sprintf("%s.topology.nodeOf[%s]", p, id), "%q is not a device of this resource (%s)", id, describeIDs(r.IDs))
+			}
+		}
+		var missing []string
+		for i, id := range r.IDs {
+			node, ok := topo.NodeOf[id]
+			if !ok {
+				missing = append(missing, id)
+				continue
+			}
+			r.numa[i] = node
+		}
+		if len(missing) > 0 {
+			errs.add(p+".topology.nodeOf", "gives no NUMA node for %s; list every device", describeIDs(missing))
+		}
+	default:
+		errs.add(p+".topology", "is empty; set numaNodes or nodeOf, or remove topology")
+	}
+}
+
+// compileTemplates parses every template once and renders it on sample
+// data, so a template that would fail at Allocate fails here instead.
+func (r *Resource) compileTemplates(p string, errs *ErrorList) {
+	spec := r.Spec
+	sample := r.sampleIDs()
+	cd := ContainerData{Resource: r.Name, IDs: sample, Count: len(sample), Node: "sample-node"}
+	deviceData := make([]DeviceData, len(sample))
+	for i, id := range sample {
+		deviceData[i] = DeviceData{ContainerData: cd, ID: id, Index: i}
+	}
+
+	// compile parses src and renders it on the sample, returning the
+	// compiled template and its sample renderings (one per container, or
+	// one per sample device).
+	compile := func(field, src string, perDevice bool) (*tmpl, []string) {
+		t, err := compileTemplate(field, src)
+		if err != nil {
+			errs.add(field, "%s", err)
+			return nil, nil
+		}
+		var out []string
+		if !perDevice {
+			s, err := t.renderString(cd)
+			if err != nil {
+				errs.add(field, "%s", explainExecErr(err, field, false))
+				return nil, nil
+			}
+			return t, []string{s}
+		}
+		for _, d := range deviceData {
+			s, err := t.renderString(d)
+			if err != nil {
+				errs.add(field, "%s", explainExecErr(err, field, true))
+				return nil, nil
+			}
+			out = append(out, s)
+		}
+		return t, out
+	}
+
+	for _, key := range sortedMapKeys(spec.Env) {
+		if t, _ := compile(fmt.Sprintf("%s.env[%s]", p, key), spec.Env[key], false); t != nil {
+			r.env = append(r.env, keyedTmpl{key: key, t: t})
+		}
+	}
+	for _, key := range sortedMapKeys(spec.Annotations) {
+		if t, _ := compile(fmt.Sprintf("%s.annotations[%s]", p, key), spec.Annotations[key], false); t != nil {
+			r.annotations = append(r.annotations, keyedTmpl{key: key, t: t})
+		}
+	}
+
+	// Container paths must be unique within one allocation: the runtime
+	// cannot mount two things on one path.
+	containerPaths := map[string]string{}
+	checkPaths := func(field string, rendered []string, isContainer bool) {
+		for _, s := range rendered {
+			if s == "" {
+				return // "is required" says it
+			}
+			if why := checkAbsPath(s); why != "" {
+				errs.add(field, "%s", why)
+				return
+			}
+		}
+		if !isContainer {
+			return
+		}
+		for _, s := range rendered {
+			if other, dup := containerPaths[s]; dup {
+				if other == field {
+					errs.add(field, "renders the same path %q for two devices; use {{ .ID }} or {{ .Index }} in it, or set perDevice: false", s)
+				} else {
+					errs.add(field, "renders %q, which %s also uses; container paths must be unique", s, other)
+				}
+				return
+			}
+			containerPaths[s] = field
+		}
+	}
+
+	for i, m := range spec.Mounts {
+		f := fmt.Sprintf("%s.mounts[%d]", p, i)
+		host, hs := compile(f+".hostPath", m.HostPath, m.PerDevice)
+		cont, cs := compile(f+".containerPath", m.ContainerPath, m.PerDevice)
+		checkPaths(f+".hostPath", hs, false)
+		checkPaths(f+".containerPath", cs, true)
+		if host != nil && cont != nil {
+			r.mounts = append(r.mounts, pathPairTmpl{host: host, container: cont, readOnly: m.ReadOnly, perDevice: m.PerDevice})
+		}
+	}
+	for i, d := range spec.Devices {
+		f := fmt.Sprintf("%s.devices[%d]", p, i)
+		host, hs := compile(f+".hostPath", d.HostPath, d.PerDevice)
+		cont, cs := compile(f+".containerPath", d.ContainerPath, d.PerDevice)
+		checkPaths(f+".hostPath", hs, false)
+		checkPaths(f+".containerPath", cs, true)
+		if host != nil && cont != nil {
+			r.devices = append(r.devices, pathPairTmpl{host: host, container: cont, permissions: d.Permissions, perDevice: d.PerDevice})
+		}
+	}
+	for i, c := range spec.CDIDevices {
+		f := fmt.Sprintf("%s.cdiDevices[%d].name", p, i)
+		t, names := compile(f, c.Name, c.PerDevice)
+		for _, n := range names {
+			if why := checkCDIName(n); why != "" && n != "" {
+				errs.add(f, "%s", why)
+				t = nil
+				break
+			}
+		}
+		if t != nil {
+			r.cdi = append(r.cdi, cdiTmpl{name: t, perDevice: c.PerDevice})
+		}
+	}
+
+	if hc := spec.HealthCheck; hc != nil && len(r.IDs) > 0 {
+		f := p + ".healthCheck.path"
+		t, _ := compile(f, hc.Path, true)
+		if t == nil {
+			return
+		}
+		r.healthInterval = hc.Interval.Duration
+		r.healthPaths = make([]string, len(r.IDs))
+		var b strings.Builder
+		for i, id := range r.IDs {
+			b.Reset()
+			data := DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: []string{id}, Count: 1}, ID: id, Index: i}
+			if err := t.render(&b, data); err != nil {
+				errs.add(f, "%s", explainExecErr(err, f, true))
+				return
+			}
+			r.healthPaths[i] = b.String()
+		}
+		if why := checkAbsPath(r.healthPaths[0]); why != "" {
+			errs.add(f, "%s", why)
+		}
+	}
+}
+
+// sampleIDs is the allocation used to try templates at validation: the
+// first few devices (two or more, when there are, so per-device clashes show).
+func (r *Resource) sampleIDs() []string {
+	if len(r.IDs) == 0 {
+		// The device list is invalid; still try the templates.
+		return []string{"sample-0", "sample-1"}
+	}
+	n := min(len(r.IDs), sampleIDs)
+	return r.IDs[:n]
+}
+
+// ListAndWatchSize is the protobuf-encoded size of a ListAndWatch response
+// listing ids, every device Unhealthy (the longest health string) and, with
+// topology, on the largest NUMA node ID we allow. A test in host checks it
+// against proto.Size of the real message.
+func ListAndWatchSize(ids []string, topology bool) int {
+	const unhealthyLen = len("Unhealthy")
+	total := 0
+	for _, id := range ids {
+		dev := 1 + varintLen(len(id)) + len(id) + 1 + varintLen(unhealthyLen) + unhealthyLen
+		if topology {
+			numaNode := 1 + varintLen(1023)       // NUMANode{ID: 1023}
+			nodes := 1 + varintLen(numaNode) + numaNode // TopologyInfo.nodes
+			dev += 1 + varintLen(nodes) + nodes         // Device.topology
+		}
+		total += 1 + varintLen(dev) + dev
+	}
+	return total
+}
+
+func varintLen(v int) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+func fmtBytes(n int) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// describeIDs names a few of ids for an error message.
+func describeIDs(ids []string) string {
+	const show = 4
+	if len(ids) <= show {
+		return "devices: " + strings.Join(ids, ", ")
+	}
+	return fmt.Sprintf("devices: %s, … %s (%d in all)", strings.Join(ids[:show-1], ", "), ids[len(ids)-1], len(ids))
+}
+
+func sortedMapKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,202 @@
+package manifest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Manifest is a loaded, defaulted, validated and compiled manifest.
+type Manifest struct {
+	Spec      Spec
+	Resources []*Resource
+	// Hash identifies the manifest's content (after defaults): two loads of
+	// equivalent YAML have the same hash.
+	Hash string
+}
+
+// Load reads and parses the manifest at path. An invalid manifest gives an
+// error that wraps an ErrorList with every problem found.
+func Load(path string) (*Manifest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	m, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s is invalid:\n%w", path, err)
+	}
+	return m, nil
+}
+
+// Parse loads a manifest from YAML (or JSON): strict decoding, defaults,
+// validation and compilation. It returns an ErrorList on any problem.
+func Parse(data []byte) (*Manifest, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, ErrorList{{Message: "the manifest is empty; start from examples/manifest.yaml"}}
+	}
+	// YAMLToJSONStrict rejects broken YAML (naming the line) and duplicate keys.
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, ErrorList{{Message: cleanYAMLErr(err)}}
+	}
+	var doc any
+	if err := json.Unmarshal(js, &doc); err != nil {
+		return nil, ErrorList{{Message: "the manifest is not a YAML mapping: " + err.Error()}}
+	}
+	if _, ok := doc.(map[string]any); !ok {
+		return nil, ErrorList{{Message: fmt.Sprintf("the manifest must be a mapping with apiVersion, kind and resources, got %s", describe(doc))}}
+	}
+	var schemaErrs ErrorList
+	checkSchema(doc, reflect.TypeOf(Spec{}), "", &schemaErrs)
+	if len(schemaErrs) > 0 {
+		// checkSchema removed what it reported; validate what is left too,
+		// so the user sees every problem in one go.
+		if js, err = json.Marshal(doc); err != nil {
+			return nil, schemaErrs.sorted()
+		}
+	}
+	var spec Spec
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&spec); err != nil {
+		if len(schemaErrs) > 0 {
+			return nil, schemaErrs.sorted()
+		}
+		// checkSchema should have caught it; keep the decoder's word as the last say.
+		return nil, ErrorList{{Message: "cannot decode the manifest: " + err.Error()}}
+	}
+	applyDefaults(&spec)
+	m, err := compile(spec)
+	if len(schemaErrs) == 0 {
+		return m, err
+	}
+	// Drop follow-on errors under a path the schema check already reported
+	// (a wrongly typed name is not also "required").
+	all := schemaErrs
+	for _, e := range Errors(err) {
+		if !coveredBy(e.Path, schemaErrs) {
+			all = append(all, e)
+		}
+	}
+	return nil, all.sorted()
+}
+
+// coveredBy reports whether path is, or is inside, a path in errs.
+func coveredBy(path string, errs ErrorList) bool {
+	for _, e := range errs {
+		if path == e.Path || strings.HasPrefix(path, e.Path+".") || strings.HasPrefix(path, e.Path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanYAMLErr drops the converter's prefixes, keeping the line number.
+func cleanYAMLErr(err error) string {
+	s := err.Error()
+	for _, p := range []string{"error converting YAML to JSON: ", "yaml: "} {
+		s = strings.ReplaceAll(s, p, "")
+	}
+	if strings.Contains(s, "already set in map") || strings.Contains(s, "already defined") {
+		return "duplicate key: " + s + "; each key may appear once per mapping"
+	}
+	return "the YAML does not parse: " + s
+}
+
+func applyDefaults(spec *Spec) {
+	for i := range spec.Resources {
+		r := &spec.Resources[i]
+		for j := range r.Devices {
+			if r.Devices[j].Permissions == "" {
+				r.Devices[j].Permissions = DefaultPermissions
+			}
+		}
+		if r.AllocationPolicy == "" {
+			r.AllocationPolicy = DefaultAllocationPolicy
+		}
+		if r.HealthCheck != nil && r.HealthCheck.Interval.Duration == 0 {
+			r.HealthCheck.Interval.Duration = DefaultHealthCheckInterval
+		}
+	}
+}
+
+// compile validates spec as a whole and builds the compiled resources.
+func compile(spec Spec) (*Manifest, error) {
+	var errs ErrorList
+	if spec.APIVersion != "" && spec.APIVersion != APIVersion {
+		errs.add("apiVersion", "%q is not a version this build knows; known: %s", spec.APIVersion, strings.Join(KnownAPIVersions, ", "))
+	}
+	if spec.Kind != "" && spec.Kind != Kind {
+		errs.add("kind", "%q is not known; write kind: %s", spec.Kind, Kind)
+	}
+	validateFields(&spec, &errs)
+
+	m := &Manifest{Spec: spec}
+	for i := range spec.Resources {
+		if r := compileResource(spec.Resources[i], fmt.Sprintf("resources[%d]", i), &errs); r != nil {
+			r.specIndex = i
+			m.Resources = append(m.Resources, r)
+		}
+	}
+	checkAcrossResources(spec, m.Resources, &errs)
+	if len(errs) > 0 {
+		return nil, errs.sorted()
+	}
+	canonical, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("hash manifest: %w", err)
+	}
+	sum := sha256.Sum256(canonical)
+	m.Hash = hex.EncodeToString(sum[:8])
+	return m, nil
+}
+
+// Errors returns the ErrorList inside err, if there is one.
+func Errors(err error) ErrorList {
+	var l ErrorList
+	if errors.As(err, &l) {
+		return l
+	}
+	return nil
+}
+
+// Resource returns the compiled resource with the given name, or nil.
+func (m *Manifest) Resource(name string) *Resource {
+	for _, r := range m.Resources {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// ForNode splits the resources into those served on the named node and
+// those whose nodes: globs exclude it.
+func (m *Manifest) ForNode(node string) (served, skipped []*Resource) {
+	for _, r := range m.Resources {
+		if r.ServesNode(node) {
+			served = append(served, r)
+		} else {
+			skipped = append(skipped, r)
+		}
+	}
+	return served, skipped
+}
+
+// TotalDevices is the number of devices across all resources.
+func (m *Manifest) TotalDevices() int {
+	n := 0
+	for _, r := range m.Resources {
+		n += len(r.IDs)
+	}
+	return n
+}

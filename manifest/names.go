@@ -1,0 +1,198 @@
+package manifest
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+)
+
+// The rules below restate, in our own words, what Kubernetes and the CDI
+// spec accept, so that a manifest the validator passes is one the kubelet
+// and the container runtime accept too.
+
+var (
+	dns1123LabelRe   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	qualifiedNamePRe = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
+	envNameRe        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	cdiVendorRe      = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9_.-]*[A-Za-z0-9])?$`)
+	cdiClassRe       = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9_-]*[A-Za-z0-9])?$`)
+	cdiDeviceRe      = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?$`)
+)
+
+const (
+	requestsPrefix   = "requests."
+	nativeDomain     = "kubernetes.io/"
+	maxQualifiedName = 63
+	maxSubdomain     = 253
+	// MaxDeviceIDLength bounds device IDs (the kubelet checkpoints them and
+	// they appear in env vars and paths).
+	MaxDeviceIDLength = 63
+)
+
+// checkDNSSubdomain returns why s is not an RFC 1123 subdomain, or "".
+func checkDNSSubdomain(s string) string {
+	if s == "" {
+		return "must not be empty"
+	}
+	if len(s) > maxSubdomain {
+		return fmt.Sprintf("is %d characters; at most %d are allowed", len(s), maxSubdomain)
+	}
+	for _, label := range strings.Split(s, ".") {
+		if !dns1123LabelRe.MatchString(label) {
+			return fmt.Sprintf("%q is not a DNS subdomain: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit", s)
+		}
+	}
+	return ""
+}
+
+// checkQualifiedName returns why s is not a Kubernetes qualified name
+// ([prefix/]name, as annotation keys and label keys are), or "".
+func checkQualifiedName(s string) string {
+	name := s
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		prefix := s[:i]
+		name = s[i+1:]
+		if strings.Contains(name, "/") {
+			return fmt.Sprintf("%q has more than one '/'; write <domain>/<name>", s)
+		}
+		if prefix == "" {
+			return fmt.Sprintf("%q has an empty prefix before '/'", s)
+		}
+		if why := checkDNSSubdomain(prefix); why != "" {
+			return "prefix " + why
+		}
+	}
+	switch {
+	case name == "":
+		return fmt.Sprintf("%q has an empty name part", s)
+	case len(name) > maxQualifiedName:
+		return fmt.Sprintf("name part %q is %d characters; at most %d are allowed", name, len(name), maxQualifiedName)
+	case !qualifiedNamePRe.MatchString(name):
+		return fmt.Sprintf("name part %q must use letters, digits, '-', '_' and '.', starting and ending with a letter or digit", name)
+	}
+	return ""
+}
+
+// checkExtendedResourceName returns why name is not an extended resource
+// name the kubelet accepts at registration, or "". The kubelet's rule: it
+// has a domain ("<domain>/<name>"), the domain is not kubernetes.io (or a
+// subdomain of it), it does not start with "requests.", and
+// "requests.<name>" is a qualified name.
+func checkExtendedResourceName(name string) string {
+	switch {
+	case !strings.Contains(name, "/"):
+		return fmt.Sprintf("%q has no domain; write <domain>/<name>, for example example.com/%s", name, name)
+	case strings.Contains(name, nativeDomain):
+		return fmt.Sprintf("%q is in the kubernetes.io domain, which is reserved; use a domain you own, for example example.com/%s", name, path.Base(name))
+	case strings.HasPrefix(name, requestsPrefix):
+		return fmt.Sprintf("%q starts with %q, which is reserved for quota names", name, requestsPrefix)
+	}
+	if why := checkQualifiedName(requestsPrefix + name); why != "" {
+		return fmt.Sprintf("%q is not an extended resource name (<DNS subdomain>/<name>): %s", name, strings.TrimPrefix(why, "prefix "))
+	}
+	return ""
+}
+
+// checkEnvName returns why s is not a portable environment variable name.
+func checkEnvName(s string) string {
+	if !envNameRe.MatchString(s) {
+		return fmt.Sprintf("%q is not an environment variable name: use letters, digits and '_', not starting with a digit", s)
+	}
+	return ""
+}
+
+// checkDeviceID returns why id cannot be a device ID, or "".
+func checkDeviceID(id string) string {
+	switch {
+	case id == "":
+		return "must not be empty"
+	case len(id) > MaxDeviceIDLength:
+		return fmt.Sprintf("%q is %d characters; at most %d are allowed", id, len(id), MaxDeviceIDLength)
+	}
+	for _, r := range id {
+		if r <= ' ' || r > '~' {
+			return fmt.Sprintf("%q has %q; device IDs are printable ASCII without spaces", id, r)
+		}
+	}
+	return ""
+}
+
+// checkCDIName returns why s is not a fully qualified CDI device name
+// (vendor/class=name, per the CDI specification), or "".
+func checkCDIName(s string) string {
+	const form = "write vendor.com/class=name"
+	slash := strings.IndexByte(s, '/')
+	eq := strings.IndexByte(s, '=')
+	if slash < 0 || eq < 0 || eq < slash {
+		return fmt.Sprintf("%q is not a fully qualified CDI name; %s", s, form)
+	}
+	vendor, class, device := s[:slash], s[slash+1:eq], s[eq+1:]
+	switch {
+	case !cdiVendorRe.MatchString(vendor):
+		return fmt.Sprintf("%q: vendor %q must start with a letter, end with a letter or digit, and use letters, digits, '_', '.', '-'; %s", s, vendor, form)
+	case !cdiClassRe.MatchString(class):
+		return fmt.Sprintf("%q: class %q must start with a letter, end with a letter or digit, and use letters, digits, '_', '-'; %s", s, class, form)
+	case !cdiDeviceRe.MatchString(device):
+		return fmt.Sprintf("%q: device name %q must start and end with a letter or digit, and use letters, digits, '_', '.', ':', '-'; %s", s, device, form)
+	}
+	return ""
+}
+
+// checkAbsPath returns why p is not an absolute, clean path, or "".
+func checkAbsPath(p string) string {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Sprintf("%q is not an absolute path; start it with /", p)
+	case path.Clean(p) != p:
+		return fmt.Sprintf("%q is not clean; write %q", p, path.Clean(p))
+	}
+	return ""
+}
+
+// checkPermissions returns why p is not a non-empty subset of "rwm", or "".
+func checkPermissions(p string) string {
+	if p == "" {
+		return "must not be empty; allowed are r, w, m (for example rw)"
+	}
+	seen := map[rune]bool{}
+	for _, r := range p {
+		if !strings.ContainsRune("rwm", r) {
+			return fmt.Sprintf("%q has %q; allowed are r, w, m", p, r)
+		}
+		if seen[r] {
+			return fmt.Sprintf("%q has %q twice; allowed are r, w, m, each at most once", p, r)
+		}
+		seen[r] = true
+	}
+	return ""
+}
+
+// checkGlob returns why pattern is not a valid node-name glob, or "".
+func checkGlob(pattern string) string {
+	if _, err := path.Match(pattern, ""); err != nil {
+		return fmt.Sprintf("%q is not a valid glob (use *, ? and [a-z]): %v", pattern, err)
+	}
+	return ""
+}
+
+// SocketName is the file name of a resource's device plugin socket:
+// the resource name with '/' replaced by '_'. Names too long for a unix
+// socket path are shortened and given a hash suffix so they stay unique.
+func SocketName(resource string) string {
+	const maxBase = 60 // leaves room for /var/lib/kubelet/plugins_registry/ in sun_path (108)
+	base := strings.ReplaceAll(resource, "/", "_")
+	if len(base)+len(".sock") <= maxBase {
+		return base + ".sock"
+	}
+	return fmt.Sprintf("%s-%08x.sock", base[:maxBase-len(".sock")-9], fnv32(resource))
+}
+
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}

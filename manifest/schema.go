@@ -1,0 +1,179 @@
+package manifest
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+)
+
+var durationType = reflect.TypeOf(Duration{})
+
+// checkSchema walks the decoded document against the Go types and reports
+// every unknown field and wrongly typed value with its path, so a user sees
+// all of them at once instead of the first one encoding/json trips on. It
+// removes what it reports from the document (and returns false for a value
+// that must go), so the rest can still be decoded and validated.
+func checkSchema(v any, t reflect.Type, path string, errs *ErrorList) bool {
+	if v == nil {
+		return true // an empty value is the same as an absent one
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == durationType {
+		if _, ok := v.(string); !ok {
+			errs.add(path, "expected a duration string such as \"5s\", got %s", describe(v))
+			return false
+		}
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			errs.add(path, "expected a mapping (key: value), got %s", describe(v))
+			return false
+		}
+		fields := jsonFields(t)
+		keys := sortedKeys(m)
+		for _, k := range keys {
+			f, ok := fields[k]
+			if !ok {
+				errs.add(join(path, k), "unknown field%s; fields here are %s", suggest(k, fields), strings.Join(fieldNames(fields), ", "))
+				delete(m, k)
+				continue
+			}
+			if !checkSchema(m[k], f.Type, join(path, k), errs) {
+				delete(m, k)
+			}
+		}
+	case reflect.Slice:
+		list, ok := v.([]any)
+		if !ok {
+			errs.add(path, "expected a list, got %s", describe(v))
+			return false
+		}
+		for i, e := range list {
+			if !checkSchema(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs) {
+				list[i] = nil
+			}
+		}
+	case reflect.Map:
+		m, ok := v.(map[string]any)
+		if !ok {
+			errs.add(path, "expected a mapping (key: value), got %s", describe(v))
+			return false
+		}
+		for _, k := range sortedKeys(m) {
+			if !checkSchema(m[k], t.Elem(), fmt.Sprintf("%s[%s]", path, k), errs) {
+				delete(m, k)
+			}
+		}
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			errs.add(path, "expected a string, got %s; quote it", describe(v))
+			return false
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			errs.add(path, "expected true or false, got %s", describe(v))
+			return false
+		}
+	case reflect.Int:
+		f, ok := v.(float64)
+		if !ok || f != float64(int64(f)) {
+			errs.add(path, "expected a whole number, got %s", describe(v))
+			return false
+		}
+	}
+	return true
+}
+
+func describe(v any) string {
+	switch x := v.(type) {
+	case string:
+		return fmt.Sprintf("the string %q", x)
+	case float64:
+		return fmt.Sprintf("the number %v", x)
+	case bool:
+		return fmt.Sprintf("%v", x)
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a mapping"
+	}
+	return fmt.Sprintf("%v", v)
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func jsonFields(t reflect.Type) map[string]reflect.StructField {
+	out := map[string]reflect.StructField{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		out[name] = f
+	}
+	return out
+}
+
+func fieldNames(fields map[string]reflect.StructField) []string {
+	names := make([]string, 0, len(fields))
+	for n := range fields {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// suggest names the known field closest to an unknown one, if any is close.
+func suggest(unknown string, fields map[string]reflect.StructField) string {
+	best, bestDist := "", 3
+	for _, name := range fieldNames(fields) {
+		if d := editDistance(strings.ToLower(unknown), strings.ToLower(name)); d < bestDist {
+			best, bestDist = name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
