@@ -368,7 +368,7 @@ func ListAndWatchSize(ids []string, topology bool) int {
 	for _, id := range ids {
 		dev := 1 + varintLen(len(id)) + len(id) + 1 + varintLen(unhealthyLen) + unhealthyLen
 		if topology {
-			numaNode := 1 + varintLen(1023)       // NUMANode{ID: 1023}
+			numaNode := 1 + varintLen(1023)             // NUMANode{ID: 1023}
 			nodes := 1 + varintLen(numaNode) + numaNode // TopologyInfo.nodes
 			dev += 1 + varintLen(nodes) + nodes         // Device.topology
 		}
