@@ -26,8 +26,8 @@ type session struct {
 	server   *grpc.Server
 	serving  chan struct{} // closed when Serve returns; the session owns that goroutine
 	serveErr error         // Serve's result, valid once serving is closed
-	socketID fileID     // identity of the socket file we created
-	kubelet  fileID     // identity of kubelet.sock we registered with
+	socketID fileID        // identity of the socket file we created
+	kubelet  fileID        // identity of kubelet.sock we registered with
 	conns    *connCounter
 
 	ending chan struct{} // closed to end every ListAndWatch stream
@@ -36,14 +36,14 @@ type session struct {
 
 // Reasons a session ends that call for an immediate new one.
 var (
-	errSocketRemoved   = errors.New("socket removed")
-	errKubeletRestart  = errors.New("kubelet restarted")
-	errReregister      = errors.New("registration options changed")
-	errNotOurSocket    = errors.New("not a socket")
-	errDirUnusable     = errors.New("device-plugin dir unusable")
-	errKubeletAbsent   = errors.New("kubelet not listening")
-	errKubeletRefused  = errors.New("kubelet refused the registration")
-	errServerStopped   = errors.New("gRPC server stopped")
+	errSocketRemoved  = errors.New("socket removed")
+	errKubeletRestart = errors.New("kubelet restarted")
+	errReregister     = errors.New("registration options changed")
+	errNotOurSocket   = errors.New("not a socket")
+	errDirUnusable    = errors.New("device-plugin dir unusable")
+	errKubeletAbsent  = errors.New("kubelet not listening")
+	errKubeletRefused = errors.New("kubelet refused the registration")
+	errServerStopped  = errors.New("gRPC server stopped")
 )
 
 // maxRecvMessageSize lets Allocate requests list many IDs.
