@@ -215,6 +215,13 @@ func (h *Host) start(r *manifest.Resource) {
 	})
 }
 
+// Running reports whether Run has started the plugins and not yet stopped.
+func (h *Host) Running() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.current != nil && !h.stopping
+}
+
 // Ready reports whether every resource served on this node is registered
 // with the kubelet right now, and names those that are not.
 func (h *Host) Ready() (bool, []string) {

@@ -24,6 +24,10 @@ import (
 // Kubelet is a stand-in for the kubelet's device manager registration side.
 type Kubelet struct {
 	pluginapi.UnimplementedRegistrationServer
+	// Refuse, if set, is asked before each registration; an error refuses
+	// it, as the kubelet refuses a bad request (tests use it).
+	Refuse func(resource string) error
+
 	dir    string
 	server *grpc.Server
 	served chan struct{}
@@ -84,6 +88,11 @@ func (k *Kubelet) Register(ctx context.Context, req *pluginapi.RegisterRequest) 
 	if req.Version != pluginapi.Version {
 		return nil, fmt.Errorf("unsupported version %q", req.Version)
 	}
+	if k.Refuse != nil {
+		if err := k.Refuse(req.ResourceName); err != nil {
+			return nil, err
+		}
+	}
 	sock := filepath.Join(k.dir, req.Endpoint)
 	conn, err := grpc.NewClient("unix://"+sock,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -125,6 +134,8 @@ func (k *Kubelet) Register(ctx context.Context, req *pluginapi.RegisterRequest) 
 // follow reads the plugin's ListAndWatch stream until it ends.
 func (k *Kubelet) follow(ctx context.Context, ep *Endpoint) {
 	defer func() {
+		// Like the kubelet: a plugin whose stream ended is disconnected.
+		ep.conn.Close()
 		k.mu.Lock()
 		ep.ended = true
 		k.notifyLocked()
@@ -197,6 +208,16 @@ func (k *Kubelet) Endpoint(resource string) *Endpoint {
 		return nil
 	}
 	return ep
+}
+
+// Lists counts the ListAndWatch messages the live endpoint of a resource sent.
+func (k *Kubelet) Lists(resource string) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if ep := k.plugins[resource]; ep != nil {
+		return ep.lists
+	}
+	return 0
 }
 
 // Devices returns the last device list a resource sent.
