@@ -28,7 +28,8 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	nodeName := fs.String("node-name", nodeNameDefault(), "node name for templates (.Node) and nodes: globs; default $NODE_NAME")
-	registration := fs.String("registration", "auto", "how to register: auto, kubelet-socket or plugins-registry")
+	registration := fs.String("registration", "auto", "how to register: auto (plugins-registry if its dir exists), kubelet-socket or plugins-registry")
+	registryDir := fs.String("plugins-registry-dir", "", "the kubelet's plugin watcher dir (default: plugins_registry next to --device-plugin-dir)")
 	poll := fs.Duration("poll", 5*time.Second, "safety-net poll interval behind fsnotify")
 	if err := parseWithEnv(fs, args, os.LookupEnv); err != nil {
 		return exitUsage
@@ -46,11 +47,14 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "run: %v\n", err)
 		return exitUsage
 	}
-	switch *registration {
-	case "auto", "kubelet-socket":
-	case "plugins-registry":
-		fmt.Fprintln(stderr, "run: --registration plugins-registry is not supported by this build; use kubelet-socket")
-		return exitUsage
+	if *registryDir == "" {
+		*registryDir = host.DefaultPluginsRegistryDir(*dir)
+	}
+	mode := host.Registration(*registration)
+	switch mode {
+	case "auto":
+		mode = host.AutoRegistration(*registryDir)
+	case host.RegisterKubeletSocket, host.RegisterPluginsRegistry:
 	default:
 		fmt.Fprintf(stderr, "run: --registration %q: use auto, kubelet-socket or plugins-registry\n", *registration)
 		return exitUsage
@@ -66,14 +70,18 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		printManifestErrors(stderr, *manifestPath, err)
 		return exitFailure
 	}
-	if err := host.CheckDir(*dir); err != nil {
+	socketDir := *dir
+	if mode == host.RegisterPluginsRegistry {
+		socketDir = *registryDir
+	}
+	if err := host.CheckDir(socketDir); err != nil {
 		fmt.Fprintf(stderr, "run: %v\n", err)
 		return exitFailure
 	}
 
-	h := host.New(host.Config{DevicePluginDir: *dir, NodeName: *nodeName, Logger: log, PollInterval: *poll})
+	h := host.New(host.Config{DevicePluginDir: *dir, PluginsRegistryDir: *registryDir, Registration: mode, NodeName: *nodeName, Logger: log, PollInterval: *poll})
 	log.Info("starting", "version", version, "manifest", *manifestPath, "hash", m.Hash, "resources", len(m.Resources),
-		"devices", m.TotalDevices(), "device_plugin_dir", *dir, "node", *nodeName)
+		"devices", m.TotalDevices(), "registration", string(mode), "socket_dir", socketDir, "node", *nodeName)
 	if err := serve(ctx, h, m, *manifestPath, data, *listen, log); err != nil {
 		log.Error("stopped with an error", "err", err)
 		return exitFailure

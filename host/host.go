@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"syscall"
@@ -33,6 +34,39 @@ type Config struct {
 	PollInterval time.Duration
 	// Backoff for restarting a failed plugin. Default DefaultBackoff().
 	Backoff Backoff
+	// Registration is RegisterKubeletSocket (default) or RegisterPluginsRegistry.
+	Registration Registration
+	// PluginsRegistryDir is the kubelet's plugin watcher dir, where sockets
+	// go in plugins-registry mode. Default: plugins_registry next to
+	// DevicePluginDir.
+	PluginsRegistryDir string
+}
+
+// Registration is how plugins make themselves known to the kubelet.
+type Registration string
+
+const (
+	// RegisterKubeletSocket: each plugin calls Register on
+	// <device-plugin-dir>/kubelet.sock, and again after a kubelet restart.
+	RegisterKubeletSocket Registration = "kubelet-socket"
+	// RegisterPluginsRegistry: each plugin's socket sits in the kubelet's
+	// plugins_registry dir and serves the pluginregistration API; the
+	// kubelet's plugin watcher finds it, also after a kubelet restart.
+	RegisterPluginsRegistry Registration = "plugins-registry"
+)
+
+// DefaultPluginsRegistryDir is the plugin watcher dir next to a device-plugin dir.
+func DefaultPluginsRegistryDir(devicePluginDir string) string {
+	return filepath.Join(filepath.Dir(filepath.Clean(devicePluginDir)), "plugins_registry")
+}
+
+// AutoRegistration picks plugins-registry when the kubelet's plugin watcher
+// dir exists (as every current kubelet has), kubelet-socket otherwise.
+func AutoRegistration(pluginsRegistryDir string) Registration {
+	if fi, err := os.Stat(pluginsRegistryDir); err == nil && fi.IsDir() {
+		return RegisterPluginsRegistry
+	}
+	return RegisterKubeletSocket
 }
 
 // Host supervises the plugins of the current manifest.
@@ -68,6 +102,12 @@ func New(cfg Config) *Host {
 	if cfg.Backoff.Initial <= 0 {
 		cfg.Backoff = DefaultBackoff()
 	}
+	if cfg.Registration == "" {
+		cfg.Registration = RegisterKubeletSocket
+	}
+	if cfg.PluginsRegistryDir == "" {
+		cfg.PluginsRegistryDir = DefaultPluginsRegistryDir(cfg.DevicePluginDir)
+	}
 	return &Host{
 		cfg:        cfg,
 		log:        cfg.Logger,
@@ -89,7 +129,7 @@ var ErrNotRunning = errors.New("host is not running")
 // at once if the device-plugin dir is unusable: that is a deployment
 // mistake (wrong hostPath, missing mount), not something to wait out.
 func (h *Host) Run(ctx context.Context, m *manifest.Manifest) error {
-	if err := CheckDir(h.cfg.DevicePluginDir); err != nil {
+	if err := CheckDir(h.socketDir()); err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -115,17 +155,25 @@ func (h *Host) Run(ctx context.Context, m *manifest.Manifest) error {
 	return err
 }
 
-// CheckDir reports why dir cannot hold device plugin sockets, or nil.
+// socketDir is where the plugins' sockets go.
+func (h *Host) socketDir() string {
+	if h.cfg.Registration == RegisterPluginsRegistry {
+		return h.cfg.PluginsRegistryDir
+	}
+	return h.cfg.DevicePluginDir
+}
+
+// CheckDir reports why dir cannot hold plugin sockets, or nil.
 func CheckDir(dir string) error {
 	fi, err := os.Stat(dir)
 	switch {
 	case err != nil:
-		return fmt.Errorf("device-plugin dir %s: %w (is the kubelet's /var/lib/kubelet/device-plugins mounted? set --device-plugin-dir)", dir, err)
+		return fmt.Errorf("socket dir %s: %w (is the kubelet's dir mounted into the container? set --device-plugin-dir)", dir, err)
 	case !fi.IsDir():
-		return fmt.Errorf("device-plugin dir %s is not a directory", dir)
+		return fmt.Errorf("socket dir %s is not a directory", dir)
 	}
 	if err := syscall.Access(dir, 0x2|0x1); err != nil { // W_OK|X_OK
-		return fmt.Errorf("device-plugin dir %s is not writable: %w (run as root or give write access to the dir)", dir, err)
+		return fmt.Errorf("socket dir %s is not writable: %w (run as root or give write access to the dir)", dir, err)
 	}
 	return nil
 }

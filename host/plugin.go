@@ -59,7 +59,7 @@ var errRemoved = errors.New("resource removed from the manifest")
 func newPlugin(h *Host, res *manifest.Resource) *Plugin {
 	p := &Plugin{
 		name:         res.Name,
-		socketPath:   filepath.Join(h.cfg.DevicePluginDir, manifest.SocketName(res.Name)),
+		socketPath:   filepath.Join(h.socketDir(), manifest.SocketName(res.Name)),
 		host:         h,
 		changed:      make(chan struct{}),
 		check:        make(chan struct{}, 1),

@@ -343,11 +343,19 @@ func TestHTTPEndpoints(t *testing.T) {
 
 func socketID(t *testing.T, dir, resource string) uint64 {
 	t.Helper()
-	fi, err := os.Stat(filepath.Join(dir, manifest.SocketName(resource)))
+	ino, err := socketInode(filepath.Join(dir, manifest.SocketName(resource)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fi.Sys().(*syscall.Stat_t).Ino
+	return ino
+}
+
+func socketInode(path string) (uint64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino, nil
 }
 
 // counter sums the samples of a metric whose label has the given value.

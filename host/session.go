@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/stats"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 )
 
 // A session is one life of a plugin's gRPC server: a fresh socket, a
@@ -32,6 +33,17 @@ type session struct {
 
 	ending chan struct{} // closed to end every ListAndWatch stream
 	final  atomic.Bool   // set before ending: streams send an empty list
+
+	// plugins-registry mode: the kubelet's verdict on this socket.
+	notified chan error // one slot: nil = registered
+}
+
+// notify records the plugin watcher's verdict (plugins-registry mode).
+func (s *session) notify(err error) {
+	select {
+	case s.notified <- err:
+	default: // a verdict is already pending; the session acts on it
+	}
 }
 
 // Reasons a session ends that call for an immediate new one.
@@ -103,12 +115,16 @@ func (p *Plugin) startSession() (*session, error) {
 		socketID: id,
 		conns:    newConnCounter(),
 		ending:   make(chan struct{}),
+		notified: make(chan error, 1),
 	}
 	s.server = grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxRecvMessageSize),
 		grpc.StatsHandler(s.conns),
 	)
 	pluginapi.RegisterDevicePluginServer(s.server, &service{p: p, sess: s})
+	if p.host.cfg.Registration == RegisterPluginsRegistry {
+		registerapi.RegisterRegistrationServer(s.server, &registryService{p: p, sess: s})
+	}
 	go func() {
 		s.serveErr = s.server.Serve(lis)
 		close(s.serving)
@@ -140,8 +156,10 @@ func (p *Plugin) checkSession(s *session) error {
 	if err != nil || id != s.socketID {
 		return errSocketRemoved
 	}
-	if k, _, err := statID(p.host.kubeletSocket()); err != nil || k != s.kubelet {
-		return errKubeletRestart
+	if p.host.cfg.Registration == RegisterKubeletSocket {
+		if k, _, err := statID(p.host.kubeletSocket()); err != nil || k != s.kubelet {
+			return errKubeletRestart
+		}
 	}
 	if p.reregister.Swap(false) {
 		return errReregister

@@ -62,12 +62,14 @@ func (p *Plugin) runSession(ctx context.Context) error {
 		p.stopSession(s, final, wait)
 	}()
 
-	if err := p.registerUntilDone(ctx, s); err != nil || ctx.Err() != nil {
-		return err
+	if p.host.cfg.Registration == RegisterKubeletSocket {
+		if err := p.registerUntilDone(ctx, s); err != nil || ctx.Err() != nil {
+			return err
+		}
+		p.registeredNow()
+	} else {
+		p.log.Info("waiting for the kubelet's plugin watcher", "socket", p.socketPath)
 	}
-	p.setRegistered(true)
-	p.host.metrics.registrations.WithLabelValues(p.name).Inc()
-	p.log.Info("registered with the kubelet", "socket", p.socketPath, "devices", len(p.snapshot().res.IDs))
 
 	for {
 		select {
@@ -75,6 +77,12 @@ func (p *Plugin) runSession(ctx context.Context) error {
 			return nil
 		case <-s.serving:
 			return errors.Join(errServerStopped, s.serveErr)
+		case err := <-s.notified:
+			if err != nil {
+				return err
+			}
+			p.registeredNow()
+			continue
 		case <-p.check:
 		case <-p.wake:
 		}
@@ -82,6 +90,12 @@ func (p *Plugin) runSession(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+func (p *Plugin) registeredNow() {
+	p.setRegistered(true)
+	p.host.metrics.registrations.WithLabelValues(p.name).Inc()
+	p.log.Info("registered with the kubelet", "socket", p.socketPath, "devices", len(p.snapshot().res.IDs), "via", string(p.host.cfg.Registration))
 }
 
 // registerUntilDone registers, waiting for the kubelet while it is absent:

@@ -12,12 +12,13 @@ const kubeletSocketName = "kubelet.sock"
 
 func socketBase(p *Plugin) string { return filepath.Base(p.socketPath) }
 
-// watchDir turns what happens in the device-plugin dir into pokes: a new
+// watchDir turns what happens in the socket dir into pokes: a new
 // kubelet.sock (a kubelet (re)start) wakes every plugin; a removed socket
 // makes its plugin check its session. A slow poll backs fsnotify up (and
 // re-adds the watch when the dir itself was removed and came back).
 func (h *Host) watchDir(ctx context.Context) error {
-	dir := h.cfg.DevicePluginDir
+	dir := h.socketDir()
+	kubeletEvents := h.cfg.Registration == RegisterKubeletSocket
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		h.log.Warn("fsnotify unavailable; relying on polling only", "err", err, "poll", h.cfg.PollInterval.String())
@@ -58,7 +59,7 @@ func (h *Host) watchDir(ctx context.Context) error {
 					watching = false
 					h.checkAll()
 				}
-			case filepath.Base(ev.Name) == kubeletSocketName:
+			case kubeletEvents && filepath.Base(ev.Name) == kubeletSocketName:
 				if ev.Has(fsnotify.Create) {
 					h.log.Info("kubelet.sock created: the kubelet (re)started; registering again where needed")
 					h.wakeAll()

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 )
 
 // Kubelet is a stand-in for the kubelet's device manager registration side.
@@ -93,14 +95,60 @@ func (k *Kubelet) Register(ctx context.Context, req *pluginapi.RegisterRequest) 
 			return nil, err
 		}
 	}
-	sock := filepath.Join(k.dir, req.Endpoint)
+	k.mu.Lock()
+	k.regs[req.ResourceName]++
+	k.mu.Unlock()
+	if err := k.connect(ctx, req.ResourceName, filepath.Join(k.dir, req.Endpoint)); err != nil {
+		return nil, err
+	}
+	return &pluginapi.Empty{}, nil
+}
+
+// RegisterFromWatcher does what the kubelet's plugin watcher does with a
+// socket that appears in plugins_registry: GetInfo, connect to the device
+// plugin endpoint it names, and report the outcome to the plugin.
+func (k *Kubelet) RegisterFromWatcher(ctx context.Context, socketPath string) error {
+	conn, err := grpc.NewClient("unix://"+socketPath,
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("localhost"))
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", socketPath, err)
+	}
+	defer conn.Close()
+	reg := registerapi.NewRegistrationClient(conn)
+	info, err := reg.GetInfo(ctx, &registerapi.InfoRequest{}, grpc.WaitForReady(true))
+	if err != nil {
+		return fmt.Errorf("GetInfo %s: %w", socketPath, err)
+	}
+	if info.Type != registerapi.DevicePlugin || !slices.Contains(info.SupportedVersions, pluginapi.Version) {
+		return fmt.Errorf("%s: plugin type %q versions %v, want %s %s", socketPath, info.Type, info.SupportedVersions, registerapi.DevicePlugin, pluginapi.Version)
+	}
+	endpoint := info.Endpoint
+	if endpoint == "" {
+		endpoint = socketPath
+	}
+	status := &registerapi.RegistrationStatus{PluginRegistered: true}
+	if err := k.connect(ctx, info.Name, endpoint); err != nil {
+		status = &registerapi.RegistrationStatus{Error: err.Error()}
+	} else {
+		k.mu.Lock()
+		k.regs[info.Name]++
+		k.mu.Unlock()
+	}
+	if _, err := reg.NotifyRegistrationStatus(ctx, status); err != nil {
+		return fmt.Errorf("NotifyRegistrationStatus %s: %w", socketPath, err)
+	}
+	return nil
+}
+
+// connect dials a plugin back, reads its options and follows its devices.
+func (k *Kubelet) connect(ctx context.Context, resource, sock string) error {
 	conn, err := grpc.NewClient("unix://"+sock,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithAuthority("localhost"),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(4<<20)), // the kubelet's default limit
 	)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", sock, err)
+		return fmt.Errorf("dial %s: %w", sock, err)
 	}
 	client := pluginapi.NewDevicePluginClient(conn)
 	optCtx, cancelOpt := context.WithTimeout(ctx, 10*time.Second)
@@ -108,18 +156,17 @@ func (k *Kubelet) Register(ctx context.Context, req *pluginapi.RegisterRequest) 
 	opts, err := client.GetDevicePluginOptions(optCtx, &pluginapi.Empty{}, grpc.WaitForReady(true))
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("get options from %s: %w", sock, err)
+		return fmt.Errorf("get options from %s: %w", sock, err)
 	}
 	streamCtx, cancel := context.WithCancel(k.ctx)
-	ep := &Endpoint{Resource: req.ResourceName, Socket: sock, Options: opts, Client: client, conn: conn, cancel: cancel}
+	ep := &Endpoint{Resource: resource, Socket: sock, Options: opts, Client: client, conn: conn, cancel: cancel}
 
 	k.mu.Lock()
-	if old := k.plugins[req.ResourceName]; old != nil {
+	if old := k.plugins[resource]; old != nil {
 		old.cancel()
 		old.conn.Close()
 	}
-	k.plugins[req.ResourceName] = ep
-	k.regs[req.ResourceName]++
+	k.plugins[resource] = ep
 	k.notifyLocked()
 	k.mu.Unlock()
 
@@ -128,7 +175,7 @@ func (k *Kubelet) Register(ctx context.Context, req *pluginapi.RegisterRequest) 
 		defer k.wg.Done()
 		k.follow(streamCtx, ep)
 	}()
-	return &pluginapi.Empty{}, nil
+	return nil
 }
 
 // follow reads the plugin's ListAndWatch stream until it ends.
