@@ -1,0 +1,194 @@
+// Command sdp-bench measures simple-device-plugin end to end, through the
+// real device plugin gRPC API over unix sockets: the host runs as the built
+// binary in its own process, the baseline (a minimal device plugin, the
+// `minimal` subcommand of this binary) in another, and this process plays
+// the kubelet. Every figure is printed with the baseline measured in the
+// same run and the median of per-round ratios. See docs/performance.md.
+//
+//	sdp-bench [-bin bin/simple-device-plugin] [-only allocate,startup,...] [-quick] [-json F] [-md F]
+//	sdp-bench minimal -dir DIR ...   (the baseline plugin; started by the bench)
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"time"
+)
+
+// bench is one run's settings and results.
+type bench struct {
+	bin     string // the host binary
+	self    string // this binary, for the minimal plugin
+	logs    string // subjects' logs
+	quick   bool
+	out     io.Writer
+	configs string
+	nRounds int
+
+	Machine string         `json:"machine"`
+	Started time.Time      `json:"started"`
+	Figures []figure       `json:"figures"`
+	Startup []startupPoint `json:"startup"`
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "minimal" {
+		os.Exit(minimalMain(os.Args[2:]))
+	}
+	os.Exit(benchMain(os.Args[1:]))
+}
+
+var sections = []struct {
+	name string
+	run  func(*bench) error
+}{
+	{"allocate", (*bench).allocate},
+	{"startup", (*bench).startup},
+	{"recovery", (*bench).recovery},
+	{"largest", (*bench).largest},
+	{"reload", (*bench).reload},
+}
+
+func benchMain(args []string) int {
+	fs := flag.NewFlagSet("sdp-bench", flag.ContinueOnError)
+	bin := fs.String("bin", "bin/simple-device-plugin", "the host binary under test")
+	only := fs.String("only", "", "comma-separated sections to run (allocate,startup,recovery,largest,reload); default all")
+	quick := fs.Bool("quick", false, "a few rounds only: checks the bench works; the figures mean little")
+	jsonOut := fs.String("json", "", "also write the results as JSON to this file (for bench/plot)")
+	mdOut := fs.String("md", "", "also write the Markdown tables to this file")
+	keep := fs.Bool("keep", false, "keep the subjects' logs")
+	configs := fs.String("configs", "", "start-up configurations to run, as RxD,RxD (resources × devices); default the full set")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process (the kubelet side) to this file")
+	rounds := fs.Int("rounds", 0, "rounds per measurement, instead of each section's default")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	binPath, err := filepath.Abs(*bin)
+	if err == nil {
+		_, err = os.Stat(binPath)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "host binary: %v (run make build first)\n", err)
+		return 1
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	logs, err := tempDir("sdpb-logs")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var md strings.Builder
+	b := &bench{bin: binPath, self: self, logs: logs, quick: *quick, out: io.MultiWriter(os.Stdout, &md), configs: *configs, nRounds: *rounds,
+		Machine: machine(), Started: time.Now()}
+	fmt.Fprintf(b.out, "# sdp-bench %s\n\n%s; subjects' logs in %s\n\n", b.Started.Format(time.RFC3339), b.Machine, logs)
+
+	want := map[string]bool{}
+	for _, s := range strings.Split(*only, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			want[s] = true
+		}
+	}
+	failed := false
+	for _, s := range sections {
+		if len(want) > 0 && !want[s.name] {
+			continue
+		}
+		start := time.Now()
+		if err := s.run(b); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", s.name, err)
+			failed = true
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "%s: done in %v\n", s.name, time.Since(start).Round(time.Second))
+	}
+	if *jsonOut != "" {
+		data, _ := json.MarshalIndent(b, "", "  ")
+		if err := os.WriteFile(*jsonOut, append(data, '\n'), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			failed = true
+		}
+	}
+	if *mdOut != "" {
+		if err := os.WriteFile(*mdOut, []byte(md.String()), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			failed = true
+		}
+	}
+	if failed {
+		return 1
+	}
+	if !*keep {
+		os.RemoveAll(logs)
+	}
+	return 0
+}
+
+// rounds picks a round count: full or quick.
+func (b *bench) rounds(full, quick int) int {
+	if b.nRounds > 0 {
+		return b.nRounds
+	}
+	if b.quick {
+		return quick
+	}
+	return full
+}
+
+func (b *bench) section(title, intro string) {
+	fmt.Fprintf(b.out, "## %s\n\n%s\n\n", title, intro)
+}
+
+func (b *bench) publish(figs ...figure) {
+	b.Figures = append(b.Figures, figs...)
+	writeTable(b.out, figs)
+}
+
+// startHost runs the host binary on dir, registering with kubelet.sock there.
+func (b *bench) startHost(tag, dir, manifestPath string) (*proc, error) {
+	return startProc(filepath.Join(b.logs, tag+".log"), b.bin,
+		"run", "--manifest", manifestPath, "--device-plugin-dir", dir, "--listen", "",
+		"--registration", "kubelet-socket", "--node-name", "bench-node")
+}
+
+// startMinimal runs the baseline plugin on dir.
+func (b *bench) startMinimal(tag, dir string, args ...string) (*proc, error) {
+	return startProc(filepath.Join(b.logs, tag+".log"), b.self, append([]string{"minimal", "-dir", dir}, args...)...)
+}
+
+func machine() string {
+	cpu := "?"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	kernel, _ := exec.Command("uname", "-r").Output()
+	return fmt.Sprintf("%s, %d CPUs, %s, linux %s", cpu, runtime.NumCPU(), runtime.Version(), strings.TrimSpace(string(kernel)))
+}
