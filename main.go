@@ -26,8 +26,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	code := Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	for _, f := range profileStop {
+		f()
+	}
 	os.Exit(code)
 }
+
+// profileStop flushes profiles in a profiling build (profile.go, -tags
+// sdpprofile); it is empty otherwise.
+var profileStop []func()
 
 // Main runs the command line and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
