@@ -44,11 +44,12 @@ type Plugin struct {
 	mRegistered  prometheus.Gauge
 }
 
-// snapshot is everything an RPC needs, immutable once published.
+// snapshot is everything an RPC needs, immutable once published. The
+// device list is not kept in protobuf form: ListAndWatch encodes it from
+// res and unhealthy when it sends (encode.go).
 type snapshot struct {
 	res       *manifest.Resource
 	unhealthy []bool // by device index: static list or health probe
-	list      *pluginapi.ListAndWatchResponse
 	options   *pluginapi.DevicePluginOptions
 	healthy   int
 }
@@ -136,40 +137,21 @@ func (p *Plugin) setProbe(res *manifest.Resource, unhealthy []bool) bool {
 }
 
 func buildSnapshot(res *manifest.Resource, probe []bool) *snapshot {
-	n := len(res.IDs)
 	s := &snapshot{
 		res:       res,
-		unhealthy: make([]bool, n),
+		unhealthy: make([]bool, len(res.IDs)),
 		options: &pluginapi.DevicePluginOptions{
 			PreStartRequired:                res.Spec.PreStartRequired,
 			GetPreferredAllocationAvailable: true,
 		},
 	}
-	devices := make([]pluginapi.Device, n) // one allocation for the whole list
-	list := make([]*pluginapi.Device, n)
-	topo := map[int]*pluginapi.TopologyInfo{} // shared per NUMA node: read-only once sent
 	for i, id := range res.IDs {
 		bad := res.StaticUnhealthy(id) || (i < len(probe) && probe[i])
 		s.unhealthy[i] = bad
-		d := &devices[i]
-		d.ID = id
-		if bad {
-			d.Health = pluginapi.Unhealthy
-		} else {
-			d.Health = pluginapi.Healthy
+		if !bad {
 			s.healthy++
 		}
-		if node, ok := res.NUMANode(i); ok {
-			t, seen := topo[node]
-			if !seen {
-				t = &pluginapi.TopologyInfo{Nodes: []*pluginapi.NUMANode{{ID: int64(node)}}}
-				topo[node] = t
-			}
-			d.Topology = t
-		}
-		list[i] = d
 	}
-	s.list = &pluginapi.ListAndWatchResponse{Devices: list}
 	return s
 }
 

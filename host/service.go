@@ -37,8 +37,8 @@ func (s *service) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingSe
 	var sent *snapshot
 	for {
 		snap, changed := s.p.watch()
-		if sent == nil || snap.list != sent.list && !sameList(sent, snap) {
-			if err := stream.Send(snap.list); err != nil {
+		if sent == nil || snap != sent && !sameList(sent, snap) {
+			if err := stream.SendMsg(encodeList(snap.res, snap.unhealthy)); err != nil {
 				return fmt.Errorf("send device list: %w", err)
 			}
 		}

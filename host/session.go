@@ -120,6 +120,7 @@ func (p *Plugin) startSession() (*session, error) {
 	s.server = grpc.NewServer(
 		grpc.MaxRecvMsgSize(maxRecvMessageSize),
 		grpc.StatsHandler(s.conns),
+		grpc.ForceServerCodecV2(serverCodec),
 	)
 	pluginapi.RegisterDevicePluginServer(s.server, &service{p: p, sess: s})
 	if p.host.cfg.Registration == RegisterPluginsRegistry {
