@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	"simple-device-plugin/manifest"
 )
@@ -86,6 +87,12 @@ type Host struct {
 	skipped    []string // resources the manifest has but this node does not serve
 
 	healthWake chan struct{}
+
+	reg struct { // the registration connection shared by every plugin
+		mu   sync.Mutex
+		id   fileID // the kubelet.sock it was made for
+		conn *grpc.ClientConn
+	}
 }
 
 // New returns a host; Run starts it.
@@ -151,6 +158,7 @@ func (h *Host) Run(ctx context.Context, m *manifest.Manifest) error {
 	h.stopping = true
 	h.mu.Unlock()
 	err := g.Wait()
+	h.closeKubeletConn()
 	h.log.Info("stopped every plugin")
 	return err
 }

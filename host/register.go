@@ -29,14 +29,10 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", kubeletSock, errKubeletAbsent)
 	}
-	conn, err := grpc.NewClient("unix://"+kubeletSock,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithAuthority("localhost"),
-	)
+	conn, err := p.host.kubeletConn(id)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", kubeletSock, err)
 	}
-	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
 	_, err = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{
@@ -52,9 +48,63 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled):
 		return ctx.Err()
 	case status.Code(err) == codes.Unavailable:
+		// The next attempt dials afresh rather than wait out the
+		// connection's own reconnect backoff.
+		p.host.dropKubeletConn(conn)
 		return fmt.Errorf("%s: %v: %w", kubeletSock, status.Convert(err).Message(), errKubeletAbsent)
 	}
 	return fmt.Errorf("%s: %v: %w", kubeletSock, status.Convert(err).Message(), errKubeletRefused)
+}
+
+// kubeletConn returns the connection to the kubelet.sock identified by id,
+// shared by every plugin: registering 500 resources then costs one
+// connection, not 500. A new kubelet.sock (a kubelet restart) gets a new
+// connection and the old one is closed.
+func (h *Host) kubeletConn(id fileID) (*grpc.ClientConn, error) {
+	h.reg.mu.Lock()
+	defer h.reg.mu.Unlock()
+	if h.reg.conn != nil && h.reg.id == id {
+		return h.reg.conn, nil
+	}
+	if h.reg.conn != nil {
+		retire(h.reg.conn)
+		h.reg.conn = nil
+	}
+	conn, err := grpc.NewClient("unix://"+h.kubeletSocket(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithAuthority("localhost"),
+	)
+	if err != nil {
+		return nil, err
+	}
+	h.reg.conn, h.reg.id = conn, id
+	return conn, nil
+}
+
+// dropKubeletConn closes conn if it is still the shared one.
+func (h *Host) dropKubeletConn(conn *grpc.ClientConn) {
+	h.reg.mu.Lock()
+	defer h.reg.mu.Unlock()
+	if h.reg.conn == conn {
+		retire(conn)
+		h.reg.conn = nil
+	}
+}
+
+// retire closes a replaced connection once the Register calls still on it
+// have had their time: closing it at once would fail them as refused.
+func retire(conn *grpc.ClientConn) {
+	time.AfterFunc(registerTimeout, func() { conn.Close() })
+}
+
+// closeKubeletConn closes the shared connection when the host stops.
+func (h *Host) closeKubeletConn() {
+	h.reg.mu.Lock()
+	defer h.reg.mu.Unlock()
+	if h.reg.conn != nil {
+		h.reg.conn.Close()
+		h.reg.conn = nil
+	}
 }
 
 // kubeletSocket is the kubelet's registration socket.
