@@ -107,6 +107,11 @@ func (p *Plugin) startSession() (*session, error) {
 	id, _, err := statID(p.socketPath)
 	if err != nil {
 		lis.Close()
+		if os.IsNotExist(err) {
+			// Deleted as soon as created: a restarting kubelet is wiping
+			// the dir. Not a failure; start again.
+			return nil, fmt.Errorf("new socket %s: %w", p.socketPath, errSocketRemoved)
+		}
 		return nil, fmt.Errorf("stat new socket %s: %w: %w", p.socketPath, err, errDirUnusable)
 	}
 	s := &session{

@@ -104,6 +104,13 @@ func (p *Plugin) registerUntilDone(ctx context.Context, s *session) error {
 	retry := Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second}
 	logged := false
 	for {
+		// A restarting kubelet deletes every socket, then creates
+		// kubelet.sock: the wake can be picked before the check that says
+		// our socket is gone. Registering a deleted socket would leave the
+		// kubelet dialling it for 10 s; start a new session instead.
+		if id, _, err := statID(p.socketPath); err != nil || id != s.socketID {
+			return errSocketRemoved
+		}
 		err := p.register(ctx, s)
 		if err == nil || ctx.Err() != nil {
 			return nil
