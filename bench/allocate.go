@@ -84,7 +84,7 @@ func (b *bench) allocate() error {
 	if err := os.WriteFile(responsesPath, data, 0o644); err != nil {
 		return err
 	}
-	minimal, err := b.startMinimal("allocate-minimal", minDir, "-name", fpga, "-devices", "128", "-id-prefix", "fpga-", "-responses", responsesPath)
+	minimal, err := b.startBaseline("allocate", minDir, manifestPath, "-name", fpga, "-devices", "128", "-id-prefix", "fpga-", "-responses", responsesPath)
 	if err != nil {
 		return err
 	}
@@ -138,9 +138,9 @@ func (b *bench) allocate() error {
 		"after %d warm-up calls.", rounds, calls, warmup))
 	var figs []figure
 	for _, n := range sizes {
-		f := p50[n].figure("allocate", fmt.Sprintf("Allocate p50, %d devices", n), "µs", "minimal plugin")
+		f := p50[n].figure("allocate", fmt.Sprintf("Allocate p50, %d devices", n), "µs", b.baseName())
 		figs = append(figs, f.withGoal("≤ 1.05 × baseline", f.Ratio <= 1.05))
-		figs = append(figs, p99[n].figure("allocate", fmt.Sprintf("Allocate p99, %d devices", n), "µs", "minimal plugin"))
+		figs = append(figs, p99[n].figure("allocate", fmt.Sprintf("Allocate p99, %d devices", n), "µs", b.baseName()))
 	}
 	b.publish(figs...)
 	return nil

@@ -32,6 +32,7 @@ type bench struct {
 	out     io.Writer
 	configs string
 	nRounds int
+	versus  string // baseline host binary for before/after runs; "" = the minimal plugin
 
 	Machine string         `json:"machine"`
 	Started time.Time      `json:"started"`
@@ -67,6 +68,7 @@ func benchMain(args []string) int {
 	keep := fs.Bool("keep", false, "keep the subjects' logs")
 	configs := fs.String("configs", "", "start-up configurations to run, as RxD,RxD (resources × devices); default the full set")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process (the kubelet side) to this file")
+	versus := fs.String("versus", "", "an older host binary to use as the baseline instead of the minimal plugin (before/after of a change)")
 	rounds := fs.Int("rounds", 0, "rounds per measurement, instead of each section's default")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -83,6 +85,12 @@ func benchMain(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "host binary: %v (run make build first)\n", err)
 		return 1
+	}
+	if *versus != "" {
+		if *versus, err = filepath.Abs(*versus); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -102,7 +110,7 @@ func benchMain(args []string) int {
 		return 1
 	}
 	var md strings.Builder
-	b := &bench{bin: binPath, self: self, logs: logs, quick: *quick, out: io.MultiWriter(os.Stdout, &md), configs: *configs, nRounds: *rounds,
+	b := &bench{bin: binPath, self: self, logs: logs, quick: *quick, out: io.MultiWriter(os.Stdout, &md), configs: *configs, nRounds: *rounds, versus: *versus,
 		Machine: machine(), Started: time.Now()}
 	fmt.Fprintf(b.out, "# sdp-bench %s\n\n%s; subjects' logs in %s\n\n", b.Started.Format(time.RFC3339), b.Machine, logs)
 
@@ -177,6 +185,25 @@ func (b *bench) startHost(tag, dir, manifestPath string) (*proc, error) {
 // startMinimal runs the baseline plugin on dir.
 func (b *bench) startMinimal(tag, dir string, args ...string) (*proc, error) {
 	return startProc(filepath.Join(b.logs, tag+".log"), b.self, append([]string{"minimal", "-dir", dir}, args...)...)
+}
+
+// startBaseline runs the baseline on dir: the minimal plugin with args,
+// or with -versus the older host binary with the manifest.
+func (b *bench) startBaseline(tag, dir, manifestPath string, args ...string) (*proc, error) {
+	if b.versus == "" {
+		return b.startMinimal(tag+"-minimal", dir, args...)
+	}
+	return startProc(filepath.Join(b.logs, tag+"-versus.log"), b.versus,
+		"run", "--manifest", manifestPath, "--device-plugin-dir", dir, "--listen", "",
+		"--registration", "kubelet-socket", "--node-name", "bench-node")
+}
+
+// baseName names the baseline in tables.
+func (b *bench) baseName() string {
+	if b.versus == "" {
+		return "minimal plugin"
+	}
+	return "host " + filepath.Base(b.versus)
 }
 
 func machine() string {

@@ -40,15 +40,15 @@ func (b *bench) startScale(host bool, tag string, resources, devices int) (*subj
 		s.close()
 		return nil, err
 	}
+	manifestPath := filepath.Join(dir, "manifest.yaml")
+	if err := os.WriteFile(manifestPath, []byte(scaleManifest(resources, devices, nil)), 0o644); err != nil {
+		s.close()
+		return nil, err
+	}
 	if host {
-		manifestPath := filepath.Join(dir, "manifest.yaml")
-		if err := os.WriteFile(manifestPath, []byte(scaleManifest(resources, devices, nil)), 0o644); err != nil {
-			s.close()
-			return nil, err
-		}
 		s.proc, err = b.startHost(tag+"-host", dir, manifestPath)
 	} else {
-		s.proc, err = b.startMinimal(tag+"-minimal", dir, "-resources", fmt.Sprint(resources), "-devices", fmt.Sprint(devices))
+		s.proc, err = b.startBaseline(tag, dir, manifestPath, "-resources", fmt.Sprint(resources), "-devices", fmt.Sprint(devices))
 	}
 	if err != nil {
 		s.close()
@@ -189,14 +189,14 @@ func (b *bench) recovery() error {
 		if err2 != nil {
 			return err2
 		}
-		fr := restart.figure("recovery", fmt.Sprintf("kubelet restart → all re-registered, %d resources (median)", resources), "ms", "minimal plugin")
+		fr := restart.figure("recovery", fmt.Sprintf("kubelet restart → all re-registered, %d resources (median)", resources), "ms", b.baseName())
 		goal, limit := "< 50 ms", 50.0
 		if resources == 500 {
 			goal, limit = "< 1 s", 1000
 		}
 		fr = fr.withGoal(goal, fr.Value < limit)
 		fr.Note = fmt.Sprintf("max %.1f ms; duplicate registrations: host %d, baseline %d", maxOf(restart.subject), dups[0], dups[1])
-		fd := deleted.figure("recovery", fmt.Sprintf("deleted socket → that plugin re-registered, %d resources (median)", resources), "ms", "minimal plugin")
+		fd := deleted.figure("recovery", fmt.Sprintf("deleted socket → that plugin re-registered, %d resources (median)", resources), "ms", b.baseName())
 		fd = fd.withGoal("< 50 ms", fd.Value < 50)
 		fd.Note = fmt.Sprintf("max %.1f ms; other resources that registered again: %d", maxOf(deleted.subject), disturbed)
 		b.publish(fr, fd)
