@@ -101,7 +101,10 @@ func (p *Plugin) registeredNow() {
 // registerUntilDone registers, waiting for the kubelet while it is absent:
 // a new kubelet.sock wakes it at once, a slow retry covers missed events.
 func (p *Plugin) registerUntilDone(ctx context.Context, s *session) error {
-	retry := Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second}
+	// The first retries come quickly: a new kubelet.sock exists a moment
+	// before the kubelet listens on it (bind, then listen), and a Register
+	// in that moment is refused.
+	retry := Backoff{Initial: 20 * time.Millisecond, Max: 5 * time.Second}
 	logged := false
 	for {
 		// A restarting kubelet deletes every socket, then creates
