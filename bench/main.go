@@ -66,7 +66,7 @@ func benchMain(args []string) int {
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file (for bench/plot)")
 	mdOut := fs.String("md", "", "also write the Markdown tables to this file")
 	keep := fs.Bool("keep", false, "keep the subjects' logs")
-	configs := fs.String("configs", "", "start-up configurations to run, as RxD,RxD (resources × devices); default the full set")
+	configs := fs.String("configs", "", "configurations to run, as RxD,RxD (resources × devices; recovery uses R): default each section's set")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process (the kubelet side) to this file")
 	versus := fs.String("versus", "", "an older host binary to use as the baseline instead of the minimal plugin (before/after of a change)")
 	rounds := fs.Int("rounds", 0, "rounds per measurement, instead of each section's default")

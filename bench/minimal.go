@@ -11,7 +11,6 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -122,8 +121,9 @@ func (m *minimalPlugin) restartLocked() {
 	m.register()
 }
 
-// register calls Register; it retries only while the kubelet still holds
-// the previous connection of this socket ("already connected").
+// register calls Register, retrying for a while: the kubelet may still
+// hold the previous connection of this socket ("already connected"), or
+// its new kubelet.sock may exist a moment before it listens.
 func (m *minimalPlugin) register() {
 	id := fileIdentity(m.kubeletSock)
 	if id == "" {
@@ -146,8 +146,8 @@ func (m *minimalPlugin) register() {
 			m.kubeletID = id
 			return
 		}
-		if !strings.Contains(err.Error(), "already connected") {
-			return
+		if fileIdentity(m.kubeletSock) != id {
+			return // another kubelet: its kubelet.sock event restarts us
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

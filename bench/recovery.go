@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"simple-device-plugin/manifest"
@@ -117,7 +118,18 @@ func (b *bench) recovery() error {
 		"Deleted socket: one plugin's socket removed behind its back; timed to that resource's first ListAndWatch message after it registered again. "+
 		"1,000 devices per resource. Baseline: the minimal plugin (fsnotify on the dir: re-register on a new kubelet.sock, recreate a deleted socket). "+
 		"Rounds alternate host and baseline.")
-	for _, resources := range []int{10, 500} {
+	sizes := []int{10, 500}
+	if b.configs != "" {
+		sizes = nil
+		for _, c := range strings.Split(b.configs, ",") {
+			var r, d int
+			if _, err := fmt.Sscanf(c, "%dx%d", &r, &d); err != nil {
+				return fmt.Errorf("-configs %q: %w", c, err)
+			}
+			sizes = append(sizes, r)
+		}
+	}
+	for _, resources := range sizes {
 		restarts := b.rounds(20, 3)
 		deletions := b.rounds(20, 3)
 		if resources == 500 {
