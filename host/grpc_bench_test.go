@@ -1,0 +1,76 @@
+package host_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"simple-device-plugin/host"
+	"simple-device-plugin/manifest"
+	"simple-device-plugin/simulate"
+)
+
+// Allocate through the real gRPC server on its unix socket, in one
+// process: the host's share of a round trip (sdp-bench measures it across
+// processes against a baseline plugin).
+func BenchmarkAllocateGRPC(b *testing.B) {
+	dir, err := os.MkdirTemp("", "sdpb")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	k, err := simulate.StartKubelet(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer k.Stop()
+	m, err := manifest.Parse([]byte(`apiVersion: simple-device-plugin/v1alpha1
+kind: Manifest
+resources:
+  - name: example.com/fpga
+    count: 128
+    idTemplate: "fpga-{{ .Index }}"
+    env: {FPGA_IDS: '{{ join .IDs "," }}', FPGA_COUNT: "{{ .Count }}"}
+    annotations: {example.com/fpga.ids: '{{ join .IDs "," }}'}
+    mounts:
+      - {hostPath: /var/lib/fpga/shared, containerPath: /opt/fpga, readOnly: true}
+      - {hostPath: "/var/lib/fpga/{{ .ID }}", containerPath: "/dev/fpga/{{ .ID }}", perDevice: true}
+    devices:
+      - {hostPath: /dev/null, containerPath: "/dev/fpga{{ .Index }}", permissions: rw, perDevice: true}
+    cdiDevices:
+      - {name: "example.com/fpga={{ .ID }}", perDevice: true}
+`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- host.New(host.Config{DevicePluginDir: dir}).Run(ctx, m) }()
+	defer func() { cancel(); <-done }()
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := k.WaitRegistered(wctx, []string{"example.com/fpga"}); err != nil {
+		b.Fatal(err)
+	}
+	client := k.Endpoint("example.com/fpga").Client
+	for _, n := range []int{1, 3, 64} {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = "fpga-" + strconv.Itoa((i*37)%128)
+		}
+		req := &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: ids}}}
+		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := client.Allocate(context.Background(), req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
