@@ -159,7 +159,11 @@ func printManifestErrors(w io.Writer, path string, err error) {
 		fmt.Fprintf(w, "%s: %v\n", path, err)
 		return
 	}
-	fmt.Fprintf(w, "%s is invalid (%d problems):\n", path, len(list))
+	problems := "problems"
+	if len(list) == 1 {
+		problems = "problem"
+	}
+	fmt.Fprintf(w, "%s is invalid (%d %s):\n", path, len(list), problems)
 	for _, e := range list {
 		fmt.Fprintf(w, "%s: %s\n", path, e.Error())
 	}
