@@ -16,13 +16,14 @@ func (h *Host) runHealth(ctx context.Context) error {
 		now := time.Now()
 		next := now.Add(time.Hour)
 		seen := map[*Plugin]bool{}
-		h.forEachPlugin(func(p *Plugin) {
+		// Probe outside the host's lock: stat calls must not delay Apply or /readyz.
+		for _, p := range h.pluginList() {
 			seen[p] = true
 			res := p.snapshot().res
 			paths, interval := res.HealthCheck()
 			if paths == nil {
 				delete(due, p)
-				return
+				continue
 			}
 			at, ok := due[p]
 			if !ok || !now.Before(at) {
@@ -33,7 +34,7 @@ func (h *Host) runHealth(ctx context.Context) error {
 			if at.Before(next) {
 				next = at
 			}
-		})
+		}
 		for p := range due {
 			if !seen[p] {
 				delete(due, p)

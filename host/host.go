@@ -317,6 +317,17 @@ func (h *Host) Manifest() *manifest.Manifest {
 	return h.current
 }
 
+// pluginList returns the running plugins.
+func (h *Host) pluginList() []*Plugin {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*Plugin, 0, len(h.plugins))
+	for _, p := range h.plugins {
+		out = append(out, p)
+	}
+	return out
+}
+
 func (h *Host) forEachPlugin(fn func(*Plugin)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

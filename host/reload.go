@@ -3,7 +3,6 @@ package host
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -49,14 +48,20 @@ func (r *Reloader) Run(ctx context.Context) error {
 		r.Poll = 10 * time.Second
 	}
 	log := r.Host.log.With("manifest", r.Path)
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watch manifest: %w", err)
-	}
-	defer w.Close()
+	// Without fsnotify (no inotify instances left, say) the poll still
+	// picks changes up, only later: degrade rather than fail.
+	var events <-chan fsnotify.Event
+	var errs <-chan error
 	dir := filepath.Dir(r.Path)
-	if err := w.Add(dir); err != nil {
-		return fmt.Errorf("watch manifest dir %s: %w", dir, err)
+	if w, err := fsnotify.NewWatcher(); err != nil {
+		log.Warn("cannot watch the manifest; polling only", "err", err, "poll", r.Poll.String())
+	} else {
+		defer w.Close()
+		if err := w.Add(dir); err != nil {
+			log.Warn("cannot watch the manifest dir; polling only", "dir", dir, "err", err, "poll", r.Poll.String())
+		} else {
+			events, errs = w.Events, w.Errors
+		}
 	}
 	name := filepath.Base(r.Path)
 
@@ -69,19 +74,22 @@ func (r *Reloader) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-w.Events:
+		case ev, ok := <-events:
 			if !ok {
-				return nil
+				events = nil
+				continue
 			}
 			// The file itself (edits, renames) or the ConfigMap's ..data swap.
 			base := filepath.Base(ev.Name)
 			if base == name || base == "..data" {
 				debounce.Reset(r.Debounce)
 			}
-		case err, ok := <-w.Errors:
-			if ok {
-				log.Warn("watching the manifest", "err", err)
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
 			}
+			log.Warn("watching the manifest", "err", err)
 		case <-debounce.C:
 			r.reload(log, false)
 		case <-poll.C:
