@@ -32,7 +32,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	registryDir := fs.String("plugins-registry-dir", "", "the kubelet's plugin watcher dir (default: plugins_registry next to --device-plugin-dir)")
 	poll := fs.Duration("poll", 5*time.Second, "safety-net poll interval behind fsnotify")
 	if err := parseWithEnv(fs, args, os.LookupEnv); err != nil {
-		return exitUsage
+		return parseFailure(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "run: unexpected arguments %q\n", fs.Args())

@@ -24,7 +24,7 @@ func simulateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	logFormat := fs.String("log-format", "text", "log format of the host's logs (shown with --log-level)")
 	logLevel := fs.String("log-level", "error", "host log level: debug, info, warn, error")
 	if err := parseWithEnv(fs, args, os.LookupEnv); err != nil {
-		return exitUsage
+		return parseFailure(err)
 	}
 	switch {
 	case fs.NArg() > 0:

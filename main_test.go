@@ -1,0 +1,43 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMainCommands(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string // must appear
+		wantStderr string // must appear
+	}{
+		{name: "version", args: []string{"version"}, wantStdout: "simple-device-plugin " + version + "\n"},
+		{name: "help", args: []string{"help"}, wantStdout: "simple-device-plugin simulate --manifest FILE"},
+		{name: "unknown command", args: []string{"simualte"}, wantCode: exitUsage, wantStderr: "unknown command \"simualte\"\n\nUsage:"},
+		{name: "run -h lists its flags and succeeds", args: []string{"run", "-h"}, wantStderr: "-device-plugin-dir"},
+		{name: "flags alone mean run", args: []string{"--help"}, wantStderr: "Usage of run:"},
+		{name: "simulate -h", args: []string{"simulate", "-h"}, wantStderr: "-containers int"},
+		{name: "validate -h", args: []string{"validate", "-h"}, wantStderr: "Usage: simple-device-plugin validate FILE..."},
+		{name: "run without a manifest", args: []string{"run"}, wantCode: exitUsage, wantStderr: "run: --manifest (or SDP_MANIFEST) is required"},
+		{name: "run with a bad registration mode", args: []string{"run", "--manifest", "examples/manifest.yaml", "--registration", "magic"}, wantCode: exitUsage,
+			wantStderr: `run: --registration "magic": use auto, kubelet-socket or plugins-registry`},
+		{name: "run with a device-plugin dir that is not there", args: []string{"run", "--manifest", "examples/manifest.yaml", "--device-plugin-dir", "/nonexistent/device-plugins", "--listen", ""},
+			wantCode: exitFailure, wantStderr: "run: socket dir /nonexistent/device-plugins: stat /nonexistent/device-plugins: no such file or directory (is the kubelet's dir mounted into the container? set --device-plugin-dir)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runMain(t, tc.args...)
+			if code != tc.wantCode {
+				t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout, stderr)
+			}
+			if !strings.Contains(stdout, tc.wantStdout) {
+				t.Errorf("stdout lacks %q:\n%s", tc.wantStdout, stdout)
+			}
+			if !strings.Contains(stderr, tc.wantStderr) {
+				t.Errorf("stderr lacks %q:\n%s", tc.wantStderr, stderr)
+			}
+		})
+	}
+}
