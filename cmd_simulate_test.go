@@ -252,13 +252,20 @@ func TestSimulateJSONForScripts(t *testing.T) {
 	}
 }
 
-// TestSimulateEveryExample runs simulate on every example manifest, in
-// every output format, and every example pod's containers against the
-// example manifest that declares what they ask for.
+// TestSimulateEveryExample runs simulate on every example manifest (and
+// the one deploy/ installs), in every output format, and every example
+// pod's containers against the manifest that declares what they ask for.
 func TestSimulateEveryExample(t *testing.T) {
-	files, err := filepath.Glob("examples/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no examples found (%v)", err)
+	var files []string
+	for _, pattern := range []string{"examples/*.yaml", "deploy/*.yaml", "deploy/examples/*.yaml"} {
+		matches, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, matches...)
+	}
+	if len(files) == 0 {
+		t.Fatal("no examples found")
 	}
 	manifests := map[string]*manifest.Manifest{}
 	var pods []string
