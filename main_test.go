@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net"
+	"os"
 	"strings"
 	"testing"
 )
@@ -39,5 +41,36 @@ func TestMainCommands(t *testing.T) {
 				t.Errorf("stderr lacks %q:\n%s", tc.wantStderr, stderr)
 			}
 		})
+	}
+}
+
+// A --listen address in use is reported before any plugin creates a socket
+// or registers, so a failed start leaves nothing behind.
+func TestRunWithListenAddressInUse(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir, err := os.MkdirTemp("", "sdp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+
+	code, _, stderr := runMain(t, "run", "--manifest", "examples/manifest.yaml", "--device-plugin-dir", dir,
+		"--registration", "kubelet-socket", "--listen", busy.Addr().String(), "--log-level", "error")
+	if code != exitFailure {
+		t.Errorf("exit code %d, want %d\n%s", code, exitFailure, stderr)
+	}
+	if want := "listen on " + busy.Addr().String() + " for /healthz, /readyz, /metrics"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		t.Errorf("left behind in the device-plugin dir: %s", e.Name())
 	}
 }
