@@ -50,6 +50,11 @@ type cdiTmpl struct {
 	perDevice bool
 }
 
+// maxCount is the most devices that could fit in MaxListAndWatchBytes even
+// with 1-character IDs: a larger count is rejected before any ID is
+// generated, so a typo like count: 1000000 costs nothing to report.
+var maxCount = MaxListAndWatchBytes / ListAndWatchSize([]string{"x"}, false)
+
 const (
 	// MaxListAndWatchBytes bounds the encoded size of one ListAndWatch
 	// message: half the kubelet client's 4 MiB default gRPC receive limit,
@@ -58,8 +63,6 @@ const (
 	MaxListAndWatchBytes = 2 << 20
 	// KubeletReceiveLimit is the kubelet's default gRPC receive limit.
 	KubeletReceiveLimit = 4 << 20
-	// maxCount stops absurd counts before any ID is generated.
-	maxCount = 1_000_000
 	// sampleIDs is how many devices sample renders use at validation.
 	sampleIDs = 3
 )
@@ -77,7 +80,9 @@ func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
 	case spec.Count == nil && spec.IDs == nil:
 		errs.add(p+".count", "is required: set count (1 or more) or ids (an explicit list)")
 	case spec.Count != nil && *spec.Count > maxCount:
-		errs.add(p+".count", "%d devices is far beyond what one ListAndWatch message can carry (about %d with short IDs); split the resource", *spec.Count, MaxListAndWatchBytes/32)
+		n := *spec.Count
+		errs.add(p+".count", "%d devices encode to a ListAndWatch message of at least %s even with 1-character IDs; %s",
+			n, fmtBytes(n*ListAndWatchSize([]string{"x"}, false)), sizeAdvice)
 	case spec.Count != nil && *spec.Count >= 1:
 		r.IDs = generateIDs(spec, p, errs)
 	case spec.IDs != nil:
@@ -89,11 +94,13 @@ func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
 	r.position = make(map[string]int, len(r.IDs))
 	for i, id := range r.IDs {
 		if j, dup := r.position[id]; dup {
-			where := p + ".ids"
-			if spec.IDs != nil {
-				where = fmt.Sprintf("%s.ids[%d]", p, i)
+			if spec.IDs == nil {
+				// One error is enough for a template: it would repeat for
+				// every device.
+				errs.add(p+".idTemplate", "renders device %d and device %d both as %q; device IDs must be unique, so use {{ .Index }} in it", j, i, id)
+				break
 			}
-			errs.add(where, "device ID %q appears twice (also at index %d); device IDs must be unique", id, j)
+			errs.add(fmt.Sprintf("%s.ids[%d]", p, i), "device ID %q appears twice (also at index %d); device IDs must be unique", id, j)
 			continue
 		}
 		r.position[id] = i
@@ -104,14 +111,14 @@ func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
 			if spec.IDs != nil {
 				field = p + ".ids"
 			}
-			errs.add(field, "%d devices encode to a %s ListAndWatch message; the kubelet accepts at most %s and this plugin allows %s to stay safely under it; use fewer devices or shorter IDs, or split the resource",
-				len(r.IDs), fmtBytes(size), fmtBytes(KubeletReceiveLimit), fmtBytes(MaxListAndWatchBytes))
+			errs.add(field, "%d devices encode to a %s ListAndWatch message; %s", len(r.IDs), fmtBytes(size), sizeAdvice)
 		}
 	}
 
 	r.unhealthy = map[string]bool{}
 	for i, id := range spec.Unhealthy {
-		if _, ok := r.position[id]; !ok && len(r.IDs) > 0 {
+		// An empty ID is reported as "must not be empty" already.
+		if _, ok := r.position[id]; !ok && len(r.IDs) > 0 && id != "" {
 			errs.add(fmt.Sprintf("%s.unhealthy[%d]", p, i), "%q is not a device of this resource (%s)", id, describeIDs(r.IDs))
 		}
 		r.unhealthy[id] = true
@@ -125,6 +132,10 @@ func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
 	}
 	return r
 }
+
+// sizeAdvice ends every device-count error: the limits and what to do.
+var sizeAdvice = fmt.Sprintf("the kubelet accepts at most %s and this plugin allows %s to stay safely under it; use fewer devices or shorter IDs, or split the resource",
+	fmtBytes(KubeletReceiveLimit), fmtBytes(MaxListAndWatchBytes))
 
 // generateIDs renders idTemplate (or the default "<name part>-<index>") for
 // every index, checking each ID.
@@ -173,6 +184,8 @@ func (r *Resource) compileTopology(p string, errs *ErrorList) {
 		return
 	}
 	switch {
+	case topo.NUMANodes < 0 || topo.NUMANodes > maxNUMANodes:
+		return // the field rule says what is wrong
 	case topo.NUMANodes > 0 && len(topo.NodeOf) > 0:
 		errs.add(p+".topology", "sets both numaNodes and nodeOf; keep one")
 	case topo.NUMANodes > 0:
@@ -340,9 +353,16 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 				return
 			}
 			r.healthPaths[i] = b.String()
-		}
-		if why := checkAbsPath(r.healthPaths[0]); why != "" {
-			errs.add(f, "%s", why)
+			// Every device's path is checked: an ID such as "../x" can make
+			// one unclean where the others are fine. An empty template is
+			// reported as "is required" already.
+			if why := checkAbsPath(r.healthPaths[i]); why != "" && hc.Path != "" {
+				if !t.literal {
+					why = fmt.Sprintf("for device %q, %s", id, why)
+				}
+				errs.add(f, "%s", why)
+				return
+			}
 		}
 	}
 }

@@ -46,11 +46,15 @@ func Parse(data []byte) (*Manifest, error) {
 	// YAMLToJSONStrict rejects broken YAML (naming the line) and duplicate keys.
 	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
-		return nil, ErrorList{{Message: cleanYAMLErr(err)}}
+		return nil, yamlErrors(err)
 	}
 	var doc any
 	if err := json.Unmarshal(js, &doc); err != nil {
 		return nil, ErrorList{{Message: "the manifest is not a YAML mapping: " + err.Error()}}
+	}
+	if doc == nil {
+		// Only comments, or a bare "null": as empty as no text at all.
+		return nil, ErrorList{{Message: "the manifest is empty; start from examples/manifest.yaml"}}
 	}
 	if _, ok := doc.(map[string]any); !ok {
 		return nil, ErrorList{{Message: fmt.Sprintf("the manifest must be a mapping with apiVersion, kind and resources, got %s", describe(doc))}}
@@ -100,16 +104,29 @@ func coveredBy(path string, errs ErrorList) bool {
 	return false
 }
 
-// cleanYAMLErr drops the converter's prefixes, keeping the line number.
-func cleanYAMLErr(err error) string {
+// yamlErrors turns the converter's error into one error per problem,
+// dropping its prefixes and keeping the line numbers. The YAML decoder
+// reports every duplicate key at once, one per line of its message.
+func yamlErrors(err error) ErrorList {
 	s := err.Error()
-	for _, p := range []string{"error converting YAML to JSON: ", "yaml: "} {
+	for _, p := range []string{"error converting YAML to JSON: ", "yaml: ", "unmarshal errors:"} {
 		s = strings.ReplaceAll(s, p, "")
 	}
-	if strings.Contains(s, "already set in map") || strings.Contains(s, "already defined") {
-		return "duplicate key: " + s + "; each key may appear once per mapping"
+	var errs ErrorList
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "":
+		case strings.Contains(line, "already set in map") || strings.Contains(line, "already defined"):
+			errs.add("", "duplicate key: %s; each key may appear once per mapping", line)
+		default:
+			errs.add("", "the YAML does not parse: %s", line)
+		}
 	}
-	return "the YAML does not parse: " + s
+	if len(errs) == 0 {
+		errs.add("", "the YAML does not parse: %v", err)
+	}
+	return errs
 }
 
 func applyDefaults(spec *Spec) {
