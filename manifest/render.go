@@ -56,7 +56,7 @@ func (r *Resource) Render(ids []string, node string) (*Allocation, error) {
 	var b strings.Builder
 	render := func(t *tmpl, data any) (string, error) {
 		if t.literal {
-			return t.source, nil
+			return t.text, nil
 		}
 		b.Reset()
 		if err := t.render(&b, data); err != nil {
