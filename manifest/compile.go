@@ -275,11 +275,11 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 	// Container paths must be unique within one allocation: the runtime
 	// cannot mount two things on one path.
 	containerPaths := map[string]string{}
-	checkPaths := func(field string, rendered []string, isContainer bool) {
+	checkPaths := func(field, src string, rendered []string, isContainer bool) {
+		if src == "" {
+			return // "is required" says it
+		}
 		for _, s := range rendered {
-			if s == "" {
-				return // "is required" says it
-			}
 			if why := checkAbsPath(s); why != "" {
 				errs.add(field, "%s", why)
 				return
@@ -305,8 +305,8 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		f := fmt.Sprintf("%s.mounts[%d]", p, i)
 		host, hs := compile(f+".hostPath", m.HostPath, m.PerDevice)
 		cont, cs := compile(f+".containerPath", m.ContainerPath, m.PerDevice)
-		checkPaths(f+".hostPath", hs, false)
-		checkPaths(f+".containerPath", cs, true)
+		checkPaths(f+".hostPath", m.HostPath, hs, false)
+		checkPaths(f+".containerPath", m.ContainerPath, cs, true)
 		if host != nil && cont != nil {
 			r.mounts = append(r.mounts, pathPairTmpl{host: host, container: cont, readOnly: m.ReadOnly, perDevice: m.PerDevice})
 		}
@@ -315,8 +315,8 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		f := fmt.Sprintf("%s.devices[%d]", p, i)
 		host, hs := compile(f+".hostPath", d.HostPath, d.PerDevice)
 		cont, cs := compile(f+".containerPath", d.ContainerPath, d.PerDevice)
-		checkPaths(f+".hostPath", hs, false)
-		checkPaths(f+".containerPath", cs, true)
+		checkPaths(f+".hostPath", d.HostPath, hs, false)
+		checkPaths(f+".containerPath", d.ContainerPath, cs, true)
 		if host != nil && cont != nil {
 			r.devices = append(r.devices, pathPairTmpl{host: host, container: cont, permissions: d.Permissions, perDevice: d.PerDevice})
 		}
@@ -325,7 +325,9 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		f := fmt.Sprintf("%s.cdiDevices[%d].name", p, i)
 		t, names := compile(f, c.Name, c.PerDevice)
 		for _, n := range names {
-			if why := checkCDIName(n); why != "" && n != "" {
+			// An empty name is reported as "is required" already; a
+			// template that renders empty is not, so it is checked here.
+			if why := checkCDIName(n); why != "" && c.Name != "" {
 				errs.add(f, "%s", why)
 				t = nil
 				break

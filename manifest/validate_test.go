@@ -98,6 +98,7 @@ var validationCases = []struct {
 		{"resources[0].mounts[0].hostPath", "is required"},
 	}},
 	{"mount path rendering relative", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: \"{{ .Node }}/a\", containerPath: /a}]"), errs("resources[0].mounts[0].hostPath", `"sample-node/a" is not an absolute path`)},
+	{"mount path rendering empty", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: /h, containerPath: '{{ .Node | trimPrefix .Node }}'}]"), errs("resources[0].mounts[0].containerPath", `"" is not an absolute path`)},
 	{"device containerPath relative", items("name: example.com/a\ncount: 1\ndevices: [{hostPath: /dev/null, containerPath: dev/a}]"), errs("resources[0].devices[0].containerPath", "is not an absolute path")},
 	{"device hostPath not clean", items("name: example.com/a\ncount: 1\ndevices: [{hostPath: /dev/./null, containerPath: /dev/a}]"), errs("resources[0].devices[0].hostPath", `write "/dev/null"`)},
 
@@ -116,6 +117,7 @@ var validationCases = []struct {
 	{"cdi class with a dot", items("name: example.com/a\ncount: 1\ncdiDevices: [{name: example.com/c.d=e}]"), errs("resources[0].cdiDevices[0].name", `class "c.d" must start with a letter`)},
 	{"cdi device name empty", items("name: example.com/a\ncount: 1\ncdiDevices: [{name: example.com/c=}]"), errs("resources[0].cdiDevices[0].name", `device name "" must start and end with a letter or digit`)},
 	{"cdi device name rendering a slash", items("name: example.com/a\nids: [a/b]\ncdiDevices: [{name: \"example.com/c={{ .ID }}\", perDevice: true}]"), errs("resources[0].cdiDevices[0].name", `device name "a/b"`)},
+	{"cdi name rendering empty", items("name: example.com/a\ncount: 1\ncdiDevices: [{name: '{{ if false }}x{{ end }}'}]"), errs("resources[0].cdiDevices[0].name", `"" is not a fully qualified CDI name`)},
 	{"cdi name missing", items("name: example.com/a\ncount: 1\ncdiDevices: [{perDevice: true}]"), errs("resources[0].cdiDevices[0].name", "is required")},
 
 	// Templates parse and execute on sample data.
