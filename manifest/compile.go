@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"fmt"
 	"path"
 	"sort"
@@ -25,11 +26,12 @@ type Resource struct {
 	healthPaths    []string // per device index; nil without healthCheck
 	healthInterval time.Duration
 
-	env         []keyedTmpl
-	annotations []keyedTmpl
-	mounts      []pathPairTmpl
-	devices     []pathPairTmpl
-	cdi         []cdiTmpl
+	env          []keyedTmpl
+	annotations  []keyedTmpl
+	hasPerDevice bool // some mount, device node or CDI name is per device
+	mounts       []pathPairTmpl
+	devices      []pathPairTmpl
+	cdi          []cdiTmpl
 }
 
 type keyedTmpl struct {
@@ -158,7 +160,7 @@ func generateIDs(spec ResourceSpec, p string, errs *ErrorList) []string {
 		errs.add(p+".idTemplate", "%s", err)
 		return nil
 	}
-	var b strings.Builder
+	var b bytes.Buffer
 	for i := range ids {
 		b.Reset()
 		if err := t.render(&b, IDData{Resource: spec.Name, Index: i}); err != nil {
@@ -309,6 +311,7 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		checkPaths(f+".containerPath", m.ContainerPath, cs, true)
 		if host != nil && cont != nil {
 			r.mounts = append(r.mounts, pathPairTmpl{host: host, container: cont, readOnly: m.ReadOnly, perDevice: m.PerDevice})
+			r.hasPerDevice = r.hasPerDevice || m.PerDevice
 		}
 	}
 	for i, d := range spec.Devices {
@@ -319,6 +322,7 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		checkPaths(f+".containerPath", d.ContainerPath, cs, true)
 		if host != nil && cont != nil {
 			r.devices = append(r.devices, pathPairTmpl{host: host, container: cont, permissions: d.Permissions, perDevice: d.PerDevice})
+			r.hasPerDevice = r.hasPerDevice || d.PerDevice
 		}
 	}
 	for i, c := range spec.CDIDevices {
@@ -335,6 +339,7 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		}
 		if t != nil {
 			r.cdi = append(r.cdi, cdiTmpl{name: t, perDevice: c.PerDevice})
+			r.hasPerDevice = r.hasPerDevice || c.PerDevice
 		}
 	}
 
@@ -346,7 +351,7 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		}
 		r.healthInterval = hc.Interval.Duration
 		r.healthPaths = make([]string, len(r.IDs))
-		var b strings.Builder
+		var b bytes.Buffer
 		for i, id := range r.IDs {
 			b.Reset()
 			data := DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: []string{id}, Count: 1}, ID: id, Index: i}

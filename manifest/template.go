@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"text/template"
@@ -55,10 +56,13 @@ type IDData struct {
 }
 
 // tmpl is a compiled template. Templates without any action are kept as
-// their literal text, so rendering them costs nothing.
+// their literal text, so rendering them costs nothing; simple ones (see
+// simple.go) as pieces to concatenate.
 type tmpl struct {
 	literal bool
 	text    string // what a literal template renders
+	pieces  []piece
+	needs   kindSet // the fields pieces read
 	t       *template.Template
 }
 
@@ -71,7 +75,9 @@ func compileTemplate(name, src string) (*tmpl, error) {
 	c := &tmpl{t: t}
 	if text, ok := literalText(t); ok {
 		c.literal, c.text, c.t = true, text, nil
+		return c, nil
 	}
+	c.pieces, c.needs = simplePieces(t)
 	return c, nil
 }
 
@@ -93,13 +99,17 @@ func literalText(t *template.Template) (string, bool) {
 	return b.String(), true
 }
 
-// render executes the template into b.
-func (c *tmpl) render(b *strings.Builder, data any) error {
-	if c.literal {
-		b.WriteString(c.text)
+// render executes the template into w. data is a ContainerData,
+// DeviceData or IDData, or a pointer to one.
+func (c *tmpl) render(w *bytes.Buffer, data any) error {
+	switch {
+	case c.literal:
+		w.WriteString(c.text)
+		return nil
+	case c.pieces != nil && c.writeSimple(w, data):
 		return nil
 	}
-	return c.t.Execute(b, data)
+	return c.t.Execute(w, dereference(data))
 }
 
 // renderString executes the template and returns the text.
@@ -107,8 +117,8 @@ func (c *tmpl) renderString(data any) (string, error) {
 	if c.literal {
 		return c.text, nil
 	}
-	var b strings.Builder
-	if err := c.t.Execute(&b, data); err != nil {
+	var b bytes.Buffer
+	if err := c.render(&b, data); err != nil {
 		return "", err
 	}
 	return b.String(), nil
