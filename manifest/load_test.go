@@ -95,6 +95,19 @@ func TestParseStrict(t *testing.T) {
 		{"nodeOf value as a string", header + one + "    topology: {nodeOf: {a-0: zero}}\n", []wantErr{
 			{"resources[0].topology.nodeOf[a-0]", `expected a whole number, got the string "zero"`},
 		}},
+		{"document start marker", "---\n" + header + one, nil},
+		{"document start and end markers", "# comment\n--- # the manifest\n" + header + one + "...\n# trailing comment\n", nil},
+		{"a second document", header + one + "---\n" + header + one, []wantErr{
+			{"", "line 6: a second YAML document starts here; a manifest is one document, so merge the resources lists"},
+		}},
+		{"a second document after an end marker", header + one + "...\nfoo: bar\n", []wantErr{{"", "line 7: a second YAML document starts here"}}},
+		{"a second document on the marker line", header + one + "--- {kind: Manifest}\n", []wantErr{{"", "line 6: a second YAML document"}}},
+		{"an ended empty document before the manifest", "---\n...\n" + header + one, nil},
+		{"an end marker alone before the manifest", "...\n" + header + one, nil},
+		{"empty documents around the manifest", "---\n# nothing\n---\n" + header + one + "---\n", nil},
+		{"lines keep their numbers after empty documents", "---\n---\n" + header + one + "    count: 2\n", []wantErr{{"", "duplicate key: line 8: key \"count\""}}},
+		{"an empty document then one with content on its marker line", "---\n--- {apiVersion: simple-device-plugin/v1alpha1, kind: Manifest, resources: [{name: example.com/a, count: 1}]}\n", nil},
+		{"dashes inside a value are not a marker", header + one + "    env: {SEP: '---'}\n", nil},
 		{"missing apiVersion", "kind: Manifest\nresources:\n" + one, []wantErr{
 			{"apiVersion", "is required; write apiVersion: simple-device-plugin/v1alpha1"},
 		}},
