@@ -161,9 +161,11 @@ func generateIDs(spec ResourceSpec, p string, errs *ErrorList) []string {
 		return nil
 	}
 	var b bytes.Buffer
+	data := &IDData{Resource: spec.Name} // one value, passed by pointer: no boxing per ID
 	for i := range ids {
 		b.Reset()
-		if err := t.render(&b, IDData{Resource: spec.Name, Index: i}); err != nil {
+		data.Index = i
+		if err := t.render(&b, data); err != nil {
 			errs.add(p+".idTemplate", "does not render: %s (idTemplate sees .Index and .Resource)", cleanTemplateErr(err, "idTemplate"))
 			return nil
 		}
@@ -352,9 +354,14 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		r.healthInterval = hc.Interval.Duration
 		r.healthPaths = make([]string, len(r.IDs))
 		var b bytes.Buffer
+		// Each device is probed as an allocation of itself. One value,
+		// passed by pointer and refilled per device: the rendered path is
+		// copied out, so nothing keeps it.
+		one := []string{""}
+		data := &DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: one, Count: 1}}
 		for i, id := range r.IDs {
 			b.Reset()
-			data := DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: []string{id}, Count: 1}, ID: id, Index: i}
+			one[0], data.ID, data.Index = id, id, i
 			if err := t.render(&b, data); err != nil {
 				errs.add(f, "%s", explainExecErr(err, f, true))
 				return
