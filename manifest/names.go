@@ -108,9 +108,10 @@ func checkExtendedResourceName(name string) string {
 }
 
 // yamlBoolKey explains a map key of "true" or "false": YAML 1.1, which the
-// loader follows, reads unquoted y, n, yes, no, on and off (any case) as
-// booleans, so `N: "4"` becomes the key "false". No one means an env var
-// or annotation named "true", so it is reported rather than served.
+// loader follows, reads unquoted y, n, yes, no, on and off (and their
+// capitalised forms) as booleans, so `N: "4"` becomes the key "false".
+// No one means an env var or annotation named "true", so it is reported
+// rather than served.
 func yamlBoolKey(s string) string {
 	if s == "true" || s == "false" {
 		return fmt.Sprintf("%q is how YAML reads an unquoted y, n, yes, no, on, off, true or false as a key; quote the key you meant, for example \"N\"", s)
