@@ -407,6 +407,21 @@ func TestDocLinks(t *testing.T) {
 	}
 }
 
+// TestREADMEListsEveryExample: a new example is of no use if the README
+// does not point to it.
+func TestREADMEListsEveryExample(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	examples, _ := filepath.Glob("examples/*.yaml")
+	for _, ex := range examples {
+		if !strings.Contains(string(readme), "]("+ex+")") {
+			t.Errorf("README.md has no link to %s; add it to the table of examples", ex)
+		}
+	}
+}
+
 // headingAnchors lists the anchors GitHub gives a markdown file's headings.
 func headingAnchors(t *testing.T, path string) []string {
 	t.Helper()
