@@ -40,7 +40,7 @@ resources:
     count: 12
     idTemplate: "{{ if eq .Index 11 }}x{{ else }}b{{ .Index }}{{ end }}"
     unhealthy: [b3]
-    mounts: [{hostPath: "/b/{{ .ID }}", containerPath: "/data/{{ .ID }}", perDevice: true}]
+    mounts: [{hostPath: "/b/{{ .ID }}", containerPath: '{{ printf "/data/%s" .ID }}', perDevice: true}]
 `, request: map[string]int{"example.com/a": 1, "example.com/b": 11}},
 		{name: "nothing-served", manifest: `
 apiVersion: simple-device-plugin/v1alpha1

@@ -234,8 +234,9 @@ resources:
 		},
 		{
 			name: "a per-device path two resources render alike is a warning",
-			// Validation tries the first devices only, so this clash shows
-			// only when example.com/b hands out x.
+			// Validation tries the first devices and compares identical
+			// templates; two different templates that meet only at x pass it,
+			// so this clash shows only when example.com/b hands out x.
 			manifest: `
 apiVersion: simple-device-plugin/v1alpha1
 kind: Manifest
@@ -245,7 +246,7 @@ resources:
     mounts: [{hostPath: "/a/{{ .ID }}", containerPath: "/data/{{ .ID }}", perDevice: true}]
   - name: example.com/b
     ids: [p, q, r, x]
-    mounts: [{hostPath: "/b/{{ .ID }}", containerPath: "/data/{{ .ID }}", perDevice: true}]
+    mounts: [{hostPath: "/b/{{ .ID }}", containerPath: '{{ printf "/data/%s" .ID }}', perDevice: true}]
 `,
 			request: map[string]int{"example.com/a": 1, "example.com/b": 4},
 			check: func(t *testing.T, r *Report) {
