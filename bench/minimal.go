@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"syscall"
@@ -163,6 +164,12 @@ func minimalMain(args []string) int {
 	responsesFile := fs.String("responses", "", "JSON {devices: base64 AllocateResponse} to answer Allocate with")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if path := os.Getenv("SDP_MINIMAL_CPUPROFILE"); path != "" { // profiling the baseline too
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
 	}
 	responses := map[int]*pluginapi.AllocateResponse{}
 	if *responsesFile != "" {
