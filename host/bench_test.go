@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"simple-device-plugin/manifest"
@@ -53,15 +54,29 @@ func allocateRequest(n int) *pluginapi.AllocateRequest {
 	return &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: ids}}}
 }
 
-// The Allocate handler alone: checks, rendering, response, metrics.
+// The Allocate handler alone: checks, rendering, response, metrics; as
+// served (wire form) and as the typed pluginapi answer.
 func BenchmarkAllocateHandler(b *testing.B) {
 	svc := &service{p: benchPlugin(b, benchFPGA)}
+	ctx := context.Background()
 	for _, n := range []int{1, 3, 64} {
 		req := allocateRequest(n)
-		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("wire/devices=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := svc.Allocate(context.Background(), req); err != nil {
+				if _, err := svc.allocateWire(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("typed+marshal/devices=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := svc.Allocate(ctx, req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := proto.Marshal(resp); err != nil {
 					b.Fatal(err)
 				}
 			}

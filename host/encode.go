@@ -19,17 +19,17 @@ import (
 // resource's IDs, health and topology into wire bytes, and the server's
 // codec passes those bytes through.
 
-// encodedList is a ListAndWatchResponse already in protobuf wire form.
-type encodedList []byte
+// wireMessage is a protobuf message already in wire form.
+type wireMessage []byte
 
-// codec is the servers' codec: the standard protobuf codec, except that an
-// encodedList goes out as is.
+// codec is the servers' codec: the standard protobuf codec, except that a
+// wireMessage goes out as is.
 type codec struct{ proto encoding.CodecV2 }
 
 var serverCodec = codec{proto: encoding.GetCodecV2(protocodec.Name)}
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	if b, ok := v.(encodedList); ok {
+	if b, ok := v.(wireMessage); ok {
 		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 	}
 	return c.proto.Marshal(v)
@@ -53,7 +53,7 @@ const (
 // encodeList writes the ListAndWatchResponse of res with the given health
 // (unhealthy by device index) in protobuf wire form, byte for byte what
 // proto.Marshal writes for the equivalent message.
-func encodeList(res *manifest.Resource, unhealthy []bool) encodedList {
+func encodeList(res *manifest.Resource, unhealthy []bool) wireMessage {
 	size := 0
 	for i, id := range res.IDs {
 		n := deviceSize(res, i, id, unhealthy[i])

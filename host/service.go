@@ -84,28 +84,44 @@ func (s *service) GetPreferredAllocation(_ context.Context, req *pluginapi.Prefe
 // Allocate answers one ContainerAllocateResponse per container request,
 // rendered from the templates compiled at load time. Unknown IDs are
 // InvalidArgument, unhealthy ones FailedPrecondition, each naming the IDs.
+// The servers route Allocate to allocateWire (allocate.go), which answers
+// the same in wire form; this typed form serves in-process callers.
 func (s *service) Allocate(_ context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
 	start := time.Now()
-	snap := s.p.snapshot()
-	resp, err := allocate(snap, s.p.host.cfg.NodeName, req)
+	allocs, err := s.render(req)
 	if err != nil {
-		s.p.host.metrics.allocationErrors.WithLabelValues(s.p.name, status.Code(err).String()).Inc()
-		s.p.log.Debug("allocate refused", "err", err)
 		return nil, err
 	}
-	s.p.mAllocations.Inc()
-	s.p.host.metrics.allocateSeconds.Observe(time.Since(start).Seconds())
+	resp := &pluginapi.AllocateResponse{ContainerResponses: make([]*pluginapi.ContainerAllocateResponse, len(allocs))}
+	for i, a := range allocs {
+		resp.ContainerResponses[i] = toContainerResponse(a)
+	}
+	s.allocated(start)
 	return resp, nil
 }
 
-func allocate(snap *snapshot, node string, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
+// render checks and renders every container request, counting refusals.
+func (s *service) render(req *pluginapi.AllocateRequest) ([]*manifest.Allocation, error) {
+	allocs, err := allocate(s.p.snapshot(), s.p.host.cfg.NodeName, req)
+	if err != nil {
+		s.p.host.metrics.allocationErrors.WithLabelValues(s.p.name, status.Code(err).String()).Inc()
+		s.p.log.Debug("allocate refused", "err", err)
+	}
+	return allocs, err
+}
+
+// allocated counts an answered Allocate and its latency.
+func (s *service) allocated(start time.Time) {
+	s.p.mAllocations.Inc()
+	s.p.host.metrics.allocateSeconds.Observe(time.Since(start).Seconds())
+}
+
+func allocate(snap *snapshot, node string, req *pluginapi.AllocateRequest) ([]*manifest.Allocation, error) {
 	res := snap.res
 	if len(req.ContainerRequests) == 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "%s: the request has no container requests", res.Name)
 	}
-	resp := &pluginapi.AllocateResponse{
-		ContainerResponses: make([]*pluginapi.ContainerAllocateResponse, len(req.ContainerRequests)),
-	}
+	allocs := make([]*manifest.Allocation, len(req.ContainerRequests))
 	for i, cr := range req.ContainerRequests {
 		if err := checkIDs(snap, cr.DevicesIds); err != nil {
 			return nil, fmt.Errorf("%s: container request %d: %w", res.Name, i, err)
@@ -118,9 +134,9 @@ func allocate(snap *snapshot, node string, req *pluginapi.AllocateRequest) (*plu
 			}
 			return nil, status.Errorf(codes.Internal, "%s: container request %d: %v", res.Name, i, err)
 		}
-		resp.ContainerResponses[i] = toContainerResponse(alloc)
+		allocs[i] = alloc
 	}
-	return resp, nil
+	return allocs, nil
 }
 
 // checkIDs refuses empty, duplicate, unknown and unhealthy device IDs.

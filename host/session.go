@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 )
 
@@ -124,7 +123,7 @@ func (p *Plugin) startSession() (*session, error) {
 		grpc.MaxRecvMsgSize(maxRecvMessageSize),
 		grpc.ForceServerCodecV2(serverCodec),
 	)
-	pluginapi.RegisterDevicePluginServer(s.server, &service{p: p, sess: s})
+	s.server.RegisterService(&devicePluginService, &service{p: p, sess: s})
 	if p.host.cfg.Registration == RegisterPluginsRegistry {
 		registerapi.RegisterRegistrationServer(s.server, &registryService{p: p, sess: s})
 	}
