@@ -6,7 +6,7 @@ BIN     ?= bin/simple-device-plugin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test unit e2e lint vet fmt-check fuzz clean
+.PHONY: all build test unit e2e lint vet fmt-check fuzz bench bench-go clean
 
 all: build
 
@@ -37,6 +37,24 @@ e2e:
 FUZZTIME ?= 3m
 fuzz:
 	$(GO) test ./manifest -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+
+# End-to-end benchmarks (docs/performance.md): the built binary in its own
+# process against a minimal device plugin in another, through the real gRPC
+# API on unix sockets; takes about 15 minutes. Writes the tables and raw
+# results to docs/bench/ and the start-up plot (bench/plot is a module of
+# its own, so the plotting library stays out of go.mod). Not part of
+# `make test`: nothing here is a timed assertion.
+# BENCH_FLAGS: e.g. -quick (a smoke run), -only allocate,recovery, -rounds N,
+# -versus OLD_BINARY (before/after of a change).
+BENCH_FLAGS ?=
+bench: build bench-go
+	$(GO) build -o bin/sdp-bench ./bench
+	bin/sdp-bench -bin $(BIN) -json docs/bench/results.json -md docs/bench/results.md $(BENCH_FLAGS)
+	cd bench/plot && $(GO) run . -in ../../docs/bench/results.json -out ../../docs/bench/startup.svg
+
+# In-process micro-benchmarks of the hot paths (allocations per call).
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./host ./manifest | tee docs/bench/go-bench.txt
 
 clean:
 	rm -rf bin
