@@ -165,6 +165,10 @@ func minimalMain(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	// First thing: the bench may stop us as soon as the last list arrives,
+	// before our own Register calls have returned.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	if path := os.Getenv("SDP_MINIMAL_CPUPROFILE"); path != "" { // profiling the baseline too
 		if f, err := os.Create(path); err == nil {
 			_ = pprof.StartCPUProfile(f)
@@ -236,8 +240,6 @@ func minimalMain(args []string) int {
 	}
 	wg.Wait()
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	for {
 		select {
 		case <-sig:
