@@ -43,7 +43,7 @@ type fixture struct {
 	clusterScript string
 	criSocket     string
 
-	kubelet       *http.Client // to the kubelet's own /metrics, as the admin
+	kubelet *http.Client // to the kubelet's own /metrics, as the admin
 
 	registrations map[string]float64 // kubelet's counts after install
 	mixedBefore   *corev1.Pod        // the mixed pod as step 3 saw it
