@@ -40,7 +40,11 @@ HOSTS_MARK="# sdp-e2e-cluster"
 export PATH=$BIN:/usr/local/sbin:/usr/sbin:/sbin:$PATH
 
 log() { printf '%s [cluster] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+die() {
+	log "ERROR: $*"
+	[ "${CMD:-}" = up ] && log "what did start is still running: see $ROOT/logs; $0 down removes it"
+	exit 1
+}
 kc() { kubectl --kubeconfig "$ROOT/admin.kubeconfig" "$@"; }
 
 # ---------------------------------------------------------------- host state
@@ -498,13 +502,22 @@ cmd_env() {
 }
 
 cmd_status() {
-	local n
+	local n pid rss total=0
 	for n in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet; do
-		if running "$n"; then echo "$n running, pid $(cat "$ROOT/pids/$n"), log $ROOT/logs/$n.log"; else echo "$n not running"; fi
+		if running "$n"; then
+			pid=$(cat "$ROOT/pids/$n")
+			rss=$(awk '/^VmRSS/ {print int($2/1024)}' "/proc/$pid/status")
+			total=$((total + rss))
+			printf '%-24s running, pid %-7s %5s MiB  log %s\n' "$n" "$pid" "$rss" "$ROOT/logs/$n.log"
+		else
+			echo "$n not running"
+		fi
 	done
+	echo "total resident memory of the components: $total MiB"
 }
 
-case "${1:-}" in
+CMD=${1:-}
+case "$CMD" in
 up) cmd_up ;;
 down) cmd_down ;;
 restart-kubelet) cmd_restart_kubelet ;;

@@ -37,26 +37,34 @@ component_logs() {
 	done
 }
 
+CLUSTER_STARTED=""
 teardown() {
 	local rc=$?
-	if [ "$rc" != 0 ]; then component_logs; fi
-	if [ "${SDP_CLUSTER_KEEP:-}" = 1 ]; then
-		echo "SDP_CLUSTER_KEEP=1: the cluster stays up; $HERE/cluster.sh env; $HERE/cluster.sh down"
-	else
-		phase "cluster down" "$HERE/cluster.sh" down || rc=1
+	trap - EXIT INT TERM
+	if [ -n "$CLUSTER_STARTED" ]; then
+		if [ "$rc" != 0 ]; then component_logs; fi
+		printf '\n===== cluster status\n'
+		"$HERE/cluster.sh" status || true
+		if [ "${SDP_CLUSTER_KEEP:-}" = 1 ]; then
+			echo "SDP_CLUSTER_KEEP=1: the cluster stays up; $HERE/cluster.sh env; $HERE/cluster.sh down"
+		else
+			phase "cluster down" "$HERE/cluster.sh" down || rc=1
+		fi
 	fi
 	summary
 	exit "$rc"
 }
 
 [ "$(id -u)" = 0 ] || { echo "make e2e-cluster needs root (it runs a kubelet)" >&2; exit 1; }
+trap teardown EXIT
+trap 'exit 130' INT TERM
 
 phase "build plugin" make -C "$REPO" build
 phase "build cluster binaries" "$HERE/build.sh"
 phase "deploy checks (helm, kustomize)" bash -c "set -o pipefail; cd '$HERE' && '$GO' test -count=1 -run 'TestDeploy|TestHelm' -v . 2>&1 | grep -Ev '^=== (RUN|PAUSE|CONT)'"
 phase "compile cluster test" bash -c "cd '$HERE' && '$GO' test -c -o _out/bin/cluster.test ."
 
-trap teardown EXIT
+CLUSTER_STARTED=1
 phase "cluster up" "$HERE/cluster.sh" up
 export SDP_CLUSTER_KUBECONFIG=$ROOT/admin.kubeconfig
 phase "cluster test (6 steps)" bash -c "cd '$HERE' && ./_out/bin/cluster.test -test.run '^TestCluster\$' -test.v -test.timeout 25m"
