@@ -72,7 +72,11 @@ func checkSchema(v any, t reflect.Type, path string, errs *ErrorList) bool {
 		}
 	case reflect.String:
 		if _, ok := v.(string); !ok {
-			errs.add(path, "expected a string, got %s; quote it", describe(v))
+			hint := ""
+			if _, isBool := v.(bool); isBool {
+				hint = " (YAML reads unquoted y, n, yes, no, on, off as booleans)"
+			}
+			errs.add(path, "expected a string, got %s%s; quote it", describe(v), hint)
 			return false
 		}
 	case reflect.Bool:

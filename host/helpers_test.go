@@ -1,0 +1,197 @@
+package host_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"simple-device-plugin/host"
+	"simple-device-plugin/manifest"
+	"simple-device-plugin/simulate"
+)
+
+const threeResources = `
+apiVersion: simple-device-plugin/v1alpha1
+kind: Manifest
+resources:
+  - name: example.com/a
+    count: 4
+    env:
+      A_IDS: '{{ join .IDs "," }}'
+      A_NODE: '{{ .Node }}'
+    annotations:
+      example.com/a: '{{ .Count }}'
+    mounts:
+      - {hostPath: /srv/shared, containerPath: /shared, readOnly: true}
+      - {hostPath: "/srv/{{ .ID }}", containerPath: "/dev/a/{{ .ID }}", perDevice: true}
+    devices:
+      - {hostPath: /dev/null, containerPath: "/dev/a{{ .Index }}", perDevice: true}
+    cdiDevices:
+      - {name: "example.com/a={{ .ID }}", perDevice: true}
+  - name: example.com/b
+    ids: [x, w, z]
+    unhealthy: [w]
+  - name: example.com/c
+    count: 2
+`
+
+// shortTempDir returns a temp dir with a short path: unix socket paths are
+// limited to 108 bytes, which t.TempDir's long names can exceed.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sdp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func mustParse(t *testing.T, yaml string) *manifest.Manifest {
+	t.Helper()
+	m, err := manifest.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatalf("parse manifest: %v", err)
+	}
+	return m
+}
+
+type runningHost struct {
+	*host.Host
+	dir    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startHost runs a host on dir until the test ends.
+func startHost(t *testing.T, dir string, m *manifest.Manifest) *runningHost {
+	t.Helper()
+	h := host.New(host.Config{
+		DevicePluginDir: dir,
+		NodeName:        "node-1",
+		PollInterval:    200 * time.Millisecond,
+		Backoff:         host.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, Stable: time.Second},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	rh := &runningHost{Host: h, dir: dir, cancel: cancel, done: make(chan error, 1)}
+	go func() { rh.done <- h.Run(ctx, m) }()
+	t.Cleanup(func() { rh.stop(t) })
+	waitFor(t, 5*time.Second, "host running", h.Running)
+	return rh
+}
+
+// stop stops the host and returns Run's result; it may be called twice.
+func (rh *runningHost) stop(t *testing.T) error {
+	t.Helper()
+	rh.cancel()
+	select {
+	case err, ok := <-rh.done:
+		if ok {
+			close(rh.done)
+		}
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("host did not stop within 5 s")
+	}
+	return nil
+}
+
+func startKubelet(t *testing.T, dir string) *simulate.Kubelet {
+	t.Helper()
+	k, err := simulate.StartKubelet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Stop)
+	return k
+}
+
+// restartKubelet does what a restarting kubelet does: stop, delete every
+// socket in the dir, listen on a new kubelet.sock.
+func restartKubelet(t *testing.T, k *simulate.Kubelet, dir string) *simulate.Kubelet {
+	t.Helper()
+	k.Stop()
+	removeSockets(t, dir)
+	return startKubelet(t, dir)
+}
+
+func removeSockets(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Type()&os.ModeSocket != 0 {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func waitRegistered(t *testing.T, k *simulate.Kubelet, names ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := k.WaitRegistered(ctx, names); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dial connects to a resource's plugin socket as the kubelet does.
+func dial(t *testing.T, dir, resource string) pluginapi.DevicePluginClient {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+filepath.Join(dir, manifest.SocketName(resource)),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return pluginapi.NewDevicePluginClient(conn)
+}
+
+func healthOf(devs []*pluginapi.Device) map[string]string {
+	out := map[string]string{}
+	for _, d := range devs {
+		out[d.ID] = d.Health
+	}
+	return out
+}
+
+func sockets(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.Type()&os.ModeSocket != 0 && e.Name() != "kubelet.sock" {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func replaceAll(s string, pairs ...string) string {
+	return strings.NewReplacer(pairs...).Replace(s)
+}

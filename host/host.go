@@ -1,0 +1,337 @@
+// Package host runs one kubelet device plugin per resource of a manifest:
+// gRPC server, socket lifecycle, registration, kubelet-restart detection,
+// restarts with backoff, hot reload, health checks, metrics and probes.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"simple-device-plugin/manifest"
+)
+
+// Config configures a Host.
+type Config struct {
+	// DevicePluginDir holds the kubelet's kubelet.sock and our sockets.
+	DevicePluginDir string
+	// NodeName feeds .Node in templates and selects resources by nodes:.
+	NodeName string
+	Logger   *slog.Logger
+	// Metrics, if nil, are created.
+	Metrics *Metrics
+	// PollInterval is the safety-net re-check of sockets and kubelet.sock,
+	// behind fsnotify. Default 5 s.
+	PollInterval time.Duration
+	// Backoff for restarting a failed plugin. Default DefaultBackoff().
+	Backoff Backoff
+	// Registration is RegisterKubeletSocket (default) or RegisterPluginsRegistry.
+	Registration Registration
+	// PluginsRegistryDir is the kubelet's plugin watcher dir, where sockets
+	// go in plugins-registry mode. Default: plugins_registry next to
+	// DevicePluginDir.
+	PluginsRegistryDir string
+}
+
+// Registration is how plugins make themselves known to the kubelet.
+type Registration string
+
+const (
+	// RegisterKubeletSocket: each plugin calls Register on
+	// <device-plugin-dir>/kubelet.sock, and again after a kubelet restart.
+	RegisterKubeletSocket Registration = "kubelet-socket"
+	// RegisterPluginsRegistry: each plugin's socket sits in the kubelet's
+	// plugins_registry dir and serves the pluginregistration API; the
+	// kubelet's plugin watcher finds it, also after a kubelet restart.
+	RegisterPluginsRegistry Registration = "plugins-registry"
+)
+
+// DefaultPluginsRegistryDir is the plugin watcher dir next to a device-plugin dir.
+func DefaultPluginsRegistryDir(devicePluginDir string) string {
+	return filepath.Join(filepath.Dir(filepath.Clean(devicePluginDir)), "plugins_registry")
+}
+
+// AutoRegistration picks plugins-registry when the kubelet's plugin watcher
+// dir exists (as every current kubelet has), kubelet-socket otherwise.
+func AutoRegistration(pluginsRegistryDir string) Registration {
+	if fi, err := os.Stat(pluginsRegistryDir); err == nil && fi.IsDir() {
+		return RegisterPluginsRegistry
+	}
+	return RegisterKubeletSocket
+}
+
+// Host supervises the plugins of the current manifest.
+type Host struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+
+	mu         sync.Mutex
+	group      *errgroup.Group
+	groupCtx   context.Context
+	stopping   bool
+	plugins    map[string]*Plugin // by resource name
+	bySocket   map[string]*Plugin // by socket file name
+	current    *manifest.Manifest
+	generation int
+	skipped    []string // resources the manifest has but this node does not serve
+
+	healthWake chan struct{}
+}
+
+// New returns a host; Run starts it.
+func New(cfg Config) *Host {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 5 * time.Second
+	}
+	if cfg.Backoff.Initial <= 0 {
+		cfg.Backoff = DefaultBackoff()
+	}
+	if cfg.Registration == "" {
+		cfg.Registration = RegisterKubeletSocket
+	}
+	if cfg.PluginsRegistryDir == "" {
+		cfg.PluginsRegistryDir = DefaultPluginsRegistryDir(cfg.DevicePluginDir)
+	}
+	return &Host{
+		cfg:        cfg,
+		log:        cfg.Logger,
+		metrics:    cfg.Metrics,
+		plugins:    map[string]*Plugin{},
+		bySocket:   map[string]*Plugin{},
+		healthWake: make(chan struct{}, 1),
+	}
+}
+
+// Metrics returns the host's metrics.
+func (h *Host) Metrics() *Metrics { return h.metrics }
+
+// ErrNotRunning is returned by Apply before Run or after it returned.
+var ErrNotRunning = errors.New("host is not running")
+
+// Run serves m until ctx ends, then stops every plugin (each sends an empty
+// device list and removes its socket) and returns nil. It returns an error
+// at once if the device-plugin dir is unusable: that is a deployment
+// mistake (wrong hostPath, missing mount), not something to wait out.
+func (h *Host) Run(ctx context.Context, m *manifest.Manifest) error {
+	if err := CheckDir(h.socketDir()); err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	h.mu.Lock()
+	if h.group != nil {
+		h.mu.Unlock()
+		return errors.New("host is already running")
+	}
+	h.group, h.groupCtx = g, gctx
+	h.mu.Unlock()
+
+	g.Go(func() error { return h.watchDir(gctx) })
+	g.Go(func() error { return h.runHealth(gctx) })
+	if _, err := h.Apply(m); err != nil {
+		return err
+	}
+	<-gctx.Done()
+	h.mu.Lock()
+	h.stopping = true
+	h.mu.Unlock()
+	err := g.Wait()
+	h.log.Info("stopped every plugin")
+	return err
+}
+
+// socketDir is where the plugins' sockets go.
+func (h *Host) socketDir() string {
+	if h.cfg.Registration == RegisterPluginsRegistry {
+		return h.cfg.PluginsRegistryDir
+	}
+	return h.cfg.DevicePluginDir
+}
+
+// CheckDir reports why dir cannot hold plugin sockets, or nil.
+func CheckDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("socket dir %s: %w (is the kubelet's dir mounted into the container? set --device-plugin-dir)", dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("socket dir %s is not a directory", dir)
+	}
+	if err := syscall.Access(dir, 0x2|0x1); err != nil { // W_OK|X_OK
+		return fmt.Errorf("socket dir %s is not writable: %w (run as root or give write access to the dir)", dir, err)
+	}
+	return nil
+}
+
+// ApplyResult says what Apply did.
+type ApplyResult struct {
+	Added, Updated, Removed, Unchanged, Skipped []string
+}
+
+// Apply makes the running plugins match m: unchanged resources are left
+// alone (same socket, same stream, no registration), changed ones are
+// updated in place, new ones start, and removed ones send an empty device
+// list, stop and remove their socket before Apply returns.
+func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var res ApplyResult
+	if h.group == nil || h.stopping {
+		return res, ErrNotRunning
+	}
+	served, skipped := m.ForNode(h.cfg.NodeName)
+	want := make(map[string]*manifest.Resource, len(served))
+	for _, r := range served {
+		want[r.Name] = r
+	}
+	var removed []*Plugin
+	for name, p := range h.plugins {
+		if _, ok := want[name]; !ok {
+			p.cancel(errRemoved)
+			removed = append(removed, p)
+			delete(h.plugins, name)
+			delete(h.bySocket, socketBase(p))
+			res.Removed = append(res.Removed, name)
+		}
+	}
+	for _, p := range removed {
+		<-p.done
+		h.metrics.forget(p.name)
+		p.log.Info("resource removed: sent an empty device list, stopped, removed its socket", "socket", p.socketPath)
+	}
+	for _, r := range served {
+		p, ok := h.plugins[r.Name]
+		switch {
+		case !ok:
+			h.start(r)
+			res.Added = append(res.Added, r.Name)
+		case p.snapshot().res.SameSpec(r):
+			res.Unchanged = append(res.Unchanged, r.Name)
+		default:
+			old := p.snapshot().res
+			p.update(r)
+			res.Updated = append(res.Updated, r.Name)
+			p.log.Info("resource updated", "devices_changed", !old.SameDevices(r), "reregister", !old.SameRegistration(r), "devices", len(r.IDs))
+		}
+	}
+	h.skipped = h.skipped[:0]
+	for _, r := range skipped {
+		res.Skipped = append(res.Skipped, r.Name)
+		h.skipped = append(h.skipped, r.Name)
+	}
+	if len(skipped) > 0 {
+		h.log.Info("resources not served on this node (nodes: does not match)", "node", h.cfg.NodeName, "resources", res.Skipped)
+	}
+	h.current = m
+	h.generation++
+	h.metrics.manifestInfo.Reset()
+	h.metrics.manifestInfo.WithLabelValues(m.Hash).Set(1)
+	h.metrics.manifestGen.Set(float64(h.generation))
+	h.metrics.resources.Set(float64(len(h.plugins)))
+	poke(h.healthWake)
+	for _, l := range [][]string{res.Added, res.Updated, res.Removed, res.Unchanged, res.Skipped} {
+		sort.Strings(l)
+	}
+	return res, nil
+}
+
+// start launches a plugin for r as a child of the supervisor. h.mu is held.
+func (h *Host) start(r *manifest.Resource) {
+	p := newPlugin(h, r)
+	ctx, cancel := context.WithCancelCause(h.groupCtx)
+	p.cancel = cancel
+	h.plugins[r.Name] = p
+	h.bySocket[socketBase(p)] = p
+	h.group.Go(func() error {
+		p.run(ctx)
+		return nil
+	})
+}
+
+// Running reports whether Run has started the plugins and not yet stopped.
+func (h *Host) Running() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.current != nil && !h.stopping
+}
+
+// Ready reports whether every resource served on this node is registered
+// with the kubelet right now, and names those that are not.
+func (h *Host) Ready() (bool, []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.group == nil || h.stopping {
+		return false, nil
+	}
+	var waiting []string
+	for name, p := range h.plugins {
+		if !p.registered.Load() {
+			waiting = append(waiting, name)
+		}
+	}
+	sort.Strings(waiting)
+	return len(waiting) == 0, waiting
+}
+
+// Status describes one served resource.
+type Status struct {
+	Resource   string
+	Socket     string
+	Registered bool
+	Devices    int
+	Healthy    int
+}
+
+// Statuses lists the served resources, sorted by name.
+func (h *Host) Statuses() []Status {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]Status, 0, len(h.plugins))
+	for _, p := range h.plugins {
+		s := p.snapshot()
+		out = append(out, Status{Resource: p.name, Socket: p.socketPath, Registered: p.registered.Load(), Devices: len(s.res.IDs), Healthy: s.healthy})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Resource < out[j].Resource })
+	return out
+}
+
+// Manifest returns the manifest being served.
+func (h *Host) Manifest() *manifest.Manifest {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.current
+}
+
+// pluginList returns the running plugins.
+func (h *Host) pluginList() []*Plugin {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*Plugin, 0, len(h.plugins))
+	for _, p := range h.plugins {
+		out = append(out, p)
+	}
+	return out
+}
+
+func (h *Host) forEachPlugin(fn func(*Plugin)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.plugins {
+		fn(p)
+	}
+}

@@ -1,0 +1,198 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"simple-device-plugin/manifest"
+)
+
+// Plugin is the device plugin of one resource: what it serves (a snapshot
+// swapped atomically on reload or health change) and its lifecycle (run).
+// The RPC handlers (service.go) read snapshots and never block on the
+// lifecycle; the lifecycle (session.go, register.go) never renders.
+type Plugin struct {
+	name       string
+	socketPath string
+	host       *Host
+	log        *slog.Logger
+
+	state   atomic.Pointer[snapshot]
+	mu      sync.Mutex    // guards changed, probe
+	changed chan struct{} // closed and replaced whenever state changes
+	probe   []bool        // unhealthy by device index, from the health check; nil if none
+
+	check      chan struct{} // something on disk may have changed: re-check the session
+	wake       chan struct{} // the kubelet (or the dir) came back: retry now
+	reregister atomic.Bool   // registration options changed: register again
+	registered atomic.Bool
+
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+
+	// Metric children resolved once, not per call.
+	mAllocations prometheus.Counter
+	mPreferred   prometheus.Counter
+	mRegistered  prometheus.Gauge
+}
+
+// snapshot is everything an RPC needs, immutable once published.
+type snapshot struct {
+	res       *manifest.Resource
+	unhealthy []bool // by device index: static list or health probe
+	list      *pluginapi.ListAndWatchResponse
+	options   *pluginapi.DevicePluginOptions
+	healthy   int
+}
+
+// errRemoved is the cause when a resource leaves the manifest.
+var errRemoved = errors.New("resource removed from the manifest")
+
+func newPlugin(h *Host, res *manifest.Resource) *Plugin {
+	p := &Plugin{
+		name:         res.Name,
+		socketPath:   filepath.Join(h.socketDir(), manifest.SocketName(res.Name)),
+		host:         h,
+		changed:      make(chan struct{}),
+		check:        make(chan struct{}, 1),
+		wake:         make(chan struct{}, 1),
+		done:         make(chan struct{}),
+		mAllocations: h.metrics.allocations.WithLabelValues(res.Name),
+		mPreferred:   h.metrics.preferredCalls.WithLabelValues(res.Name),
+		mRegistered:  h.metrics.registered.WithLabelValues(res.Name),
+	}
+	p.log = h.log.With("resource", res.Name)
+	p.publish(res)
+	return p
+}
+
+// snapshot returns what the plugin serves right now.
+func (p *Plugin) snapshot() *snapshot { return p.state.Load() }
+
+// watch returns the current snapshot and a channel closed at its next change.
+func (p *Plugin) watch() (*snapshot, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state.Load(), p.changed
+}
+
+// publish builds and swaps in a snapshot of res with the current health,
+// waking every ListAndWatch stream.
+func (p *Plugin) publish(res *manifest.Resource) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.publishLocked(res)
+}
+
+func (p *Plugin) publishLocked(res *manifest.Resource) {
+	s := buildSnapshot(res, p.probe)
+	p.state.Store(s)
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.host.metrics.devices.WithLabelValues(p.name, pluginapi.Healthy).Set(float64(s.healthy))
+	p.host.metrics.devices.WithLabelValues(p.name, pluginapi.Unhealthy).Set(float64(len(res.IDs) - s.healthy))
+}
+
+// update applies a changed resource from a reload. Device changes reach the
+// kubelet as a ListAndWatch update on the open stream; a change of the
+// registration options makes the plugin register again.
+func (p *Plugin) update(res *manifest.Resource) {
+	old := p.snapshot().res
+	p.mu.Lock()
+	if !old.SameDevices(res) {
+		p.probe = nil // a new device list: the health check starts over
+	}
+	p.publishLocked(res)
+	p.mu.Unlock()
+	if !old.SameRegistration(res) {
+		p.reregister.Store(true)
+		poke(p.check)
+	}
+}
+
+// setProbe records health-check results (unhealthy by device index) and
+// publishes only if they differ from what is served.
+func (p *Plugin) setProbe(res *manifest.Resource, unhealthy []bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cur := p.state.Load()
+	if cur.res != res {
+		return false // a reload replaced the resource meanwhile; the next probe covers it
+	}
+	if equalBools(p.probe, unhealthy) {
+		return false
+	}
+	p.probe = unhealthy
+	p.publishLocked(res)
+	return true
+}
+
+func buildSnapshot(res *manifest.Resource, probe []bool) *snapshot {
+	n := len(res.IDs)
+	s := &snapshot{
+		res:       res,
+		unhealthy: make([]bool, n),
+		options: &pluginapi.DevicePluginOptions{
+			PreStartRequired:                res.Spec.PreStartRequired,
+			GetPreferredAllocationAvailable: true,
+		},
+	}
+	devices := make([]pluginapi.Device, n) // one allocation for the whole list
+	list := make([]*pluginapi.Device, n)
+	topo := map[int]*pluginapi.TopologyInfo{} // shared per NUMA node: read-only once sent
+	for i, id := range res.IDs {
+		bad := res.StaticUnhealthy(id) || (i < len(probe) && probe[i])
+		s.unhealthy[i] = bad
+		d := &devices[i]
+		d.ID = id
+		if bad {
+			d.Health = pluginapi.Unhealthy
+		} else {
+			d.Health = pluginapi.Healthy
+			s.healthy++
+		}
+		if node, ok := res.NUMANode(i); ok {
+			t, seen := topo[node]
+			if !seen {
+				t = &pluginapi.TopologyInfo{Nodes: []*pluginapi.NUMANode{{ID: int64(node)}}}
+				topo[node] = t
+			}
+			d.Topology = t
+		}
+		list[i] = d
+	}
+	s.list = &pluginapi.ListAndWatchResponse{Devices: list}
+	return s
+}
+
+func equalBools(a, b []bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// poke sends on a one-slot channel without blocking: one pending signal is
+// enough, since the receiver re-checks everything.
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// String names the plugin in logs.
+func (p *Plugin) String() string { return fmt.Sprintf("plugin %s", p.name) }

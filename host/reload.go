@@ -1,0 +1,144 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"simple-device-plugin/manifest"
+)
+
+// Reloader watches the manifest file and applies every valid change to the
+// host. It watches the file's directory, not the file: a mounted ConfigMap
+// is a symlink name -> ..data/name, updated by atomically swapping the
+// ..data symlink to a new directory, and editors replace files by rename;
+// either way the inode we would have watched is gone.
+type Reloader struct {
+	Path string
+	Host *Host
+	// Debounce gathers a burst of events into one reload. Default 100 ms.
+	Debounce time.Duration
+	// Poll re-reads the file as a safety net. Default 10 s.
+	Poll time.Duration
+
+	trigger chan struct{}
+	last    []byte
+}
+
+// NewReloader returns a reloader for the manifest at path, which was
+// loaded as data and is being served.
+func NewReloader(path string, h *Host, data []byte) *Reloader {
+	return &Reloader{Path: path, Host: h, last: data, trigger: make(chan struct{}, 1)}
+}
+
+// Trigger asks for a reload now (SIGHUP), even if no event was seen.
+func (r *Reloader) Trigger() { poke(r.trigger) }
+
+// Run watches until ctx ends.
+func (r *Reloader) Run(ctx context.Context) error {
+	if r.Debounce <= 0 {
+		r.Debounce = 100 * time.Millisecond
+	}
+	if r.Poll <= 0 {
+		r.Poll = 10 * time.Second
+	}
+	log := r.Host.log.With("manifest", r.Path)
+	// Without fsnotify (no inotify instances left, say) the poll still
+	// picks changes up, only later: degrade rather than fail.
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	dir := filepath.Dir(r.Path)
+	if w, err := fsnotify.NewWatcher(); err != nil {
+		log.Warn("cannot watch the manifest; polling only", "err", err, "poll", r.Poll.String())
+	} else {
+		defer w.Close()
+		if err := w.Add(dir); err != nil {
+			log.Warn("cannot watch the manifest dir; polling only", "dir", dir, "err", err, "poll", r.Poll.String())
+		} else {
+			events, errs = w.Events, w.Errors
+		}
+	}
+	name := filepath.Base(r.Path)
+
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	poll := time.NewTicker(r.Poll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			// The file itself (edits, renames) or the ConfigMap's ..data swap.
+			base := filepath.Base(ev.Name)
+			if base == name || base == "..data" {
+				debounce.Reset(r.Debounce)
+			}
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			log.Warn("watching the manifest", "err", err)
+		case <-debounce.C:
+			r.reload(log, false)
+		case <-poll.C:
+			r.reload(log, false)
+		case <-r.trigger:
+			r.reload(log, true)
+		}
+	}
+}
+
+// reload reads the manifest and applies it if it changed. An invalid
+// manifest changes nothing: the last good one keeps running.
+func (r *Reloader) reload(log *slog.Logger, forced bool) {
+	m := r.Host.metrics
+	data, err := os.ReadFile(r.Path)
+	if err != nil {
+		m.reloads.WithLabelValues(reloadInvalid).Inc()
+		log.Error("cannot read the manifest; still serving the last good one", "err", err)
+		return
+	}
+	if bytes.Equal(data, r.last) {
+		if forced {
+			m.reloads.WithLabelValues(reloadUnchanged).Inc()
+			log.Info("manifest unchanged")
+		}
+		return
+	}
+	parsed, err := manifest.Parse(data)
+	if err != nil {
+		r.last = data // report each bad version once, not on every poll
+		m.reloads.WithLabelValues(reloadInvalid).Inc()
+		for _, e := range manifest.Errors(err) {
+			log.Error("invalid manifest; still serving the last good one", "path", e.Path, "err", e.Message)
+		}
+		if manifest.Errors(err) == nil {
+			log.Error("invalid manifest; still serving the last good one", "err", err)
+		}
+		return
+	}
+	res, err := r.Host.Apply(parsed)
+	if err != nil {
+		log.Error("cannot apply the manifest", "err", err)
+		return
+	}
+	r.last = data
+	result := reloadApplied
+	if len(res.Added)+len(res.Updated)+len(res.Removed) == 0 {
+		result = reloadUnchanged
+	}
+	m.reloads.WithLabelValues(result).Inc()
+	log.Info("manifest reloaded", "hash", parsed.Hash, "added", res.Added, "updated", res.Updated, "removed", res.Removed, "unchanged", len(res.Unchanged))
+}

@@ -1,0 +1,203 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"simple-device-plugin/manifest"
+)
+
+// service answers the kubelet's DevicePlugin RPCs for one session of a
+// plugin. It reads the plugin's current snapshot and holds no state of its
+// own: the kubelet owns allocation state.
+type service struct {
+	pluginapi.UnimplementedDevicePluginServer
+	p    *Plugin
+	sess *session
+}
+
+func (s *service) GetDevicePluginOptions(context.Context, *pluginapi.Empty) (*pluginapi.DevicePluginOptions, error) {
+	return s.p.snapshot().options, nil
+}
+
+// ListAndWatch sends the device list at once and again on every change. It
+// returns when the stream's context ends or the session ends; a session
+// that ends for good sends an empty list first, so the kubelet drops the
+// capacity at once instead of keeping stale devices.
+func (s *service) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingServer[pluginapi.ListAndWatchResponse]) error {
+	ctx := stream.Context()
+	var sent *snapshot
+	for {
+		snap, changed := s.p.watch()
+		if sent == nil || snap.list != sent.list && !sameList(sent, snap) {
+			if err := stream.Send(snap.list); err != nil {
+				return fmt.Errorf("send device list: %w", err)
+			}
+		}
+		sent = snap
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		case <-s.sess.ending:
+			if s.sess.final.Load() {
+				if err := stream.Send(&pluginapi.ListAndWatchResponse{}); err != nil {
+					return fmt.Errorf("send empty device list: %w", err)
+				}
+			}
+			return nil
+		}
+	}
+}
+
+// sameList reports whether two snapshots advertise the same devices, so a
+// template-only reload sends nothing on the stream.
+func sameList(a, b *snapshot) bool {
+	return a.res.SameDevices(b.res) && equalBools(a.unhealthy, b.unhealthy)
+}
+
+// GetPreferredAllocation picks devices per the resource's allocation policy.
+func (s *service) GetPreferredAllocation(_ context.Context, req *pluginapi.PreferredAllocationRequest) (*pluginapi.PreferredAllocationResponse, error) {
+	s.p.mPreferred.Inc()
+	snap := s.p.snapshot()
+	resp := &pluginapi.PreferredAllocationResponse{
+		ContainerResponses: make([]*pluginapi.ContainerPreferredAllocationResponse, len(req.ContainerRequests)),
+	}
+	for i, cr := range req.ContainerRequests {
+		ids, err := snap.res.Preferred(cr.AvailableDeviceIDs, cr.MustIncludeDeviceIDs, int(cr.AllocationSize))
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "%s: container request %d: %v", s.p.name, i, err)
+		}
+		resp.ContainerResponses[i] = &pluginapi.ContainerPreferredAllocationResponse{DeviceIDs: ids}
+	}
+	return resp, nil
+}
+
+// Allocate answers one ContainerAllocateResponse per container request,
+// rendered from the templates compiled at load time. Unknown IDs are
+// InvalidArgument, unhealthy ones FailedPrecondition, each naming the IDs.
+func (s *service) Allocate(_ context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
+	start := time.Now()
+	snap := s.p.snapshot()
+	resp, err := allocate(snap, s.p.host.cfg.NodeName, req)
+	if err != nil {
+		s.p.host.metrics.allocationErrors.WithLabelValues(s.p.name, status.Code(err).String()).Inc()
+		s.p.log.Debug("allocate refused", "err", err)
+		return nil, err
+	}
+	s.p.mAllocations.Inc()
+	s.p.host.metrics.allocateSeconds.Observe(time.Since(start).Seconds())
+	return resp, nil
+}
+
+func allocate(snap *snapshot, node string, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
+	res := snap.res
+	if len(req.ContainerRequests) == 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "%s: the request has no container requests", res.Name)
+	}
+	resp := &pluginapi.AllocateResponse{
+		ContainerResponses: make([]*pluginapi.ContainerAllocateResponse, len(req.ContainerRequests)),
+	}
+	for i, cr := range req.ContainerRequests {
+		if err := checkIDs(snap, cr.DevicesIds); err != nil {
+			return nil, fmt.Errorf("%s: container request %d: %w", res.Name, i, err)
+		}
+		alloc, err := res.Render(cr.DevicesIds, node)
+		if err != nil {
+			var unknown *manifest.UnknownIDsError
+			if errors.As(err, &unknown) {
+				return nil, status.Errorf(codes.InvalidArgument, "%s: container request %d: %v", res.Name, i, err)
+			}
+			return nil, status.Errorf(codes.Internal, "%s: container request %d: %v", res.Name, i, err)
+		}
+		resp.ContainerResponses[i] = toContainerResponse(alloc)
+	}
+	return resp, nil
+}
+
+// checkIDs refuses empty, duplicate, unknown and unhealthy device IDs.
+func checkIDs(snap *snapshot, ids []string) error {
+	res := snap.res
+	if len(ids) == 0 {
+		return status.Error(codes.InvalidArgument, "no device IDs")
+	}
+	if len(ids) > len(res.IDs) {
+		return status.Errorf(codes.InvalidArgument, "%d device IDs requested; the resource has %d devices", len(ids), len(res.IDs))
+	}
+	var unknown, unhealthy, dup []string
+	seen := make(map[int]struct{}, len(ids))
+	for _, id := range ids {
+		i := res.Position(id)
+		switch {
+		case i < 0:
+			unknown = append(unknown, id)
+			continue
+		case snap.unhealthy[i]:
+			unhealthy = append(unhealthy, id)
+		}
+		if _, twice := seen[i]; twice {
+			dup = append(dup, id)
+		}
+		seen[i] = struct{}{}
+	}
+	switch {
+	case len(unknown) > 0:
+		return status.Errorf(codes.InvalidArgument, "unknown device IDs %s", listIDs(unknown))
+	case len(dup) > 0:
+		return status.Errorf(codes.InvalidArgument, "device IDs requested twice: %s", listIDs(dup))
+	case len(unhealthy) > 0:
+		return status.Errorf(codes.FailedPrecondition, "unhealthy device IDs %s", listIDs(unhealthy))
+	}
+	return nil
+}
+
+// listIDs names IDs in an error, at most a handful.
+func listIDs(ids []string) string {
+	const show = 8
+	if len(ids) <= show {
+		return strings.Join(ids, ", ")
+	}
+	return fmt.Sprintf("%s, … (%d in all)", strings.Join(ids[:show], ", "), len(ids))
+}
+
+func toContainerResponse(a *manifest.Allocation) *pluginapi.ContainerAllocateResponse {
+	r := &pluginapi.ContainerAllocateResponse{Envs: a.Envs, Annotations: a.Annotations}
+	if len(a.Mounts) > 0 {
+		mounts := make([]pluginapi.Mount, len(a.Mounts))
+		r.Mounts = make([]*pluginapi.Mount, len(a.Mounts))
+		for i, m := range a.Mounts {
+			mounts[i].ContainerPath, mounts[i].HostPath, mounts[i].ReadOnly = m.ContainerPath, m.HostPath, m.ReadOnly
+			r.Mounts[i] = &mounts[i]
+		}
+	}
+	if len(a.Devices) > 0 {
+		devs := make([]pluginapi.DeviceSpec, len(a.Devices))
+		r.Devices = make([]*pluginapi.DeviceSpec, len(a.Devices))
+		for i, d := range a.Devices {
+			devs[i].ContainerPath, devs[i].HostPath, devs[i].Permissions = d.ContainerPath, d.HostPath, d.Permissions
+			r.Devices[i] = &devs[i]
+		}
+	}
+	if len(a.CDIDevices) > 0 {
+		cdi := make([]pluginapi.CDIDevice, len(a.CDIDevices))
+		r.CdiDevices = make([]*pluginapi.CDIDevice, len(a.CDIDevices))
+		for i, name := range a.CDIDevices {
+			cdi[i].Name = name
+			r.CdiDevices[i] = &cdi[i]
+		}
+	}
+	return r
+}
+
+// PreStartContainer acknowledges: virtual devices need no preparation.
+func (s *service) PreStartContainer(context.Context, *pluginapi.PreStartContainerRequest) (*pluginapi.PreStartContainerResponse, error) {
+	return &pluginapi.PreStartContainerResponse{}, nil
+}

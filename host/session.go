@@ -1,0 +1,226 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/stats"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
+)
+
+// A session is one life of a plugin's gRPC server: a fresh socket, a
+// server, one registration. Anything that invalidates it (socket removed,
+// kubelet restarted, registration options changed, server error) ends the
+// session, and the plugin starts a new one.
+type session struct {
+	listener net.Listener
+	server   *grpc.Server
+	serving  chan struct{} // closed when Serve returns; the session owns that goroutine
+	serveErr error         // Serve's result, valid once serving is closed
+	socketID fileID        // identity of the socket file we created
+	kubelet  fileID        // identity of kubelet.sock we registered with
+	conns    *connCounter
+
+	ending chan struct{} // closed to end every ListAndWatch stream
+	final  atomic.Bool   // set before ending: streams send an empty list
+
+	// plugins-registry mode: the kubelet's verdict on this socket.
+	notified chan error // one slot: nil = registered
+}
+
+// notify records the plugin watcher's verdict (plugins-registry mode).
+func (s *session) notify(err error) {
+	select {
+	case s.notified <- err:
+	default: // a verdict is already pending; the session acts on it
+	}
+}
+
+// Reasons a session ends that call for an immediate new one.
+var (
+	errSocketRemoved  = errors.New("socket removed")
+	errKubeletRestart = errors.New("kubelet restarted")
+	errReregister     = errors.New("registration options changed")
+	errNotOurSocket   = errors.New("not a socket")
+	errDirUnusable    = errors.New("device-plugin dir unusable")
+	errKubeletAbsent  = errors.New("kubelet not listening")
+	errKubeletRefused = errors.New("kubelet refused the registration")
+	errServerStopped  = errors.New("gRPC server stopped")
+)
+
+// maxRecvMessageSize lets Allocate requests list many IDs.
+const maxRecvMessageSize = 16 << 20
+
+// fileID identifies one file, so a file replaced under the same name is
+// told apart: inode numbers are reused quickly on some file systems, so the
+// change time is part of it.
+type fileID struct {
+	dev, ino uint64
+	ctime    int64
+}
+
+func statID(path string) (fileID, os.FileInfo, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fileID{}, nil, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, fi, nil
+	}
+	return fileID{dev: uint64(st.Dev), ino: st.Ino, ctime: st.Ctim.Nano()}, fi, nil
+}
+
+// startSession creates the socket (removing a stale socket first, never
+// anything else) and starts serving on it.
+func (p *Plugin) startSession() (*session, error) {
+	fi, err := os.Lstat(p.socketPath)
+	switch {
+	case err == nil && fi.Mode()&fs.ModeSocket == 0:
+		return nil, fmt.Errorf("%s exists and is %s, not a socket; refusing to remove it (remove or rename it, or rename the resource): %w",
+			p.socketPath, describeMode(fi.Mode()), errNotOurSocket)
+	case err == nil:
+		// A socket left by an earlier run (or a crashed one): ours to replace.
+		if err := os.Remove(p.socketPath); err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("remove stale socket %s: %w: %w", p.socketPath, err, errDirUnusable)
+		}
+	case !os.IsNotExist(err):
+		return nil, fmt.Errorf("stat %s: %w: %w", p.socketPath, err, errDirUnusable)
+	}
+	lis, err := net.Listen("unix", p.socketPath)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w: %w", p.socketPath, err, errDirUnusable)
+	}
+	// Only our own socket: never unlink a file that a later session or
+	// another process put at this path.
+	lis.(*net.UnixListener).SetUnlinkOnClose(false)
+	id, _, err := statID(p.socketPath)
+	if err != nil {
+		lis.Close()
+		return nil, fmt.Errorf("stat new socket %s: %w: %w", p.socketPath, err, errDirUnusable)
+	}
+	s := &session{
+		listener: lis,
+		serving:  make(chan struct{}),
+		socketID: id,
+		conns:    newConnCounter(),
+		ending:   make(chan struct{}),
+		notified: make(chan error, 1),
+	}
+	s.server = grpc.NewServer(
+		grpc.MaxRecvMsgSize(maxRecvMessageSize),
+		grpc.StatsHandler(s.conns),
+	)
+	pluginapi.RegisterDevicePluginServer(s.server, &service{p: p, sess: s})
+	if p.host.cfg.Registration == RegisterPluginsRegistry {
+		registerapi.RegisterRegistrationServer(s.server, &registryService{p: p, sess: s})
+	}
+	go func() {
+		s.serveErr = s.server.Serve(lis)
+		close(s.serving)
+	}()
+	return s, nil
+}
+
+// stop ends the session: streams end (with an empty device list when final),
+// the kubelet gets up to wait to close its connection (so it has forgotten
+// this endpoint before we register the same socket path again), then the
+// server stops and our socket file is removed if it is still ours.
+func (p *Plugin) stopSession(s *session, final bool, wait time.Duration) {
+	p.setRegistered(false)
+	s.final.Store(final)
+	close(s.ending)
+	s.conns.waitIdle(wait)
+	s.server.Stop()
+	<-s.serving
+	if id, _, err := statID(p.socketPath); err == nil && id == s.socketID {
+		if err := os.Remove(p.socketPath); err != nil && !os.IsNotExist(err) {
+			p.log.Warn("cannot remove socket", "socket", p.socketPath, "err", err)
+		}
+	}
+}
+
+// checkSession says why the session is no longer valid, or nil.
+func (p *Plugin) checkSession(s *session) error {
+	id, _, err := statID(p.socketPath)
+	if err != nil || id != s.socketID {
+		return errSocketRemoved
+	}
+	if p.host.cfg.Registration == RegisterKubeletSocket {
+		if k, _, err := statID(p.host.kubeletSocket()); err != nil || k != s.kubelet {
+			return errKubeletRestart
+		}
+	}
+	if p.reregister.Swap(false) {
+		return errReregister
+	}
+	return nil
+}
+
+func describeMode(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m.IsRegular():
+		return "a regular file"
+	case m&fs.ModeSymlink != 0:
+		return "a symlink"
+	}
+	return "a " + m.Type().String() + " file"
+}
+
+// connCounter counts the server's open connections, so a session can wait
+// for the kubelet to hang up before the same endpoint registers again (the
+// kubelet would otherwise drop the new registration when it notices the old
+// stream's end).
+type connCounter struct {
+	mu     sync.Mutex
+	open   int
+	closed chan struct{} // signalled on every close
+}
+
+func newConnCounter() *connCounter { return &connCounter{closed: make(chan struct{}, 1)} }
+
+func (c *connCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (c *connCounter) HandleRPC(context.Context, stats.RPCStats)                         {}
+func (c *connCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (c *connCounter) HandleConn(_ context.Context, st stats.ConnStats) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch st.(type) {
+	case *stats.ConnBegin:
+		c.open++
+	case *stats.ConnEnd:
+		c.open--
+		poke(c.closed)
+	}
+}
+
+// waitIdle waits until no connection is open, at most d.
+func (c *connCounter) waitIdle(d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		c.mu.Lock()
+		n := c.open
+		c.mu.Unlock()
+		if n <= 0 {
+			return
+		}
+		select {
+		case <-c.closed:
+		case <-timer.C:
+			return
+		}
+	}
+}
