@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"simple-device-plugin/manifest"
 )
 
 const (
@@ -78,9 +76,15 @@ func removeBuiltBinary() {
 	}
 }
 
-// socketPath is where the host serves resource's device plugin.
+// socketPath is where the host serves resource's device plugin, by the
+// contract in DESIGN.md: the resource name with "/" replaced by "_", plus
+// ".sock". (The main module shortens names too long for a unix socket; the
+// tests' names are short.) Written out here rather than imported, so the
+// e2e module does not require the main module, whose newer grpc and
+// prometheus would otherwise replace the versions the kubelet v1.37.2 code
+// under test is released with.
 func socketPath(resource string) string {
-	return filepath.Join(pluginDir, manifest.SocketName(resource))
+	return filepath.Join(pluginDir, strings.ReplaceAll(resource, "/", "_")+".sock")
 }
 
 // host is a running simple-device-plugin process.
