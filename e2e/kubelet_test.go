@@ -51,14 +51,12 @@ func kubeletLogger() logr.Logger {
 	return logr.Discard()
 }
 
-var registerKubeletMetrics sync.Once
-
 // registrations is the kubelet's own count of Register calls for resource
 // (kubelet_device_plugin_registration_total), across every manager of this
-// test binary: compare before and after.
+// test binary: compare before and after. (newKubelet registers the
+// kubelet's metrics: until then the counter is a no-op.)
 func registrations(t testing.TB, resource string) int {
 	t.Helper()
-	registerKubeletMetrics.Do(kubeletmetrics.Register)
 	v, err := testutil.GetCounterMetricValue(kubeletmetrics.DevicePluginRegistrationCount.WithLabelValues(resource))
 	if err != nil {
 		t.Fatalf("read kubelet registration counter for %s: %v", resource, err)
@@ -118,6 +116,7 @@ func cleanPluginDir(t testing.TB) {
 func newKubelet(t testing.TB) *kubelet {
 	t.Helper()
 	requireE2E(t)
+	kubeletmetrics.Register() // once per process; idempotent
 	cleanPluginDir(t)
 	k := &kubelet{t: t, logger: kubeletLogger()}
 	t.Cleanup(func() {
