@@ -121,6 +121,9 @@ func startHost(t testing.TB, manifestPath string) *host {
 	}
 	h.cmd.Stdout, h.cmd.Stderr = w, w
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Should anything the host started keep its output open, Wait must
+	// still return once the host itself has exited.
+	h.cmd.WaitDelay = 2 * time.Second
 	if err := h.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
