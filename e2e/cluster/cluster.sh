@@ -29,8 +29,8 @@ BRIDGE=sdpe2e0
 PAUSE_IMAGE=localhost/sdp-e2e/pause:e2e
 CONTAINERD_SOCK=$RUN/containerd/containerd.sock
 APISERVER_PORT=6443
-ETCD_CLIENT_PORT=2379
-ETCD_PEER_PORT=2380
+ETCD_CLIENT_PORT=12379 # not 2379: Debian's etcd-server may run its own there
+ETCD_PEER_PORT=12380
 KUBELET_ROOT=/var/lib/kubelet
 # The sysctls the kubelet (and the bridge plugin) rewrite; saved at up,
 # restored at down.
