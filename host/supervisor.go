@@ -113,7 +113,10 @@ func (p *Plugin) registerUntilDone(ctx context.Context, s *session) error {
 		if id, _, err := statID(p.socketPath); err != nil || id != s.socketID {
 			return errSocketRemoved
 		}
-		err := p.register(ctx, s)
+		err := p.registerWatching(ctx, s)
+		if errors.Is(err, errSocketRemoved) {
+			return err
+		}
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
@@ -142,6 +145,37 @@ func (p *Plugin) registerUntilDone(ctx context.Context, s *session) error {
 		case <-timer.C:
 		}
 		timer.Stop()
+	}
+}
+
+// registerWatching registers, abandoning the call when the session's socket
+// disappears meanwhile: the kubelet would dial the deleted socket for its
+// full 10 s before failing, and the plugin would wait with it. (The check
+// before the call leaves a window: a kubelet wiping the dir can delete the
+// socket between the check and its dial, more easily when the CPU is busy.)
+func (p *Plugin) registerWatching(ctx context.Context, s *session) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.register(ctx, s) }()
+	checked := false
+	defer func() {
+		if checked {
+			poke(p.check) // the check may have been for something else too
+		}
+	}()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-p.check:
+			checked = true
+			if id, _, err := statID(p.socketPath); err != nil || id != s.socketID {
+				cancel()
+				<-done
+				return errSocketRemoved
+			}
+		}
 	}
 }
 
