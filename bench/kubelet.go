@@ -111,7 +111,19 @@ func (k *kubelet) Register(ctx context.Context, req *pluginapi.RegisterRequest) 
 	conn, err := dialLikeKubelet(ctx, sock)
 	if err != nil {
 		k.refuse(req.ResourceName)
-		return nil, fmt.Errorf("dial %s: %w", sock, err)
+		// Say what the socket looked like then: it tells a plugin that
+		// registered a socket it no longer serves from one that hangs.
+		state := "absent"
+		if fi, serr := os.Lstat(sock); serr == nil {
+			state = fi.Mode().String()
+			if c, derr := net.Dial("unix", sock); derr != nil {
+				state += ", dial: " + derr.Error()
+			} else {
+				c.Close()
+				state += ", dials now"
+			}
+		}
+		return nil, fmt.Errorf("dial %s (%s): %w", sock, state, err)
 	}
 	client := pluginapi.NewDevicePluginClient(conn)
 	if _, err := client.GetDevicePluginOptions(ctx, &pluginapi.Empty{}); err != nil {

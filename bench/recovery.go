@@ -62,6 +62,15 @@ func (b *bench) startScale(host bool, tag string, resources, devices int) (*subj
 	return s, nil
 }
 
+// kubeletDown is how long a restarting kubelet is away
+// ($SDP_BENCH_KUBELET_DOWN, a Go duration; default 20 ms).
+var kubeletDown = func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("SDP_BENCH_KUBELET_DOWN")); err == nil {
+		return d
+	}
+	return 20 * time.Millisecond
+}()
+
 // restartKubelet does what a restarting kubelet does: the old one goes
 // away (its connections close), the new one deletes every socket in the
 // dir and listens on a new kubelet.sock. It returns the time from the
@@ -69,7 +78,7 @@ func (b *bench) startScale(host bool, tag string, resources, devices int) (*subj
 // and how many registrations beyond one per resource it saw.
 func (s *subjectRun) restartKubelet() (time.Duration, int, error) {
 	s.k.stop()
-	time.Sleep(20 * time.Millisecond) // the kubelet is down for a moment
+	time.Sleep(kubeletDown) // the kubelet is down for a moment
 	start := time.Now()
 	if err := removeSockets(s.dir); err != nil {
 		return 0, 0, err
