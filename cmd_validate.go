@@ -47,6 +47,11 @@ func summary(m *manifest.Manifest) string {
 		parts[i] = fmt.Sprintf("%s=%d", r.Name, len(r.IDs))
 	}
 	sort.Strings(parts)
+	// One line per file, even for a manifest of hundreds of resources.
+	const show = 8
+	if len(parts) > show {
+		parts = append(parts[:show-1], fmt.Sprintf("… and %d more", len(parts)-show+1))
+	}
 	return fmt.Sprintf("%s, %s (%s)", plural(len(m.Resources), "resource"), plural(m.TotalDevices(), "device"), strings.Join(parts, ", "))
 }
 

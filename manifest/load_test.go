@@ -65,7 +65,7 @@ func TestParseStrict(t *testing.T) {
 			{"resources[0].env[NUM]", "expected a string, got the number 1; quote it"},
 		}},
 		{"YAML 1.1 boolean as an env value", header + one + "    env: {ENABLED: yes}\n", []wantErr{
-			{"resources[0].env[ENABLED]", "expected a string, got true; quote it"},
+			{"resources[0].env[ENABLED]", "expected a string, got true (YAML reads unquoted y, n, yes, no, on, off as booleans); quote it"},
 		}},
 		{"YAML 1.1 boolean as an env name", header + one + "    env: {N: \"4\"}\n", []wantErr{
 			{"resources[0].env[false]", `"false" is how YAML reads an unquoted y, n, yes, no, on, off`},
@@ -74,7 +74,7 @@ func TestParseStrict(t *testing.T) {
 			{"resources[0].annotations[true]", `quote the key you meant`},
 		}},
 		{"YAML 1.1 boolean as a device ID", header + "  - name: example.com/a\n    ids: [x, y, z]\n", []wantErr{
-			{"resources[0].ids[1]", "expected a string, got true; quote it"},
+			{"resources[0].ids[1]", "expected a string, got true (YAML reads unquoted y, n, yes, no, on, off as booleans); quote it"},
 		}},
 		{"quoted YAML 1.1 boolean is a string", header + "  - name: example.com/a\n    ids: [x, \"y\", z]\n    env: {\"N\": \"4\"}\n", nil},
 		{"mounts as a mapping", header + one + "    mounts: {hostPath: /a}\n", []wantErr{

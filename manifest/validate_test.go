@@ -20,6 +20,7 @@ var validationCases = []struct {
 	{"name: no domain", items("name: fpga\ncount: 1"), errs("resources[0].name", `"fpga" has no domain; write <domain>/<name>, for example example.com/fpga`)},
 	{"name: kubernetes.io", items("name: kubernetes.io/fpga\ncount: 1"), errs("resources[0].name", "is in the kubernetes.io domain, which is reserved")},
 	{"name: kubernetes.io subdomain", items("name: foo.kubernetes.io/x\ncount: 1"), errs("resources[0].name", `"foo.kubernetes.io/x" is in the kubernetes.io domain`)},
+	{"name: contains kubernetes.io/", items("name: notkubernetes.io/x\ncount: 1"), errs("resources[0].name", `"notkubernetes.io/x" contains "kubernetes.io/", which the kubelet reserves`)},
 	{"name: requests. prefix", items("name: requests.example.com/x\ncount: 1"), errs("resources[0].name", `starts with "requests.", which is reserved`)},
 	{"name: upper-case domain", items("name: Example.com/x\ncount: 1"), errs("resources[0].name", "is not a DNS subdomain")},
 	{"name: two slashes", items("name: example.com/a/b\ncount: 1"), errs("resources[0].name", "has more than one '/'")},
