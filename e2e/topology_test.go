@@ -290,6 +290,49 @@ func TestAllocationPolicyDecidesWithoutAlignment(t *testing.T) {
 	})
 }
 
+// When the merged affinity is narrower than what one resource can supply
+// on it, the kubelet takes every free device of that resource on the
+// affinity's nodes, then asks GetPreferredAllocation for the rest with
+// those as must-include IDs. With the device manager as the only hint
+// provider this needs two resources that prefer different nodes, and the
+// best-effort policy (single-numa-node and restricted refuse the pod).
+func TestAllocationAroundANarrowAffinity(t *testing.T) {
+	k, h := serveNUMA(t, topologymanager.PolicyBestEffort)
+	onlyPacked := func(name string) *podStep {
+		return &podStep{k: k, h: h, res: packedRes,
+			pod: newPod(name, podContainer{Name: "c", Limits: map[string]int64{packedRes: 4}})}
+	}
+	// Leave packed with free devices on node 0 only.
+	first := onlyPacked("node-0-holder")
+	first.admitted(t, "{0}", devIDs("packed", 0, 1, 2, 3), false)
+	onlyPacked("node-1-holder").admitted(t, "{1}", devIDs("packed", 4, 5, 6, 7), false)
+	k.remove(first.pod)
+
+	// packed=3 fits only node 0 now; mapped=3 fits only node 1 (node 0
+	// has m1, m3). No node suits both; best-effort settles on {0}.
+	pod := newPod("straddle", podContainer{Name: "c", Limits: map[string]int64{packedRes: 3, mappedRes: 3}})
+	packedBefore, mappedBefore := preferredCalls(t, h, packedRes), preferredCalls(t, h, mappedRes)
+	k.mustAdmit(pod)
+	if got := k.affinity(pod, "c"); got != "{0}" {
+		t.Errorf("affinity %s, want {0}", got)
+	}
+	got := k.devices(pod, "c")
+	if !slices.Equal(got[packedRes], devIDs("packed", 0, 1, 2)) {
+		t.Errorf("packed: %v, want packed-0..2 (the policy's pick on node 0)", got[packedRes])
+	}
+	// m1, m3 taken by the kubelet as aligned; m0 is packed's pick for the
+	// third: the lowest device of the one node that can add it.
+	if !slices.Equal(got[mappedRes], []string{"m0", "m1", "m3"}) {
+		t.Errorf("mapped: %v, want [m0 m1 m3]", got[mappedRes])
+	}
+	if n := preferredCalls(t, h, packedRes) - packedBefore; n != 1 {
+		t.Errorf("GetPreferredAllocation calls for packed: %d, want 1", n)
+	}
+	if n := preferredCalls(t, h, mappedRes) - mappedBefore; n != 1 {
+		t.Errorf("GetPreferredAllocation calls for mapped: %d, want 1 (with m1, m3 as must-include)", n)
+	}
+}
+
 // podStep is one pod of a scenario on one resource.
 type podStep struct {
 	k   *numaKubelet
