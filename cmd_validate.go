@@ -15,7 +15,7 @@ func validateCommand(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: simple-device-plugin validate FILE...") }
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailure(err)
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
