@@ -122,3 +122,53 @@ func TestPluginsRegistryWithTheKubeletsPluginManager(t *testing.T) {
 		t.Errorf("plugins_registry left behind (later tests in auto mode would use it): %v", err)
 	}
 }
+
+// In plugins-registry mode the kubelet's plugin watcher also sees sockets
+// go: a socket deleted behind the host's back is deregistered, and the host
+// serves a new one, which the watcher registers, while the other resources
+// are left alone; a restarted host (SIGTERM, then a new process) gets every
+// resource back.
+func TestPluginsRegistryDeletedSocketAndHostRestart(t *testing.T) {
+	counts := manifestCounts(t, []byte(threeResources))
+	names := resourceNames(counts)
+	k := startRegistryKubelet(t)
+	manifest := writeManifest(t, threeResources)
+	h := startHostArgs(t, manifest, "--registration", "plugins-registry")
+	k.registeredAll(t, counts)
+
+	victim := names[0]
+	before := map[string]float64{}
+	for _, r := range names {
+		before[r] = h.metricValue(t, "sdp_registrations_total", `resource="`+r+`"`)
+	}
+	if err := os.Remove(registrySocketPath(victim)); err != nil {
+		t.Fatal(err)
+	}
+	took := eventually(t, registerTimeout, victim+" registered again through the watcher", func() (bool, string) {
+		if n := h.metricValue(t, "sdp_registrations_total", `resource="`+victim+`"`); n <= before[victim] {
+			return false, fmt.Sprintf("host registrations of %s still %v", victim, n)
+		}
+		return k.capacityIs(allHealthy(counts))()
+	})
+	holds(t, 500*time.Millisecond, "the other resources untouched", func() (bool, string) {
+		for _, r := range names[1:] {
+			if n := h.metricValue(t, "sdp_registrations_total", `resource="`+r+`"`); n != before[r] {
+				return false, fmt.Sprintf("%s registered again (%v -> %v) when only %s's socket was deleted", r, before[r], n, victim)
+			}
+		}
+		return k.capacityIs(allHealthy(counts))()
+	})
+
+	h.stop()
+	t.Logf("deleted socket -> registered again: %v", took.Round(time.Millisecond))
+	if code := h.exitCode(); code != 0 {
+		t.Fatalf("host exit code %d", code)
+	}
+	none := map[string]resourceCounts{}
+	for _, r := range names {
+		none[r] = resourceCounts{}
+	}
+	eventually(t, registerTimeout, "no devices of ours after SIGTERM", k.capacityIs(none))
+	startHostArgs(t, manifest, "--registration", "plugins-registry")
+	t.Logf("new host -> every resource registered: %v", k.registeredAll(t, counts).Round(time.Millisecond))
+}
