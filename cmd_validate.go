@@ -47,5 +47,13 @@ func summary(m *manifest.Manifest) string {
 		parts[i] = fmt.Sprintf("%s=%d", r.Name, len(r.IDs))
 	}
 	sort.Strings(parts)
-	return fmt.Sprintf("%d resources, %d devices (%s)", len(m.Resources), m.TotalDevices(), strings.Join(parts, ", "))
+	return fmt.Sprintf("%s, %s (%s)", plural(len(m.Resources), "resource"), plural(m.TotalDevices(), "device"), strings.Join(parts, ", "))
+}
+
+// plural writes "1 device", "2 devices".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

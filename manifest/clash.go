@@ -35,11 +35,15 @@ func checkAcrossResources(spec Spec, compiled []*Resource, errs *ErrorList) {
 	// nodes share the container's file system, so they share one.
 	seen := map[string]map[string]owner{"env var": {}, "annotation": {}, "container path": {}}
 	for _, r := range compiled {
+		reported := map[string]bool{} // a per-device path clashes once per sample device; say it once
 		for _, c := range r.sampleContributions() {
 			o, dup := seen[c.kind][c.value]
 			if dup && o.index != r.specIndex {
-				errs.add(c.field, "%s %q is also set by resources[%d] (%s); a pod asking for both would get only one of them, chosen at random; rename it in one resource",
-					c.kind, c.value, o.index, o.name)
+				if !reported[c.field] {
+					reported[c.field] = true
+					errs.add(c.field, "%s %q is also set by resources[%d] (%s); a pod asking for both would get only one of them, chosen at random; rename it in one resource",
+						c.kind, c.value, o.index, o.name)
+				}
 				continue
 			}
 			seen[c.kind][c.value] = owner{index: r.specIndex, name: r.Name}

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"fmt"
 	"path"
 	"sort"
@@ -25,11 +26,12 @@ type Resource struct {
 	healthPaths    []string // per device index; nil without healthCheck
 	healthInterval time.Duration
 
-	env         []keyedTmpl
-	annotations []keyedTmpl
-	mounts      []pathPairTmpl
-	devices     []pathPairTmpl
-	cdi         []cdiTmpl
+	env          []keyedTmpl
+	annotations  []keyedTmpl
+	hasPerDevice bool // some mount, device node or CDI name is per device
+	mounts       []pathPairTmpl
+	devices      []pathPairTmpl
+	cdi          []cdiTmpl
 }
 
 type keyedTmpl struct {
@@ -50,6 +52,11 @@ type cdiTmpl struct {
 	perDevice bool
 }
 
+// maxCount is the most devices that could fit in MaxListAndWatchBytes even
+// with 1-character IDs: a larger count is rejected before any ID is
+// generated, so a typo like count: 1000000 costs nothing to report.
+var maxCount = MaxListAndWatchBytes / ListAndWatchSize([]string{"x"}, false)
+
 const (
 	// MaxListAndWatchBytes bounds the encoded size of one ListAndWatch
 	// message: half the kubelet client's 4 MiB default gRPC receive limit,
@@ -58,8 +65,6 @@ const (
 	MaxListAndWatchBytes = 2 << 20
 	// KubeletReceiveLimit is the kubelet's default gRPC receive limit.
 	KubeletReceiveLimit = 4 << 20
-	// maxCount stops absurd counts before any ID is generated.
-	maxCount = 1_000_000
 	// sampleIDs is how many devices sample renders use at validation.
 	sampleIDs = 3
 )
@@ -77,7 +82,9 @@ func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
 	case spec.Count == nil && spec.IDs == nil:
 		errs.add(p+".count", "is required: set count (1 or more) or ids (an explicit list)")
 	case spec.Count != nil && *spec.Count > maxCount:
-		errs.add(p+".count", "%d devices is far beyond what one ListAndWatch message can carry (about %d with short IDs); split the resource", *spec.Count, MaxListAndWatchBytes/32)
+		n := *spec.Count
+		errs.add(p+".count", "%d devices encode to a ListAndWatch message of at least %s even with 1-character IDs; %s",
+			n, fmtBytes(n*ListAndWatchSize([]string{"x"}, false)), sizeAdvice)
 	case spec.Count != nil && *spec.Count >= 1:
 		r.IDs = generateIDs(spec, p, errs)
 	case spec.IDs != nil:
@@ -89,11 +96,13 @@ func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
 	r.position = make(map[string]int, len(r.IDs))
 	for i, id := range r.IDs {
 		if j, dup := r.position[id]; dup {
-			where := p + ".ids"
-			if spec.IDs != nil {
-				where = fmt.Sprintf("%s.ids[%d]", p, i)
+			if spec.IDs == nil {
+				// One error is enough for a template: it would repeat for
+				// every device.
+				errs.add(p+".idTemplate", "renders device %d and device %d both as %q; device IDs must be unique, so use {{ .Index }} in it", j, i, id)
+				break
 			}
-			errs.add(where, "device ID %q appears twice (also at index %d); device IDs must be unique", id, j)
+			errs.add(fmt.Sprintf("%s.ids[%d]", p, i), "device ID %q appears twice (also at index %d); device IDs must be unique", id, j)
 			continue
 		}
 		r.position[id] = i
@@ -104,14 +113,14 @@ func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
 			if spec.IDs != nil {
 				field = p + ".ids"
 			}
-			errs.add(field, "%d devices encode to a %s ListAndWatch message; the kubelet accepts at most %s and this plugin allows %s to stay safely under it; use fewer devices or shorter IDs, or split the resource",
-				len(r.IDs), fmtBytes(size), fmtBytes(KubeletReceiveLimit), fmtBytes(MaxListAndWatchBytes))
+			errs.add(field, "%d devices encode to a %s ListAndWatch message; %s", len(r.IDs), fmtBytes(size), sizeAdvice)
 		}
 	}
 
 	r.unhealthy = map[string]bool{}
 	for i, id := range spec.Unhealthy {
-		if _, ok := r.position[id]; !ok && len(r.IDs) > 0 {
+		// An empty ID is reported as "must not be empty" already.
+		if _, ok := r.position[id]; !ok && len(r.IDs) > 0 && id != "" {
 			errs.add(fmt.Sprintf("%s.unhealthy[%d]", p, i), "%q is not a device of this resource (%s)", id, describeIDs(r.IDs))
 		}
 		r.unhealthy[id] = true
@@ -125,6 +134,10 @@ func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
 	}
 	return r
 }
+
+// sizeAdvice ends every device-count error: the limits and what to do.
+var sizeAdvice = fmt.Sprintf("the kubelet accepts at most %s and this plugin allows %s to stay safely under it; use fewer devices or shorter IDs, or split the resource",
+	fmtBytes(KubeletReceiveLimit), fmtBytes(MaxListAndWatchBytes))
 
 // generateIDs renders idTemplate (or the default "<name part>-<index>") for
 // every index, checking each ID.
@@ -147,10 +160,12 @@ func generateIDs(spec ResourceSpec, p string, errs *ErrorList) []string {
 		errs.add(p+".idTemplate", "%s", err)
 		return nil
 	}
-	var b strings.Builder
+	var b bytes.Buffer
+	data := &IDData{Resource: spec.Name} // one value, passed by pointer: no boxing per ID
 	for i := range ids {
 		b.Reset()
-		if err := t.render(&b, IDData{Resource: spec.Name, Index: i}); err != nil {
+		data.Index = i
+		if err := t.render(&b, data); err != nil {
 			errs.add(p+".idTemplate", "does not render: %s (idTemplate sees .Index and .Resource)", cleanTemplateErr(err, "idTemplate"))
 			return nil
 		}
@@ -173,6 +188,8 @@ func (r *Resource) compileTopology(p string, errs *ErrorList) {
 		return
 	}
 	switch {
+	case topo.NUMANodes < 0 || topo.NUMANodes > maxNUMANodes:
+		return // the field rule says what is wrong
 	case topo.NUMANodes > 0 && len(topo.NodeOf) > 0:
 		errs.add(p+".topology", "sets both numaNodes and nodeOf; keep one")
 	case topo.NUMANodes > 0:
@@ -262,11 +279,11 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 	// Container paths must be unique within one allocation: the runtime
 	// cannot mount two things on one path.
 	containerPaths := map[string]string{}
-	checkPaths := func(field string, rendered []string, isContainer bool) {
+	checkPaths := func(field, src string, rendered []string, isContainer bool) {
+		if src == "" {
+			return // "is required" says it
+		}
 		for _, s := range rendered {
-			if s == "" {
-				return // "is required" says it
-			}
 			if why := checkAbsPath(s); why != "" {
 				errs.add(field, "%s", why)
 				return
@@ -292,27 +309,31 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		f := fmt.Sprintf("%s.mounts[%d]", p, i)
 		host, hs := compile(f+".hostPath", m.HostPath, m.PerDevice)
 		cont, cs := compile(f+".containerPath", m.ContainerPath, m.PerDevice)
-		checkPaths(f+".hostPath", hs, false)
-		checkPaths(f+".containerPath", cs, true)
+		checkPaths(f+".hostPath", m.HostPath, hs, false)
+		checkPaths(f+".containerPath", m.ContainerPath, cs, true)
 		if host != nil && cont != nil {
 			r.mounts = append(r.mounts, pathPairTmpl{host: host, container: cont, readOnly: m.ReadOnly, perDevice: m.PerDevice})
+			r.hasPerDevice = r.hasPerDevice || m.PerDevice
 		}
 	}
 	for i, d := range spec.Devices {
 		f := fmt.Sprintf("%s.devices[%d]", p, i)
 		host, hs := compile(f+".hostPath", d.HostPath, d.PerDevice)
 		cont, cs := compile(f+".containerPath", d.ContainerPath, d.PerDevice)
-		checkPaths(f+".hostPath", hs, false)
-		checkPaths(f+".containerPath", cs, true)
+		checkPaths(f+".hostPath", d.HostPath, hs, false)
+		checkPaths(f+".containerPath", d.ContainerPath, cs, true)
 		if host != nil && cont != nil {
 			r.devices = append(r.devices, pathPairTmpl{host: host, container: cont, permissions: d.Permissions, perDevice: d.PerDevice})
+			r.hasPerDevice = r.hasPerDevice || d.PerDevice
 		}
 	}
 	for i, c := range spec.CDIDevices {
 		f := fmt.Sprintf("%s.cdiDevices[%d].name", p, i)
 		t, names := compile(f, c.Name, c.PerDevice)
 		for _, n := range names {
-			if why := checkCDIName(n); why != "" && n != "" {
+			// An empty name is reported as "is required" already; a
+			// template that renders empty is not, so it is checked here.
+			if why := checkCDIName(n); why != "" && c.Name != "" {
 				errs.add(f, "%s", why)
 				t = nil
 				break
@@ -320,6 +341,7 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		}
 		if t != nil {
 			r.cdi = append(r.cdi, cdiTmpl{name: t, perDevice: c.PerDevice})
+			r.hasPerDevice = r.hasPerDevice || c.PerDevice
 		}
 	}
 
@@ -331,18 +353,30 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		}
 		r.healthInterval = hc.Interval.Duration
 		r.healthPaths = make([]string, len(r.IDs))
-		var b strings.Builder
+		var b bytes.Buffer
+		// Each device is probed as an allocation of itself. One value,
+		// passed by pointer and refilled per device: the rendered path is
+		// copied out, so nothing keeps it.
+		one := []string{""}
+		data := &DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: one, Count: 1}}
 		for i, id := range r.IDs {
 			b.Reset()
-			data := DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: []string{id}, Count: 1}, ID: id, Index: i}
+			one[0], data.ID, data.Index = id, id, i
 			if err := t.render(&b, data); err != nil {
 				errs.add(f, "%s", explainExecErr(err, f, true))
 				return
 			}
 			r.healthPaths[i] = b.String()
-		}
-		if why := checkAbsPath(r.healthPaths[0]); why != "" {
-			errs.add(f, "%s", why)
+			// Every device's path is checked: an ID such as "../x" can make
+			// one unclean where the others are fine. An empty template is
+			// reported as "is required" already.
+			if why := checkAbsPath(r.healthPaths[i]); why != "" && hc.Path != "" {
+				if !t.literal {
+					why = fmt.Sprintf("for device %q, %s", id, why)
+				}
+				errs.add(f, "%s", why)
+				return
+			}
 		}
 	}
 }

@@ -43,14 +43,22 @@ func Parse(data []byte) (*Manifest, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, ErrorList{{Message: "the manifest is empty; start from examples/manifest.yaml"}}
 	}
+	data, err := oneDocument(data)
+	if err != nil {
+		return nil, ErrorList{{Message: err.Error()}}
+	}
 	// YAMLToJSONStrict rejects broken YAML (naming the line) and duplicate keys.
 	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
-		return nil, ErrorList{{Message: cleanYAMLErr(err)}}
+		return nil, yamlErrors(err)
 	}
 	var doc any
 	if err := json.Unmarshal(js, &doc); err != nil {
 		return nil, ErrorList{{Message: "the manifest is not a YAML mapping: " + err.Error()}}
+	}
+	if doc == nil {
+		// Only comments, or a bare "null": as empty as no text at all.
+		return nil, ErrorList{{Message: "the manifest is empty; start from examples/manifest.yaml"}}
 	}
 	if _, ok := doc.(map[string]any); !ok {
 		return nil, ErrorList{{Message: fmt.Sprintf("the manifest must be a mapping with apiVersion, kind and resources, got %s", describe(doc))}}
@@ -90,6 +98,74 @@ func Parse(data []byte) (*Manifest, error) {
 	return nil, all.sorted()
 }
 
+// oneDocument checks that data holds one YAML document with content and
+// returns it for the converter, which reads only the first document: a
+// second one (two manifests concatenated) would be dropped without a word,
+// and empty documents before the manifest would make it look empty.
+// Markers of those empty documents are blanked, so lines keep their
+// numbers. At the start of a line "---" always begins a document and
+// "..." always ends one, even inside a block scalar, so lines are enough.
+func oneDocument(data []byte) ([]byte, error) {
+	lines := strings.Split(string(data), "\n")
+	var emptyMarkers []int // marker lines before the manifest's content
+	seenContent := false   // the manifest's document has content
+	ended := false         // and has ended
+	documentStart := 0     // line of the latest "---", 0 after "..."
+	for i, line := range lines {
+		body := strings.TrimRight(line, "\r")
+		rest, isStart := cutMarker(body, "---")
+		_, isEnd := cutMarker(body, "...")
+		if isStart || isEnd {
+			if !seenContent {
+				emptyMarkers = append(emptyMarkers, i)
+			}
+			ended = seenContent
+			documentStart = 0
+			if !isStart {
+				continue
+			}
+			documentStart, body = i+1, rest // "--- {a: 1}" starts a document with content
+		}
+		if t := strings.TrimSpace(body); t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		if !seenContent {
+			seenContent = true
+			continue
+		}
+		if ended {
+			start := documentStart
+			if start == 0 {
+				start = i + 1 // a bare document after "..."
+			}
+			return nil, fmt.Errorf("line %d: a second YAML document starts here; a manifest is one document, so merge the resources lists", start)
+		}
+	}
+	// Blank the markers of the empty documents before the manifest, but
+	// keep a "---" that starts it: it may carry content.
+	changed := false
+	for k, i := range emptyMarkers {
+		if _, isStart := cutMarker(strings.TrimRight(lines[i], "\r"), "---"); isStart && k == len(emptyMarkers)-1 {
+			continue
+		}
+		lines[i], changed = "", true
+	}
+	if !changed {
+		return data, nil
+	}
+	return []byte(strings.Join(lines, "\n")), nil
+}
+
+// cutMarker reports whether line is the document marker (alone, or
+// followed by white space) and returns what follows it.
+func cutMarker(line, marker string) (string, bool) {
+	rest, ok := strings.CutPrefix(line, marker)
+	if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '\t') {
+		return "", false
+	}
+	return rest, true
+}
+
 // coveredBy reports whether path is, or is inside, a path in errs.
 func coveredBy(path string, errs ErrorList) bool {
 	for _, e := range errs {
@@ -100,16 +176,29 @@ func coveredBy(path string, errs ErrorList) bool {
 	return false
 }
 
-// cleanYAMLErr drops the converter's prefixes, keeping the line number.
-func cleanYAMLErr(err error) string {
+// yamlErrors turns the converter's error into one error per problem,
+// dropping its prefixes and keeping the line numbers. The YAML decoder
+// reports every duplicate key at once, one per line of its message.
+func yamlErrors(err error) ErrorList {
 	s := err.Error()
-	for _, p := range []string{"error converting YAML to JSON: ", "yaml: "} {
+	for _, p := range []string{"error converting YAML to JSON: ", "yaml: ", "unmarshal errors:"} {
 		s = strings.ReplaceAll(s, p, "")
 	}
-	if strings.Contains(s, "already set in map") || strings.Contains(s, "already defined") {
-		return "duplicate key: " + s + "; each key may appear once per mapping"
+	var errs ErrorList
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "":
+		case strings.Contains(line, "already set in map") || strings.Contains(line, "already defined"):
+			errs.add("", "duplicate key: %s; each key may appear once per mapping", line)
+		default:
+			errs.add("", "the YAML does not parse: %s", line)
+		}
 	}
-	return "the YAML does not parse: " + s
+	if len(errs) == 0 {
+		errs.add("", "the YAML does not parse: %v", err)
+	}
+	return errs
 }
 
 func applyDefaults(spec *Spec) {

@@ -74,6 +74,19 @@ func checkQualifiedName(s string) string {
 	return ""
 }
 
+// checkAnnotationKey returns why s is not an annotation key, or "".
+// Kubernetes checks annotation keys as qualified names after lowering
+// their case, so "Example.com/Key" is accepted, as the API server does.
+func checkAnnotationKey(s string) string {
+	if why := yamlBoolKey(s); why != "" {
+		return why
+	}
+	if why := checkQualifiedName(strings.ToLower(s)); why != "" {
+		return fmt.Sprintf("%q is not an annotation key: %s", s, why)
+	}
+	return ""
+}
+
 // checkExtendedResourceName returns why name is not an extended resource
 // name the kubelet accepts at registration, or "". The kubelet's rule: it
 // has a domain ("<domain>/<name>"), the domain is not kubernetes.io (or a
@@ -94,8 +107,23 @@ func checkExtendedResourceName(name string) string {
 	return ""
 }
 
+// yamlBoolKey explains a map key of "true" or "false": YAML 1.1, which the
+// loader follows, reads unquoted y, n, yes, no, on and off (and their
+// capitalised forms) as booleans, so `N: "4"` becomes the key "false".
+// No one means an env var or annotation named "true", so it is reported
+// rather than served.
+func yamlBoolKey(s string) string {
+	if s == "true" || s == "false" {
+		return fmt.Sprintf("%q is how YAML reads an unquoted y, n, yes, no, on, off, true or false as a key; quote the key you meant, for example \"N\"", s)
+	}
+	return ""
+}
+
 // checkEnvName returns why s is not a portable environment variable name.
 func checkEnvName(s string) string {
+	if why := yamlBoolKey(s); why != "" {
+		return why
+	}
 	if !envNameRe.MatchString(s) {
 		return fmt.Sprintf("%q is not an environment variable name: use letters, digits and '_', not starting with a digit", s)
 	}

@@ -12,8 +12,8 @@ import (
 //
 //   - first:  lowest device positions.
 //   - packed: fewest NUMA nodes (nodes of mustInclude devices count as
-//     already used), then lowest positions; a request that fits one node
-//     goes to the lowest node that can hold it.
+//     already used, and are filled first), then lowest positions; a
+//     request that fits one node goes to the lowest node that can hold it.
 //   - spread: round-robin over NUMA nodes, each turn to the node with the
 //     fewest chosen devices so far, lowest position within the node.
 //
@@ -149,15 +149,20 @@ func (r *Resource) pickPacked(must, rest []int, need int) []int {
 			}
 		}
 	}
+	// Fill the nodes already in use before the added ones, so a node the
+	// must-include devices do not touch keeps its devices together.
 	picked := make([]int, 0, need)
-	for _, i := range rest {
-		if len(picked) == need {
-			break
-		}
-		if chosen[r.numa[i]] {
-			picked = append(picked, i)
+	for _, onUsed := range []bool{true, false} {
+		for _, i := range rest {
+			if len(picked) == need {
+				break
+			}
+			if n := r.numa[i]; chosen[n] && used[n] == onUsed {
+				picked = append(picked, i)
+			}
 		}
 	}
+	sort.Ints(picked)
 	return picked
 }
 

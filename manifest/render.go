@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"fmt"
 	"path"
 	"reflect"
@@ -51,24 +52,19 @@ func (r *Resource) Render(ids []string, node string) (*Allocation, error) {
 	if err != nil {
 		return nil, err
 	}
-	cd := ContainerData{Resource: r.Name, IDs: sorted, Count: len(sorted), Node: node}
-	a := &Allocation{}
-	var b strings.Builder
-	render := func(t *tmpl, data any) (string, error) {
-		if t.literal {
-			return t.source, nil
+	ar := allocationRenderer{container: &ContainerData{Resource: r.Name, IDs: sorted, Count: len(sorted), Node: node}}
+	if r.hasPerDevice {
+		ar.devices = make([]DeviceData, len(sorted))
+		for i, id := range sorted {
+			ar.devices[i] = DeviceData{ContainerData: *ar.container, ID: id, Index: i}
 		}
-		b.Reset()
-		if err := t.render(&b, data); err != nil {
-			return "", err
-		}
-		return b.String(), nil
 	}
 
+	a := &Allocation{}
 	if len(r.env) > 0 {
 		a.Envs = make(map[string]string, len(r.env))
 		for _, e := range r.env {
-			v, err := render(e.t, cd)
+			v, err := ar.render(e.t, ar.container)
 			if err != nil {
 				return nil, fmt.Errorf("render env %s: %w", e.key, err)
 			}
@@ -78,120 +74,141 @@ func (r *Resource) Render(ids []string, node string) (*Allocation, error) {
 	if len(r.annotations) > 0 {
 		a.Annotations = make(map[string]string, len(r.annotations))
 		for _, e := range r.annotations {
-			v, err := render(e.t, cd)
+			v, err := ar.render(e.t, ar.container)
 			if err != nil {
 				return nil, fmt.Errorf("render annotation %s: %w", e.key, err)
 			}
 			a.Annotations[e.key] = v
 		}
 	}
-
-	// Per-device data is built once and shared by every per-device template.
-	var devs []DeviceData
-	perDevice := func() []DeviceData {
-		if devs == nil {
-			devs = make([]DeviceData, len(sorted))
-			for i, id := range sorted {
-				devs[i] = DeviceData{ContainerData: cd, ID: id, Index: i}
-			}
-		}
-		return devs
-	}
-	// each calls fn with the template data for one item: the container's,
-	// or each device's when the item is per device.
-	each := func(isPerDevice bool, fn func(data any) error) error {
-		if !isPerDevice {
-			return fn(cd)
-		}
-		for i := range perDevice() {
-			if err := fn(devs[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-
 	if len(r.mounts) > 0 {
-		a.Mounts = make([]Mount, 0, r.itemCount(len(sorted), r.mounts))
-		for i, m := range r.mounts {
-			err := each(m.perDevice, func(data any) error {
-				host, err := render(m.host, data)
+		a.Mounts = make([]Mount, 0, ar.itemCount(r.mounts))
+		for i := range r.mounts {
+			m := &r.mounts[i]
+			for j := range ar.times(m.perDevice) {
+				host, cont, err := ar.pair(m, ar.data(m.perDevice, j))
 				if err != nil {
-					return err
-				}
-				cont, err := render(m.container, data)
-				if err != nil {
-					return err
+					return nil, fmt.Errorf("render mounts[%d]: %w", i, err)
 				}
 				a.Mounts = append(a.Mounts, Mount{ContainerPath: cont, HostPath: host, ReadOnly: m.readOnly})
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("render mounts[%d]: %w", i, err)
 			}
 		}
 	}
 	if len(r.devices) > 0 {
-		a.Devices = make([]DeviceNode, 0, r.itemCount(len(sorted), r.devices))
-		for i, d := range r.devices {
-			err := each(d.perDevice, func(data any) error {
-				host, err := render(d.host, data)
+		a.Devices = make([]DeviceNode, 0, ar.itemCount(r.devices))
+		for i := range r.devices {
+			d := &r.devices[i]
+			for j := range ar.times(d.perDevice) {
+				host, cont, err := ar.pair(d, ar.data(d.perDevice, j))
 				if err != nil {
-					return err
-				}
-				cont, err := render(d.container, data)
-				if err != nil {
-					return err
+					return nil, fmt.Errorf("render devices[%d]: %w", i, err)
 				}
 				a.Devices = append(a.Devices, DeviceNode{ContainerPath: cont, HostPath: host, Permissions: d.permissions})
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("render devices[%d]: %w", i, err)
 			}
 		}
 	}
-	for i, c := range r.cdi {
-		err := each(c.perDevice, func(data any) error {
-			name, err := render(c.name, data)
-			if err != nil {
-				return err
+	if len(r.cdi) > 0 {
+		n := 0
+		for _, c := range r.cdi {
+			n += ar.times(c.perDevice)
+		}
+		a.CDIDevices = make([]string, 0, n)
+		for i, c := range r.cdi {
+			for j := range ar.times(c.perDevice) {
+				name, err := ar.render(c.name, ar.data(c.perDevice, j))
+				if err != nil {
+					return nil, fmt.Errorf("render cdiDevices[%d]: %w", i, err)
+				}
+				a.CDIDevices = append(a.CDIDevices, name)
 			}
-			a.CDIDevices = append(a.CDIDevices, name)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("render cdiDevices[%d]: %w", i, err)
 		}
 	}
 	return a, nil
 }
 
-func (r *Resource) itemCount(devices int, items []pathPairTmpl) int {
+// allocationRenderer holds one allocation's template data and a buffer
+// that every template renders into, so each result costs one string.
+// Template data is passed as pointers: boxing a pointer allocates nothing.
+type allocationRenderer struct {
+	container *ContainerData
+	devices   []DeviceData // set when the resource has per-device items
+	buf       bytes.Buffer
+}
+
+func (ar *allocationRenderer) render(t *tmpl, data any) (string, error) {
+	if t.literal {
+		return t.text, nil
+	}
+	ar.buf.Reset()
+	if err := t.render(&ar.buf, data); err != nil {
+		return "", err
+	}
+	return ar.buf.String(), nil
+}
+
+// pair renders a mount's or device node's two paths.
+func (ar *allocationRenderer) pair(p *pathPairTmpl, data any) (host, container string, err error) {
+	if host, err = ar.render(p.host, data); err != nil {
+		return "", "", err
+	}
+	if container, err = ar.render(p.container, data); err != nil {
+		return "", "", err
+	}
+	return host, container, nil
+}
+
+// times is how often an item is rendered: once per container, or once per
+// allocated device.
+func (ar *allocationRenderer) times(perDevice bool) int {
+	if perDevice {
+		return len(ar.devices)
+	}
+	return 1
+}
+
+// data is the template data for the j-th rendering of an item.
+func (ar *allocationRenderer) data(perDevice bool, j int) any {
+	if perDevice {
+		return &ar.devices[j]
+	}
+	return ar.container
+}
+
+func (ar *allocationRenderer) itemCount(items []pathPairTmpl) int {
 	n := 0
 	for _, it := range items {
-		if it.perDevice {
-			n += devices
-		} else {
-			n++
-		}
+		n += ar.times(it.perDevice)
 	}
 	return n
 }
 
 // sortIDs returns ids in manifest order, or an UnknownIDsError.
 func (r *Resource) sortIDs(ids []string) ([]string, error) {
-	sorted := slices.Clone(ids)
+	// Sort positions, not strings: one map lookup per ID instead of two
+	// per comparison. An allocation is a few devices, so the positions
+	// usually fit on the stack.
+	var small [16]int
+	positions := small[:0]
+	if len(ids) > len(small) {
+		positions = make([]int, 0, len(ids))
+	}
 	var unknown []string
 	for _, id := range ids {
-		if _, ok := r.position[id]; !ok {
+		i, ok := r.position[id]
+		if !ok {
 			unknown = append(unknown, id)
+			continue
 		}
+		positions = append(positions, i)
 	}
 	if len(unknown) > 0 {
 		return nil, &UnknownIDsError{Resource: r.Name, IDs: unknown}
 	}
-	slices.SortFunc(sorted, func(a, b string) int { return r.position[a] - r.position[b] })
+	slices.Sort(positions)
+	sorted := make([]string, len(positions))
+	for k, i := range positions {
+		sorted[k] = r.IDs[i]
+	}
 	return sorted, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 )
 
 var durationType = reflect.TypeOf(Duration{})
@@ -22,8 +23,14 @@ func checkSchema(v any, t reflect.Type, path string, errs *ErrorList) bool {
 		t = t.Elem()
 	}
 	if t == durationType {
-		if _, ok := v.(string); !ok {
+		s, ok := v.(string)
+		if !ok {
 			errs.add(path, "expected a duration string such as \"5s\", got %s", describe(v))
+			return false
+		}
+		// Parse it here: the decoder's own error would carry no path.
+		if _, err := time.ParseDuration(s); err != nil {
+			errs.add(path, "%q is not a duration; write it like \"5s\" or \"1m30s\"", s)
 			return false
 		}
 		return true
@@ -67,7 +74,10 @@ func checkSchema(v any, t reflect.Type, path string, errs *ErrorList) bool {
 		}
 		for _, k := range sortedKeys(m) {
 			if !checkSchema(m[k], t.Elem(), fmt.Sprintf("%s[%s]", path, k), errs) {
-				delete(m, k)
+				// Keep the key with an empty value: its name is still
+				// checked, and the map does not look incomplete to the
+				// rules that read it (topology.nodeOf must list every device).
+				m[k] = nil
 			}
 		}
 	case reflect.String:

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"text/template"
@@ -55,10 +56,13 @@ type IDData struct {
 }
 
 // tmpl is a compiled template. Templates without any action are kept as
-// their literal text, so rendering them costs nothing.
+// their literal text, so rendering them costs nothing; simple ones (see
+// simple.go) as pieces to concatenate.
 type tmpl struct {
-	source  string
 	literal bool
+	text    string // what a literal template renders
+	pieces  []piece
+	needs   kindSet // the fields pieces read
 	t       *template.Template
 }
 
@@ -68,42 +72,53 @@ func compileTemplate(name, src string) (*tmpl, error) {
 	if err != nil {
 		return nil, fmt.Errorf("template does not parse: %s", cleanTemplateErr(err, name))
 	}
-	c := &tmpl{source: src, t: t}
-	if isLiteral(t) {
-		c.literal = true
-		c.t = nil
+	c := &tmpl{t: t}
+	if text, ok := literalText(t); ok {
+		c.literal, c.text, c.t = true, text, nil
+		return c, nil
 	}
+	c.pieces, c.needs = simplePieces(t)
 	return c, nil
 }
 
-func isLiteral(t *template.Template) bool {
+// literalText returns what t renders when it has no actions. That is the
+// text nodes joined, not the source: comments ("{{/* x */}}") and trim
+// markers ("{{- ... -}}") leave no action behind but change the text.
+func literalText(t *template.Template) (string, bool) {
 	if t.Tree == nil || t.Tree.Root == nil {
-		return true
+		return "", true
 	}
+	var b strings.Builder
 	for _, n := range t.Tree.Root.Nodes {
-		if n.Type() != parse.NodeText {
-			return false
+		text, ok := n.(*parse.TextNode)
+		if !ok {
+			return "", false
 		}
+		b.Write(text.Text)
 	}
-	return true
+	return b.String(), true
 }
 
-// render executes the template into b.
-func (c *tmpl) render(b *strings.Builder, data any) error {
-	if c.literal {
-		b.WriteString(c.source)
+// render executes the template into w. data is a ContainerData,
+// DeviceData or IDData, or a pointer to one.
+func (c *tmpl) render(w *bytes.Buffer, data any) error {
+	switch {
+	case c.literal:
+		w.WriteString(c.text)
+		return nil
+	case c.pieces != nil && c.writeSimple(w, data):
 		return nil
 	}
-	return c.t.Execute(b, data)
+	return c.t.Execute(w, dereference(data))
 }
 
 // renderString executes the template and returns the text.
 func (c *tmpl) renderString(data any) (string, error) {
 	if c.literal {
-		return c.source, nil
+		return c.text, nil
 	}
-	var b strings.Builder
-	if err := c.t.Execute(&b, data); err != nil {
+	var b bytes.Buffer
+	if err := c.render(&b, data); err != nil {
 		return "", err
 	}
 	return b.String(), nil

@@ -33,7 +33,7 @@ type ResourceSpec struct {
 	IDs              []string          `json:"ids,omitempty" validate:"omitempty,min=1,dive,required,max=63,deviceid"`
 	IDTemplate       string            `json:"idTemplate,omitempty"`
 	Env              map[string]string `json:"env,omitempty" validate:"omitempty,dive,keys,required,envname,endkeys"`
-	Annotations      map[string]string `json:"annotations,omitempty" validate:"omitempty,dive,keys,required,qualifiedname,endkeys"`
+	Annotations      map[string]string `json:"annotations,omitempty" validate:"omitempty,dive,keys,required,annotationkey,endkeys"`
 	Mounts           []MountSpec       `json:"mounts,omitempty" validate:"omitempty,dive"`
 	Devices          []DeviceSpec      `json:"devices,omitempty" validate:"omitempty,dive"`
 	CDIDevices       []CDIDeviceSpec   `json:"cdiDevices,omitempty" validate:"omitempty,dive"`
@@ -76,9 +76,12 @@ type HealthCheckSpec struct {
 // TopologySpec places devices on virtual NUMA nodes: either NUMANodes
 // contiguous blocks, or an explicit device ID to node map.
 type TopologySpec struct {
-	NUMANodes int            `json:"numaNodes,omitempty" validate:"omitempty,min=1,max=1024"`
+	NUMANodes int            `json:"numaNodes,omitempty" validate:"omitempty,min=1,max=1024"` // max is maxNUMANodes
 	NodeOf    map[string]int `json:"nodeOf,omitempty" validate:"omitempty,dive,keys,required,endkeys,min=0,max=1023"`
 }
+
+// maxNUMANodes bounds topology.numaNodes (the struct tag says it too).
+const maxNUMANodes = 1024
 
 // Allocation policies for GetPreferredAllocation.
 const (

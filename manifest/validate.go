@@ -23,7 +23,7 @@ var stringRules = map[string]func(string) string{
 	"extendedresource": checkExtendedResourceName,
 	"deviceid":         checkDeviceID,
 	"envname":          checkEnvName,
-	"qualifiedname":    checkQualifiedName,
+	"annotationkey":    checkAnnotationKey,
 	"permissions":      checkPermissions,
 	"glob":             checkGlob,
 }

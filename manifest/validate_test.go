@@ -1,0 +1,240 @@
+package manifest
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// validationCases is every validation rule, valid and invalid, as
+// one-resource (or few-resource) manifests. FuzzParse uses them as seeds.
+var validationCases = []struct {
+	name  string
+	items []string // resource list entries, see manifestOf
+	want  []wantErr
+}{
+	// Resource names, as the kubelet checks them at registration.
+	{"name: domain and name", items("name: example.com/fpga\ncount: 1"), nil},
+	{"name: subdomain, dots, dashes and underscores", items("name: a-1.b.example/x_y.Z-9\ncount: 1"), nil},
+	{"name: missing", items("count: 1"), errs("resources[0].name", "is required")},
+	{"name: no domain", items("name: fpga\ncount: 1"), errs("resources[0].name", `"fpga" has no domain; write <domain>/<name>, for example example.com/fpga`)},
+	{"name: kubernetes.io", items("name: kubernetes.io/fpga\ncount: 1"), errs("resources[0].name", "is in the kubernetes.io domain, which is reserved")},
+	{"name: kubernetes.io subdomain", items("name: foo.kubernetes.io/x\ncount: 1"), errs("resources[0].name", `"foo.kubernetes.io/x" is in the kubernetes.io domain`)},
+	{"name: requests. prefix", items("name: requests.example.com/x\ncount: 1"), errs("resources[0].name", `starts with "requests.", which is reserved`)},
+	{"name: upper-case domain", items("name: Example.com/x\ncount: 1"), errs("resources[0].name", "is not a DNS subdomain")},
+	{"name: two slashes", items("name: example.com/a/b\ncount: 1"), errs("resources[0].name", "has more than one '/'")},
+	{"name: empty name part", items("name: example.com/\ncount: 1"), errs("resources[0].name", "has an empty name part")},
+	{"name: name part starts with a dash", items("name: example.com/-x\ncount: 1"), errs("resources[0].name", `name part "-x" must use letters, digits`)},
+	{"name: name part of 63", items("name: example.com/" + strings.Repeat("n", 63) + "\ncount: 1\nidTemplate: \"n{{ .Index }}\""), nil},
+	{"name: name part of 64", items("name: example.com/" + strings.Repeat("n", 64) + "\ncount: 1\nidTemplate: \"n{{ .Index }}\""), errs("resources[0].name", "is 64 characters; at most 63")},
+	{"name: domain too long with requests.", items("name: " + strings.Repeat("d", 60) + "." + strings.Repeat("d", 60) + "." + strings.Repeat("d", 60) + "." + strings.Repeat("d", 60) + ".com/x\ncount: 1"), errs("resources[0].name", "characters; at most 253 are allowed")},
+	{"name: not unique", items("name: example.com/a\ncount: 1", "name: example.com/b\ncount: 1", "name: example.com/a\nids: [z]"),
+		errs("resources[2].name", `"example.com/a" is already declared by resources[0]; resource names must be unique`)},
+
+	// count and ids.
+	{"count: 1", items("name: example.com/a\ncount: 1"), nil},
+	{"count and ids", items("name: example.com/a\ncount: 2\nids: [p]"), errs("resources[0]", "sets both count and ids; keep one")},
+	{"neither count nor ids", items("name: example.com/a"), errs("resources[0].count", "is required: set count (1 or more) or ids")},
+	{"count 0", items("name: example.com/a\ncount: 0"), errs("resources[0].count", "must be at least 1 (got 0)")},
+	{"count negative", items("name: example.com/a\ncount: -3"), errs("resources[0].count", "must be at least 1 (got -3)")},
+	{"ids empty", items("name: example.com/a\nids: []"), errs("resources[0].ids", "must have at least 1 entries")},
+	{"ids valid", items("name: example.com/a\nids: [gpu-0, \"GPU:1\", a.b_c~d, \"" + strings.Repeat("i", 63) + "\"]"), nil},
+	{"ids duplicate", items("name: example.com/a\nids: [p, q, p, q]"), []wantErr{
+		{"resources[0].ids[2]", `device ID "p" appears twice (also at index 0)`},
+		{"resources[0].ids[3]", `device ID "q" appears twice (also at index 1)`},
+	}},
+	{"ids 64 characters", items("name: example.com/a\nids: [\"" + strings.Repeat("i", 64) + "\"]"), errs("resources[0].ids[0]", "is 64 characters; at most 63 are allowed")},
+	{"ids with a space", items("name: example.com/a\nids: [\"a b\"]"), errs("resources[0].ids[0]", `"a b" has ' '; device IDs are printable ASCII without spaces`)},
+	{"ids with a tab", items("name: example.com/a\nids: [\"a\\tb\"]"), errs("resources[0].ids[0]", `has '\t'`)},
+	{"ids not ASCII", items("name: example.com/a\nids: [\"é\"]"), errs("resources[0].ids[0]", "printable ASCII")},
+	{"ids empty string", items("name: example.com/a\nids: [p, \"\"]"), errs("resources[0].ids[1]", "must not be empty")},
+	{"idTemplate with ids", items("name: example.com/a\nids: [p]\nidTemplate: \"x{{ .Index }}\""), errs("resources[0].idTemplate", "applies only with count")},
+	{"idTemplate valid", items("name: example.com/a\ncount: 12\nidTemplate: 'gpu{{ printf \"%02d\" .Index }}-{{ .Resource | replace \"/\" \".\" }}'"), nil},
+	{"idTemplate literal with count 1", items("name: example.com/a\ncount: 1\nidTemplate: only"), nil},
+	{"idTemplate literal with count 2", items("name: example.com/a\ncount: 2\nidTemplate: only"), errs("resources[0].idTemplate", `has no {{ .Index }}, so all 2 devices get the ID "only"; IDs must be unique`)},
+	{"idTemplate without .Index", items("name: example.com/a\ncount: 3\nidTemplate: '{{ .Resource | replace \"/\" \"-\" }}'"),
+		errs("resources[0].idTemplate", `renders device 0 and device 1 both as "example.com-a"; device IDs must be unique`)},
+	{"idTemplate repeating IDs: one error", items("name: example.com/a\ncount: 1000\nidTemplate: '{{ if eq .Index 0 }}a{{ else }}b{{ end }}'"),
+		errs("resources[0].idTemplate", `renders device 1 and device 2 both as "b"`)},
+	{"idTemplate renders a space", items("name: example.com/a\ncount: 2\nidTemplate: 'dev {{ .Index }}'"), errs("resources[0].idTemplate", `renders device 0 as an invalid ID: "dev 0" has ' '`)},
+	{"idTemplate renders 64 characters", items("name: example.com/a\ncount: 11\nidTemplate: '" + strings.Repeat("i", 62) + "{{ .Index }}'"), errs("resources[0].idTemplate", "renders device 10 as an invalid ID")},
+	{"idTemplate renders empty", items("name: example.com/a\ncount: 1\nidTemplate: '{{ if false }}x{{ end }}'"), errs("resources[0].idTemplate", "renders device 0 as an invalid ID: must not be empty")},
+	{"idTemplate does not parse", items("name: example.com/a\ncount: 2\nidTemplate: 'x{{ .Index'"), errs("resources[0].idTemplate", "template does not parse")},
+	{"idTemplate unknown field", items("name: example.com/a\ncount: 2\nidTemplate: 'x{{ .ID }}'"), errs("resources[0].idTemplate", "can't evaluate field ID in type manifest.IDData (idTemplate sees .Index and .Resource)")},
+	{"default IDs too long", items("name: example.com/" + strings.Repeat("n", 62) + "\ncount: 10"), errs("resources[0].name", "default device IDs are <name part>-<index>, and \""+strings.Repeat("n", 62)+"-9\" is 64 characters; at most 63 are allowed; set idTemplate")},
+
+	// The ListAndWatch bound.
+	{"count under the size bound", items("name: example.com/x\ncount: 80000"), nil},
+	{"count over the size bound", items("name: example.com/x\ncount: 100000\nidTemplate: 'device-with-a-long-name-{{ .Index }}'"),
+		errs("resources[0].count", "100000 devices encode to a 4.2 MiB ListAndWatch message; the kubelet accepts at most 4.0 MiB and this plugin allows 2.0 MiB")},
+	{"count far over the size bound", items("name: example.com/x\ncount: 5000000"),
+		errs("resources[0].count", "5000000 devices encode to a ListAndWatch message of at least 76.3 MiB even with 1-character IDs; the kubelet accepts at most 4.0 MiB")},
+	{"count over the size bound with topology", items("name: example.com/x\ncount: 80000\ntopology: {numaNodes: 2}"),
+		errs("resources[0].count", "80000 devices encode to a 2.2 MiB ListAndWatch message")},
+	{"ids over the size bound", items("name: example.com/x\nids: [" + manyIDs(70000, 30) + "]"),
+		errs("resources[0].ids", "70000 devices encode to a 3.0 MiB ListAndWatch message")},
+
+	// env and annotations.
+	{"env names", items("name: example.com/a\ncount: 1\nenv: {A: x, _b: x, C_1: x, lower: x}"), nil},
+	{"env name with a dash", items("name: example.com/a\ncount: 1\nenv: {BAD-NAME: x}"), errs("resources[0].env[BAD-NAME]", `"BAD-NAME" is not an environment variable name`)},
+	{"env name starting with a digit", items("name: example.com/a\ncount: 1\nenv: {1X: x}"), errs("resources[0].env[1X]", "not starting with a digit")},
+	{"env name with a space", items("name: example.com/a\ncount: 1\nenv: {\"A B\": x}"), errs("resources[0].env[A B]", "is not an environment variable name")},
+	{"env name empty", items("name: example.com/a\ncount: 1\nenv: {\"\": x}"), errs("resources[0].env[]", "must not be empty")},
+	{"annotation keys", items("name: example.com/a\ncount: 1\nannotations: {ids: x, example.com/fpga.ids: x, Example.COM/Key_1: x}"), nil},
+	{"annotation key with a space", items("name: example.com/a\ncount: 1\nannotations: {\"a b\": x}"), errs("resources[0].annotations[a b]", `"a b" is not an annotation key: name part "a b" must use`)},
+	{"annotation key with an empty prefix", items("name: example.com/a\ncount: 1\nannotations: {/x: x}"), errs("resources[0].annotations[/x]", "has an empty prefix before '/'")},
+	{"annotation key with two slashes", items("name: example.com/a\ncount: 1\nannotations: {a/b/c: x}"), errs("resources[0].annotations[a/b/c]", "has more than one '/'")},
+	{"annotation key with a bad prefix", items("name: example.com/a\ncount: 1\nannotations: {ex_ample.com/x: x}"), errs("resources[0].annotations[ex_ample.com/x]", "prefix \"ex_ample.com\" is not a DNS subdomain")},
+	{"annotation key too long", items("name: example.com/a\ncount: 1\nannotations: {" + strings.Repeat("k", 64) + ": x}"), errs("resources[0].annotations["+strings.Repeat("k", 64)+"]", "is 64 characters; at most 63")},
+
+	// Paths.
+	{"paths absolute and clean", items("name: example.com/a\ncount: 2\nmounts: [{hostPath: /, containerPath: /opt/a}, {hostPath: \"/var/{{ .ID }}\", containerPath: \"/dev/a/{{ .ID }}\", perDevice: true}]\ndevices: [{hostPath: /dev/null, containerPath: \"/dev/a{{ .Index }}\", perDevice: true}]"), nil},
+	{"mount hostPath relative", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: var/a, containerPath: /a}]"), errs("resources[0].mounts[0].hostPath", `"var/a" is not an absolute path; start it with /`)},
+	{"mount containerPath not clean", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: /a, containerPath: /a/../b}]"), errs("resources[0].mounts[0].containerPath", `"/a/../b" is not clean; write "/b"`)},
+	{"mount containerPath trailing slash", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: /a, containerPath: /b/}]"), errs("resources[0].mounts[0].containerPath", `"/b/" is not clean; write "/b"`)},
+	{"mount containerPath double slash", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: /a, containerPath: //b}]"), errs("resources[0].mounts[0].containerPath", `is not clean`)},
+	{"mount paths missing", items("name: example.com/a\ncount: 1\nmounts: [{readOnly: true}]"), []wantErr{
+		{"resources[0].mounts[0].containerPath", "is required"},
+		{"resources[0].mounts[0].hostPath", "is required"},
+	}},
+	{"mount path rendering relative", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: \"{{ .Node }}/a\", containerPath: /a}]"), errs("resources[0].mounts[0].hostPath", `"sample-node/a" is not an absolute path`)},
+	{"mount path rendering empty", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: /h, containerPath: '{{ .Node | trimPrefix .Node }}'}]"), errs("resources[0].mounts[0].containerPath", `"" is not an absolute path`)},
+	{"device containerPath relative", items("name: example.com/a\ncount: 1\ndevices: [{hostPath: /dev/null, containerPath: dev/a}]"), errs("resources[0].devices[0].containerPath", "is not an absolute path")},
+	{"device hostPath not clean", items("name: example.com/a\ncount: 1\ndevices: [{hostPath: /dev/./null, containerPath: /dev/a}]"), errs("resources[0].devices[0].hostPath", `write "/dev/null"`)},
+
+	// Permissions.
+	{"permissions r, rw, rwm, m, mrw", items("name: example.com/a\ncount: 1\ndevices: [{hostPath: /dev/null, containerPath: /d/1, permissions: r}, {hostPath: /dev/null, containerPath: /d/2, permissions: rw}, {hostPath: /dev/null, containerPath: /d/3, permissions: rwm}, {hostPath: /dev/null, containerPath: /d/4, permissions: m}, {hostPath: /dev/null, containerPath: /d/5, permissions: mrw}]"), nil},
+	{"permissions with x", items("name: example.com/a\ncount: 1\ndevices: [{hostPath: /dev/null, containerPath: /d, permissions: rwx}]"), errs("resources[0].devices[0].permissions", `"rwx" has 'x'; allowed are r, w, m`)},
+	{"permissions twice", items("name: example.com/a\ncount: 1\ndevices: [{hostPath: /dev/null, containerPath: /d, permissions: rr}]"), errs("resources[0].devices[0].permissions", `"rr" has 'r' twice`)},
+	{"permissions upper case", items("name: example.com/a\ncount: 1\ndevices: [{hostPath: /dev/null, containerPath: /d, permissions: RW}]"), errs("resources[0].devices[0].permissions", `"RW" has 'R'`)},
+
+	// CDI names.
+	{"cdi names", items("name: example.com/a\ncount: 2\ncdiDevices: [{name: example.com/fpga=all}, {name: \"vendor.example.com/my_class-1=dev.{{ .ID }}:x\", perDevice: true}, {name: 'example.com/fpga={{ join .IDs \"_\" }}'}]"), nil},
+	{"cdi name without class", items("name: example.com/a\ncount: 1\ncdiDevices: [{name: nope}]"), errs("resources[0].cdiDevices[0].name", `"nope" is not a fully qualified CDI name; write vendor.com/class=name`)},
+	{"cdi name without =", items("name: example.com/a\ncount: 1\ncdiDevices: [{name: example.com/fpga}]"), errs("resources[0].cdiDevices[0].name", "is not a fully qualified CDI name")},
+	{"cdi name with = before /", items("name: example.com/a\ncount: 1\ncdiDevices: [{name: example.com=x/y}]"), errs("resources[0].cdiDevices[0].name", "is not a fully qualified CDI name")},
+	{"cdi vendor starting with a digit", items("name: example.com/a\ncount: 1\ncdiDevices: [{name: 1x.com/c=d}]"), errs("resources[0].cdiDevices[0].name", `vendor "1x.com" must start with a letter`)},
+	{"cdi class with a dot", items("name: example.com/a\ncount: 1\ncdiDevices: [{name: example.com/c.d=e}]"), errs("resources[0].cdiDevices[0].name", `class "c.d" must start with a letter`)},
+	{"cdi device name empty", items("name: example.com/a\ncount: 1\ncdiDevices: [{name: example.com/c=}]"), errs("resources[0].cdiDevices[0].name", `device name "" must start and end with a letter or digit`)},
+	{"cdi device name rendering a slash", items("name: example.com/a\nids: [a/b]\ncdiDevices: [{name: \"example.com/c={{ .ID }}\", perDevice: true}]"), errs("resources[0].cdiDevices[0].name", `device name "a/b"`)},
+	{"cdi name rendering empty", items("name: example.com/a\ncount: 1\ncdiDevices: [{name: '{{ if false }}x{{ end }}'}]"), errs("resources[0].cdiDevices[0].name", `"" is not a fully qualified CDI name`)},
+	{"cdi name missing", items("name: example.com/a\ncount: 1\ncdiDevices: [{perDevice: true}]"), errs("resources[0].cdiDevices[0].name", "is required")},
+
+	// Templates parse and execute on sample data.
+	{"templates with every field and function", items(`name: example.com/a
+count: 3
+env:
+  A: '{{ join .IDs "," }}'
+  B: '{{ len .IDs }} {{ .Count }} {{ .Node }} {{ .Resource }}'
+  C: '{{ .Resource | upper | lower | replace "/" "_" | trimPrefix "example." | trimSuffix "_a" }}'
+  D: '{{ printf "%s-%d" .Resource .Count }} {{ "" | default "none" }} {{ index .IDs 0 }}'
+mounts: [{hostPath: "/h/{{ .ID }}", containerPath: "/c/{{ .Index }}", perDevice: true}]`), nil},
+	{"template .Nope", items("name: example.com/a\ncount: 1\nenv: {A: '{{ .Nope }}'}"), errs("resources[0].env[A]", "can't evaluate field Nope in type manifest.ContainerData (fields are .Resource, .IDs, .Count, .Node; with perDevice: true also .ID, .Index)")},
+	{"template join without a separator", items("name: example.com/a\ncount: 1\nenv: {A: '{{ join .IDs }}'}"), errs("resources[0].env[A]", "does not render on sample data: 1:3: at <join>: wrong number of args for join: want 2 got 1")},
+	{"template .ID without perDevice", items("name: example.com/a\ncount: 1\nannotations: {a: '{{ .ID }}'}"), errs("resources[0].annotations[a]", ".ID exists only where perDevice: true")},
+	{"template .Index without perDevice", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: /h, containerPath: '/c/{{ .Index }}'}]"), errs("resources[0].mounts[0].containerPath", ".Index exists only where perDevice: true")},
+	{"template .ID in a per-container cdi name", items("name: example.com/a\ncount: 1\ncdiDevices: [{name: 'example.com/c={{ .ID }}'}]"), errs("resources[0].cdiDevices[0].name", ".ID exists only where perDevice: true")},
+	{"template unknown function", items("name: example.com/a\ncount: 1\nenv: {A: '{{ env \"HOME\" }}'}"), errs("resources[0].env[A]", `template does not parse: 1: function "env" not defined`)},
+	{"template unclosed", items("name: example.com/a\ncount: 1\nenv: {A: '{{ .IDs'}"), errs("resources[0].env[A]", "template does not parse")},
+	{"template failing on sample data", items("name: example.com/a\ncount: 3\nenv: {A: '{{ index .IDs 5 }}'}"), errs("resources[0].env[A]", "does not render on sample data")},
+	{"per-device container path the same for two devices", items("name: example.com/a\ncount: 3\nmounts: [{hostPath: '/h/{{ .ID }}', containerPath: /c, perDevice: true}]"),
+		errs("resources[0].mounts[0].containerPath", `renders the same path "/c" for two devices; use {{ .ID }} or {{ .Index }} in it, or set perDevice: false`)},
+	{"per-device device path the same for two devices", items("name: example.com/a\ncount: 2\ndevices: [{hostPath: /dev/null, containerPath: '/dev/x{{ .Count }}', perDevice: true}]"),
+		errs("resources[0].devices[0].containerPath", `renders the same path "/dev/x2" for two devices`)},
+	{"per-device path with one device", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: /h, containerPath: /c, perDevice: true}]"), nil},
+	{"two mounts on one container path", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: /h, containerPath: /c}, {hostPath: /i, containerPath: /c}]"),
+		errs("resources[0].mounts[1].containerPath", `renders "/c", which resources[0].mounts[0].containerPath also uses; container paths must be unique`)},
+	{"mount and device on one container path", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: /h, containerPath: /dev/x}]\ndevices: [{hostPath: /dev/null, containerPath: /dev/x}]"),
+		errs("resources[0].devices[0].containerPath", "which resources[0].mounts[0].containerPath also uses")},
+
+	// Unhealthy.
+	{"unhealthy known", items("name: example.com/a\ncount: 3\nunhealthy: [a-2, a-0]"), nil},
+	{"unhealthy unknown", items("name: example.com/a\ncount: 3\nunhealthy: [a-0, a-9]"), errs("resources[0].unhealthy[1]", `"a-9" is not a device of this resource (devices: a-0, a-1, a-2)`)},
+	{"unhealthy unknown among many", items("name: example.com/a\ncount: 10\nunhealthy: [b-1]"), errs("resources[0].unhealthy[0]", "(devices: a-0, a-1, a-2, … a-9 (10 in all))")},
+	{"unhealthy empty", items("name: example.com/a\ncount: 3\nunhealthy: [\"\"]"), errs("resources[0].unhealthy[0]", "must not be empty")},
+
+	// healthCheck.
+	{"healthCheck", items("name: example.com/a\ncount: 2\nhealthCheck: {path: '/run/{{ .ID }}', interval: 100ms}"), nil},
+	{"healthCheck shared path and longest interval", items("name: example.com/a\ncount: 2\nhealthCheck: {path: /run/ready, interval: 1h}"), nil},
+	{"healthCheck path missing", items("name: example.com/a\ncount: 2\nhealthCheck: {interval: 1s}"), errs("resources[0].healthCheck.path", "is required")},
+	{"healthCheck path empty", items("name: example.com/a\ncount: 2\nhealthCheck: {path: \"\"}"), errs("resources[0].healthCheck.path", "is required")},
+	{"healthCheck path relative", items("name: example.com/a\ncount: 2\nhealthCheck: {path: 'run/{{ .ID }}'}"), errs("resources[0].healthCheck.path", `for device "a-0", "run/a-0" is not an absolute path`)},
+	{"healthCheck literal path relative", items("name: example.com/a\ncount: 2\nhealthCheck: {path: run}"), errs("resources[0].healthCheck.path", `"run" is not an absolute path`)},
+	{"healthCheck path unclean for a later device", items("name: example.com/a\nids: [a, b, c, \"..\"]\nhealthCheck: {path: '/run/{{ .ID }}'}"), errs("resources[0].healthCheck.path", `for device "..", "/run/.." is not clean; write "/"`)},
+	{"healthCheck path template error", items("name: example.com/a\ncount: 2\nhealthCheck: {path: '/run/{{ .Nope }}'}"), errs("resources[0].healthCheck.path", "can't evaluate field Nope")},
+	{"healthCheck interval too short", items("name: example.com/a\ncount: 2\nhealthCheck: {path: /x, interval: 99ms}"), errs("resources[0].healthCheck.interval", "99ms is out of range; use between 100ms and 1h0m0s")},
+	{"healthCheck interval too long", items("name: example.com/a\ncount: 2\nhealthCheck: {path: /x, interval: 2h}"), errs("resources[0].healthCheck.interval", "2h0m0s is out of range")},
+	{"healthCheck interval negative", items("name: example.com/a\ncount: 2\nhealthCheck: {path: /x, interval: -5s}"), errs("resources[0].healthCheck.interval", "-5s is out of range")},
+
+	// topology.
+	{"topology numaNodes", items("name: example.com/a\ncount: 4\ntopology: {numaNodes: 4}"), nil},
+	{"topology nodeOf", items("name: example.com/a\nids: [p, q]\ntopology: {nodeOf: {p: 0, q: 1023}}"), nil},
+	{"topology numaNodes more than devices", items("name: example.com/a\ncount: 3\ntopology: {numaNodes: 4}"), errs("resources[0].topology.numaNodes", "4 NUMA nodes for 3 devices leaves some nodes empty; use at most 3")},
+	{"topology numaNodes negative", items("name: example.com/a\ncount: 3\ntopology: {numaNodes: -1}"), errs("resources[0].topology.numaNodes", "must be at least 1 (got -1)")},
+	{"topology numaNodes too many", items("name: example.com/a\ncount: 3\ntopology: {numaNodes: 1025}"), errs("resources[0].topology.numaNodes", "must be at most 1024 (got 1025)")},
+	{"topology empty", items("name: example.com/a\ncount: 3\ntopology: {}"), errs("resources[0].topology", "is empty; set numaNodes or nodeOf, or remove topology")},
+	{"topology both", items("name: example.com/a\ncount: 3\ntopology: {numaNodes: 1, nodeOf: {a-0: 0, a-1: 0, a-2: 0}}"), errs("resources[0].topology", "sets both numaNodes and nodeOf; keep one")},
+	{"topology nodeOf unknown and missing", items("name: example.com/a\ncount: 3\ntopology: {nodeOf: {a-0: 0, zz: 1}}"), []wantErr{
+		{"resources[0].topology.nodeOf", "gives no NUMA node for devices: a-1, a-2; list every device"},
+		{"resources[0].topology.nodeOf[zz]", `"zz" is not a device of this resource`},
+	}},
+	{"topology nodeOf out of range", items("name: example.com/a\nids: [p, q]\ntopology: {nodeOf: {p: -1, q: 1024}}"), []wantErr{
+		{"resources[0].topology.nodeOf[p]", "must be at least 0 (got -1)"},
+		{"resources[0].topology.nodeOf[q]", "must be at most 1023 (got 1024)"},
+	}},
+
+	// allocationPolicy and nodes.
+	{"allocationPolicy values", items("name: example.com/a\ncount: 1\nallocationPolicy: packed", "name: example.com/b\ncount: 1\nallocationPolicy: spread", "name: example.com/c\ncount: 1\nallocationPolicy: first"), nil},
+	{"allocationPolicy unknown", items("name: example.com/a\ncount: 1\nallocationPolicy: Packed"), errs("resources[0].allocationPolicy", `"Packed" is not allowed; use one of packed, spread, first`)},
+	{"nodes globs", items("name: example.com/a\ncount: 1\nnodes: [\"pool-a-*\", \"node-[0-9]?\", exact, \"[!x]*\"]"), nil},
+	{"nodes glob unclosed", items("name: example.com/a\ncount: 1\nnodes: [\"pool-[a\"]"), errs("resources[0].nodes[0]", `"pool-[a" is not a valid glob (use *, ? and [a-z])`)},
+	{"nodes glob bad escape", items("name: example.com/a\ncount: 1\nnodes: [ok, \"x\\\\\"]"), errs("resources[0].nodes[1]", "is not a valid glob")},
+	{"nodes glob empty", items("name: example.com/a\ncount: 1\nnodes: [\"\"]"), errs("resources[0].nodes[0]", "must not be empty")},
+
+	// Clashes a pod asking for two resources would hit.
+	{"clash: env var", items("name: example.com/a\ncount: 1\nenv: {SHARED: x}", "name: example.com/b\ncount: 1\nenv: {SHARED: w, OWN: z}"),
+		errs("resources[1].env[SHARED]", `env var "SHARED" is also set by resources[0] (example.com/a); a pod asking for both would get only one of them`)},
+	{"clash: annotation key", items("name: example.com/a\ncount: 1\nannotations: {example.com/k: x}", "name: example.com/b\ncount: 1\nannotations: {example.com/k: x}"),
+		errs("resources[1].annotations[example.com/k]", `annotation "example.com/k" is also set by resources[0]`)},
+	{"clash: mount containerPath", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: /a, containerPath: /opt/x}]", "name: example.com/b\ncount: 1\nmounts: [{hostPath: /b, containerPath: /opt/x}]"),
+		errs("resources[1].mounts[0].containerPath", `container path "/opt/x" is also set by resources[0]`)},
+	{"clash: device containerPath", items("name: example.com/a\ncount: 1\ndevices: [{hostPath: /dev/null, containerPath: /dev/x}]", "name: example.com/b\ncount: 1\ndevices: [{hostPath: /dev/zero, containerPath: /dev/x}]"),
+		errs("resources[1].devices[0].containerPath", `container path "/dev/x" is also set by resources[0]`)},
+	{"clash: mount against device", items("name: example.com/a\ncount: 1\ndevices: [{hostPath: /dev/null, containerPath: /dev/x}]", "name: example.com/b\ncount: 1\nmounts: [{hostPath: /b, containerPath: /dev/x}]"),
+		errs("resources[1].mounts[0].containerPath", `container path "/dev/x" is also set by resources[0]`)},
+	{"clash: per-device paths, reported once", items("name: example.com/a\ncount: 3\ndevices: [{hostPath: /dev/null, containerPath: '/dev/accel{{ .Index }}', perDevice: true}]", "name: example.com/b\ncount: 3\ndevices: [{hostPath: /dev/null, containerPath: '/dev/accel{{ .Index }}', perDevice: true}]"),
+		errs("resources[1].devices[0].containerPath", `container path "/dev/accel0" is also set by resources[0]`)},
+	{"no clash: same host path, different IDs", items("name: example.com/a\ncount: 3\nmounts: [{hostPath: /shared, containerPath: '/a/{{ .ID }}', perDevice: true}]", "name: example.com/b\ncount: 3\nmounts: [{hostPath: /shared, containerPath: '/b/{{ .ID }}', perDevice: true}]"), nil},
+	{"clash: reported against the first owner", items("name: example.com/a\ncount: 1\nenv: {X: x}", "name: example.com/b\ncount: 1\nenv: {X: x}", "name: example.com/c\ncount: 1\nenv: {X: x}"), []wantErr{
+		{"resources[1].env[X]", "is also set by resources[0]"},
+		{"resources[2].env[X]", "is also set by resources[0]"},
+	}},
+}
+
+func items(list ...string) []string { return list }
+
+func errs(path, msg string) []wantErr { return []wantErr{{path, msg}} }
+
+// manyIDs is a YAML flow list body of n distinct IDs of the given length.
+func manyIDs(n, length int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		id := fmt.Sprintf("%d", i)
+		b.WriteString("d")
+		b.WriteString(strings.Repeat("0", length-1-len(id)))
+		b.WriteString(id)
+	}
+	return b.String()
+}
+
+func TestValidationRules(t *testing.T) {
+	for _, tc := range validationCases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(manifestOf(tc.items...)))
+			checkErrors(t, err, tc.want)
+		})
+	}
+}
