@@ -29,6 +29,14 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", kubeletSock, errKubeletAbsent)
 	}
+	// A kubelet that starts wipes every socket, ours included, and only
+	// then creates kubelet.sock; news of both can reach us together. Inside
+	// Register it dials our socket back, blocking for 10 s if it is gone,
+	// and counts a failed registration: register only a socket that is
+	// still ours (checked after kubelet.sock, so after its wipe).
+	if id, _, err := statID(p.socketPath); err != nil || id != s.socketID {
+		return errSocketRemoved
+	}
 	conn, err := grpc.NewClient("unix://"+kubeletSock,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithAuthority("localhost"),
