@@ -1,0 +1,115 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"simple-device-plugin/host"
+	"simple-device-plugin/manifest"
+)
+
+// logBuffer collects a host's logs for a test to read.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) has(parts ...string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, line := range strings.Split(b.buf.String(), "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// startHostWith runs a host with cfg (dir, node, logger filled in) until
+// the test ends, and returns its logs.
+func startHostWith(t *testing.T, dir string, m *manifest.Manifest, cfg host.Config) (*runningHost, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	cfg.DevicePluginDir, cfg.NodeName = dir, "node-1"
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	h := host.New(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	rh := &runningHost{Host: h, dir: dir, cancel: cancel, done: make(chan error, 1)}
+	go func() { rh.done <- h.Run(ctx, m) }()
+	t.Cleanup(func() { rh.stop(t) })
+	waitFor(t, 5*time.Second, "host running", h.Running)
+	return rh, logs
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// Another process listening on a socket under our name (a second
+// instance, another plugin of the resource) is not a stale socket: the
+// host must not delete it. Once it goes, the plugin takes the path at
+// once, not at its next backoff retry.
+func TestLiveForeignSocketIsNotRemoved(t *testing.T) {
+	dir := shortTempDir(t)
+	path := filepath.Join(dir, manifest.SocketName("example.com/c"))
+	lis, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lis.Close() })
+	foreign := inode(t, path)
+	k := startKubelet(t, dir)
+	_, logs := startHostWith(t, dir, mustParse(t, threeResources), host.Config{
+		PollInterval: time.Hour,
+		Backoff:      host.Backoff{Initial: 200 * time.Millisecond, Max: time.Second, Stable: time.Minute},
+	})
+	waitRegistered(t, k, "example.com/a", "example.com/b")
+	waitFor(t, 2*time.Second, "the refusal logged", func() bool {
+		return logs.has("plugin failed; retrying", "resource=example.com/c", "reason=foreign_file", "another process is listening on it")
+	})
+	time.Sleep(300 * time.Millisecond)
+	if got := inode(t, path); got != foreign {
+		t.Fatalf("the foreign live socket was replaced (inode %d, was %d)", got, foreign)
+	}
+	if k.Endpoint("example.com/c") != nil {
+		t.Fatal("example.com/c registered while another process holds its socket")
+	}
+	lis.Close() // unlinks the socket, as the other process exits
+	waitRegistered(t, k, allThree...)
+}
+
+// A stale socket of ours (a crashed run) is replaced, and the host says so.
+func TestStaleSocketReplacementIsLogged(t *testing.T) {
+	dir := shortTempDir(t)
+	makeStaleSocket(t, filepath.Join(dir, manifest.SocketName("example.com/a")))
+	k := startKubelet(t, dir)
+	_, logs := startHostWith(t, dir, mustParse(t, threeResources), host.Config{})
+	waitRegistered(t, k, allThree...)
+	if !logs.has("removed a stale socket left by an earlier run", "resource=example.com/a") {
+		t.Error("no log line for the stale socket replaced")
+	}
+}
