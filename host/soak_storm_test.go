@@ -209,8 +209,11 @@ func TestSoakAllocateStorm(t *testing.T) {
 	for _, p := range stats.problems {
 		t.Error(p)
 	}
-	if applied != float64(gen-1) || invalid != 0 {
-		t.Errorf("reloads: %v applied, %v invalid; want %d applied, 0 invalid", applied, invalid, gen-1)
+	// Swaps closer together than the reloader can read coalesce, as
+	// ConfigMap updates do: fewer reloads than swaps is fine, the last one
+	// served (above) is what counts.
+	if applied < 1 || applied > float64(gen-1) || invalid != 0 {
+		t.Errorf("reloads: %v applied, %v invalid; want 1 to %d applied, 0 invalid", applied, invalid, gen-1)
 	}
 	if stats.allocated.Load() == 0 || stats.preferred.Load() == 0 {
 		t.Errorf("the storm got no answers")
