@@ -102,6 +102,46 @@ func TestLiveForeignSocketIsNotRemoved(t *testing.T) {
 	waitRegistered(t, k, allThree...)
 }
 
+// A file renamed over a plugin's socket replaces it with no Remove event:
+// the host notices at once (not at its poll), refuses to touch the file,
+// says so, and takes the path back as soon as the file goes.
+func TestFileRenamedOverSocketIsNoticedAtOnce(t *testing.T) {
+	dir := shortTempDir(t)
+	k := startKubelet(t, dir)
+	rh, logs := startHostWith(t, dir, mustParse(t, threeResources), host.Config{
+		PollInterval: time.Hour,
+		Backoff:      host.Backoff{Initial: 200 * time.Millisecond, Max: time.Second, Stable: time.Minute},
+	})
+	waitRegistered(t, k, allThree...)
+	path := filepath.Join(dir, manifest.SocketName("example.com/b"))
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.WriteFile(tmp, []byte("not ours"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, "the replaced socket noticed", func() bool {
+		return logs.has("plugin failed; retrying", "resource=example.com/b", "reason=foreign_file", "is a regular file, not a socket")
+	})
+	if ok, waiting := rh.Ready(); ok || len(waiting) != 1 || waiting[0] != "example.com/b" {
+		t.Errorf("ready = %v, waiting %v; want example.com/b waiting", ok, waiting)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if data, err := os.ReadFile(path); err != nil || string(data) != "not ours" {
+		t.Fatalf("the foreign file was touched: %q, %v", data, err)
+	}
+	for _, name := range []string{"example.com/a", "example.com/c"} {
+		if k.Endpoint(name) == nil || k.Registrations(name) != 1 {
+			t.Errorf("%s disturbed: endpoint %v, %d registrations", name, k.Endpoint(name) != nil, k.Registrations(name))
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitRegistered(t, k, allThree...)
+}
+
 // A stale socket of ours (a crashed run) is replaced, and the host says so.
 func TestStaleSocketReplacementIsLogged(t *testing.T) {
 	dir := shortTempDir(t)
