@@ -83,9 +83,10 @@ func TestLiveForeignSocketIsNotRemoved(t *testing.T) {
 	t.Cleanup(func() { lis.Close() })
 	foreign := inode(t, path)
 	k := startKubelet(t, dir)
+	// A slow backoff, so recovering at once can only come from noticing the path is free.
 	_, logs := startHostWith(t, dir, mustParse(t, threeResources), host.Config{
 		PollInterval: time.Hour,
-		Backoff:      host.Backoff{Initial: 200 * time.Millisecond, Max: time.Second, Stable: time.Minute},
+		Backoff:      host.Backoff{Initial: 2 * time.Second, Max: 10 * time.Second, Stable: time.Minute},
 	})
 	waitRegistered(t, k, "example.com/a", "example.com/b")
 	waitFor(t, 2*time.Second, "the refusal logged", func() bool {
@@ -99,7 +100,11 @@ func TestLiveForeignSocketIsNotRemoved(t *testing.T) {
 		t.Fatal("example.com/c registered while another process holds its socket")
 	}
 	lis.Close() // unlinks the socket, as the other process exits
+	cleared := time.Now()
 	waitRegistered(t, k, allThree...)
+	if took := time.Since(cleared); took > time.Second {
+		t.Errorf("example.com/c took %v to take its freed path; want it at once, not at the backoff retry", took)
+	}
 }
 
 // A file renamed over a plugin's socket replaces it with no Remove event:
@@ -110,7 +115,7 @@ func TestFileRenamedOverSocketIsNoticedAtOnce(t *testing.T) {
 	k := startKubelet(t, dir)
 	rh, logs := startHostWith(t, dir, mustParse(t, threeResources), host.Config{
 		PollInterval: time.Hour,
-		Backoff:      host.Backoff{Initial: 200 * time.Millisecond, Max: time.Second, Stable: time.Minute},
+		Backoff:      host.Backoff{Initial: 2 * time.Second, Max: 10 * time.Second, Stable: time.Minute},
 	})
 	waitRegistered(t, k, allThree...)
 	path := filepath.Join(dir, manifest.SocketName("example.com/b"))
@@ -139,7 +144,11 @@ func TestFileRenamedOverSocketIsNoticedAtOnce(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
+	cleared := time.Now()
 	waitRegistered(t, k, allThree...)
+	if took := time.Since(cleared); took > time.Second {
+		t.Errorf("example.com/b took %v to take its freed path back", took)
+	}
 }
 
 // A stale socket of ours (a crashed run) is replaced, and the host says so.
