@@ -32,7 +32,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	registryDir := fs.String("plugins-registry-dir", "", "the kubelet's plugin watcher dir (default: plugins_registry next to --device-plugin-dir)")
 	poll := fs.Duration("poll", 5*time.Second, "safety-net poll interval behind fsnotify")
 	if err := parseWithEnv(fs, args, os.LookupEnv); err != nil {
-		return exitUsage
+		return parseFailure(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "run: unexpected arguments %q\n", fs.Args())
@@ -93,6 +93,15 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 // serve runs the host, the manifest reloader, SIGHUP handling and the HTTP
 // endpoints until ctx ends or one of them fails.
 func serve(ctx context.Context, h *host.Host, m *manifest.Manifest, path string, data []byte, listen string, log *slog.Logger) error {
+	// Listen first: a port in use is a deployment mistake to report before
+	// any plugin has created a socket or registered with the kubelet.
+	var lis net.Listener
+	if listen != "" {
+		var err error
+		if lis, err = net.Listen("tcp", listen); err != nil {
+			return fmt.Errorf("listen on %s for /healthz, /readyz, /metrics: %w", listen, err)
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return h.Run(gctx, m) })
 
@@ -114,11 +123,7 @@ func serve(ctx context.Context, h *host.Host, m *manifest.Manifest, path string,
 		}
 	})
 
-	if listen != "" {
-		lis, err := net.Listen("tcp", listen)
-		if err != nil {
-			return fmt.Errorf("listen on %s for /healthz, /readyz, /metrics: %w", listen, err)
-		}
+	if lis != nil {
 		srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		log.Info("serving /healthz, /readyz, /metrics", "addr", lis.Addr().String())
 		g.Go(func() error {
@@ -159,7 +164,11 @@ func printManifestErrors(w io.Writer, path string, err error) {
 		fmt.Fprintf(w, "%s: %v\n", path, err)
 		return
 	}
-	fmt.Fprintf(w, "%s is invalid (%d problems):\n", path, len(list))
+	problems := "problems"
+	if len(list) == 1 {
+		problems = "problem"
+	}
+	fmt.Fprintf(w, "%s is invalid (%d %s):\n", path, len(list), problems)
 	for _, e := range list {
 		fmt.Fprintf(w, "%s: %s\n", path, e.Error())
 	}

@@ -11,7 +11,9 @@ import (
 )
 
 // simulateCommand runs the real host against a simulated kubelet and prints
-// what a pod's containers would get.
+// what a pod's containers would get. Exit 0 when every container got its
+// devices (clashes are warnings), 1 when the manifest is invalid or the
+// request cannot be met, 2 on usage errors (including a malformed --request).
 func simulateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("simulate", stderr)
 	manifestPath := fs.String("manifest", "", "manifest file (required)")
@@ -22,7 +24,7 @@ func simulateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	logFormat := fs.String("log-format", "text", "log format of the host's logs (shown with --log-level)")
 	logLevel := fs.String("log-level", "error", "host log level: debug, info, warn, error")
 	if err := parseWithEnv(fs, args, os.LookupEnv); err != nil {
-		return exitUsage
+		return parseFailure(err)
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -67,6 +69,12 @@ func simulateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := report.Write(stdout, *output); err != nil {
 		fmt.Fprintf(stderr, "simulate: %v\n", err)
 		return exitFailure
+	}
+	if *output != "text" {
+		// The text report shows them; a script reading yaml or json may not look.
+		for _, w := range report.Warnings() {
+			fmt.Fprintf(stderr, "simulate: warning: %s\n", w)
+		}
 	}
 	return exitOK
 }

@@ -15,7 +15,7 @@ func validateCommand(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: simple-device-plugin validate FILE...") }
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseFailure(err)
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
@@ -47,6 +47,11 @@ func summary(m *manifest.Manifest) string {
 		parts[i] = fmt.Sprintf("%s=%d", r.Name, len(r.IDs))
 	}
 	sort.Strings(parts)
+	// One line per file, even for a manifest of hundreds of resources.
+	const show = 8
+	if len(parts) > show {
+		parts = append(parts[:show-1], fmt.Sprintf("… and %d more", len(parts)-show+1))
+	}
 	return fmt.Sprintf("%s, %s (%s)", plural(len(m.Resources), "resource"), plural(m.TotalDevices(), "device"), strings.Join(parts, ", "))
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,4 +48,13 @@ func parseWithEnv(fs *flag.FlagSet, args []string, lookup func(string) (string, 
 // NODE_NAME from the downward API, as DESIGN.md says.
 func nodeNameDefault() string {
 	return os.Getenv("NODE_NAME")
+}
+
+// parseFailure is the exit code after a failed parse: -h and --help print
+// the flags and succeed; anything else is a usage error.
+func parseFailure(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
 }

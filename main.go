@@ -55,13 +55,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 const usage = `Usage:
   simple-device-plugin [run] --manifest FILE [--device-plugin-dir DIR] [--listen ADDR]
-                       [--log-format text|json] [--node-name NAME]
+                       [--log-format text|json] [--log-level LEVEL] [--node-name NAME]
                        [--registration auto|kubelet-socket|plugins-registry]
+                       [--plugins-registry-dir DIR] [--poll DURATION]
   simple-device-plugin validate FILE...
   simple-device-plugin simulate --manifest FILE [--request NAME=N,...] [--containers N]
                        [--node-name NAME] [--output text|yaml|json]
   simple-device-plugin version
+  simple-device-plugin help
 
-Every flag can also be set with an SDP_* environment variable
+"simple-device-plugin COMMAND -h" describes a command's flags. Every flag of
+run and simulate can also be set with an SDP_* environment variable
 (--device-plugin-dir is SDP_DEVICE_PLUGIN_DIR); a flag wins over the variable.
+Exit codes: 0 success, 1 failure (invalid manifest, request that cannot be
+met, run stopped by an error), 2 usage error.
 `

@@ -64,6 +64,9 @@ func (r *Reloader) Run(ctx context.Context) error {
 		}
 	}
 	name := filepath.Base(r.Path)
+	// A change between the first load and the watch would otherwise wait
+	// for the poll.
+	r.reload(log, false)
 
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()

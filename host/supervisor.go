@@ -102,7 +102,9 @@ func (p *Plugin) registeredNow() {
 // registerUntilDone registers, waiting for the kubelet while it is absent:
 // a new kubelet.sock wakes it at once, a slow retry covers missed events.
 func (p *Plugin) registerUntilDone(ctx context.Context, s *session) error {
-	retry := Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second}
+	// The kubelet creates kubelet.sock a moment before it accepts on it, so
+	// a dial right after the wake can be refused: retry quickly first.
+	retry := Backoff{Initial: 10 * time.Millisecond, Max: 5 * time.Second}
 	logged := false
 	for {
 		err := p.register(ctx, s)
@@ -125,6 +127,7 @@ func (p *Plugin) registerUntilDone(ctx context.Context, s *session) error {
 			timer.Stop()
 			return errors.Join(errServerStopped, s.serveErr)
 		case <-p.wake:
+			retry.Reset() // a (new) kubelet.sock: back to quick retries
 		case <-p.check:
 			if id, _, err := statID(p.socketPath); err != nil || id != s.socketID {
 				timer.Stop()

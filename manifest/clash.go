@@ -49,6 +49,68 @@ func checkAcrossResources(spec Spec, compiled []*Resource, errs *ErrorList) {
 			seen[c.kind][c.value] = owner{index: r.specIndex, name: r.Name}
 		}
 	}
+	checkSharedPerDevicePaths(compiled, errs)
+}
+
+// checkSharedPerDevicePaths catches what sampling the first devices misses:
+// one per-device container path template copied into two resources whose
+// ID lists overlap beyond the sample (both "/data/{{ .ID }}", both with a
+// device "x") puts two things on one path for a pod asking for both.
+func checkSharedPerDevicePaths(compiled []*Resource, errs *ErrorList) {
+	type use struct {
+		r     *Resource
+		field string
+		t     *tmpl
+	}
+	bySource := map[string][]use{}
+	for _, r := range compiled {
+		for _, l := range []struct {
+			list  string
+			items []pathPairTmpl
+		}{{"mounts", r.mounts}, {"devices", r.devices}} {
+			list := l.list
+			for j, it := range l.items {
+				if it.perDevice {
+					field := fmt.Sprintf("resources[%d].%s[%d].containerPath", r.specIndex, list, j)
+					bySource[it.container.source] = append(bySource[it.container.source], use{r, field, it.container})
+				}
+			}
+		}
+	}
+	for _, src := range sortedMapKeys(bySource) {
+		uses := bySource[src]
+		for i := 1; i < len(uses); i++ {
+			for _, earlier := range uses[:i] {
+				a, b := earlier, uses[i]
+				if a.r == b.r {
+					continue
+				}
+				id := firstSharedID(a.r, b.r)
+				if id == "" {
+					continue
+				}
+				pa, errA := a.t.renderString(DeviceData{ContainerData: ContainerData{Resource: a.r.Name, IDs: []string{id}, Count: 1}, ID: id})
+				pb, errB := b.t.renderString(DeviceData{ContainerData: ContainerData{Resource: b.r.Name, IDs: []string{id}, Count: 1}, ID: id})
+				if errA == nil && errB == nil && pa == pb {
+					errs.add(b.field, "container path %q (device %s) is also set by resources[%d] (%s), which has a device with the same ID; a pod asking for both would get only one of them; make the paths differ, e.g. with {{ .Resource }}",
+						pb, id, a.r.specIndex, a.r.Name)
+				}
+			}
+		}
+	}
+}
+
+// firstSharedID returns a device ID both resources have, or "".
+func firstSharedID(a, b *Resource) string {
+	if len(a.IDs) > len(b.IDs) {
+		a, b = b, a
+	}
+	for _, id := range a.IDs {
+		if b.Has(id) {
+			return id
+		}
+	}
+	return ""
 }
 
 // contribution is one key or path a resource puts into a container.

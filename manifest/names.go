@@ -97,7 +97,10 @@ func checkExtendedResourceName(name string) string {
 	case !strings.Contains(name, "/"):
 		return fmt.Sprintf("%q has no domain; write <domain>/<name>, for example example.com/%s", name, name)
 	case strings.Contains(name, nativeDomain):
-		return fmt.Sprintf("%q is in the kubernetes.io domain, which is reserved; use a domain you own, for example example.com/%s", name, path.Base(name))
+		if domain, _, _ := strings.Cut(name, "/"); domain == "kubernetes.io" || strings.HasSuffix(domain, ".kubernetes.io") {
+			return fmt.Sprintf("%q is in the kubernetes.io domain, which is reserved; use a domain you own, for example example.com/%s", name, path.Base(name))
+		}
+		return fmt.Sprintf("%q contains \"kubernetes.io/\", which the kubelet reserves for native resources wherever it appears; use a domain you own, for example example.com/%s", name, path.Base(name))
 	case strings.HasPrefix(name, requestsPrefix):
 		return fmt.Sprintf("%q starts with %q, which is reserved for quota names", name, requestsPrefix)
 	}

@@ -59,6 +59,7 @@ type IDData struct {
 // their literal text, so rendering them costs nothing; simple ones (see
 // simple.go) as pieces to concatenate.
 type tmpl struct {
+	source  string // as written, to tell identical templates apart
 	literal bool
 	text    string // what a literal template renders
 	pieces  []piece
@@ -72,7 +73,7 @@ func compileTemplate(name, src string) (*tmpl, error) {
 	if err != nil {
 		return nil, fmt.Errorf("template does not parse: %s", cleanTemplateErr(err, name))
 	}
-	c := &tmpl{t: t}
+	c := &tmpl{source: src, t: t}
 	if text, ok := literalText(t); ok {
 		c.literal, c.text, c.t = true, text, nil
 		return c, nil

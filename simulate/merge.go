@@ -12,25 +12,35 @@ type resourceResponse struct {
 	resp     *pluginapi.ContainerAllocateResponse
 }
 
-// merge combines one container's responses the way the kubelet does:
-// env vars and annotations by key, mounts and device nodes by container
-// path, CDI devices by name; the first one wins and a clash is only
-// reported. The kubelet takes resources in map order (random), so which
-// one wins there is chance; here it is resource-name order, with a warning.
+// merge combines one container's responses the way the kubelet's device
+// manager does (deviceRunContainerOptions): env vars and annotations by
+// key, device nodes by container path, mounts by container path, CDI
+// devices by name. The first one seen wins; a second one with the same
+// value is dropped silently, one with a different value is dropped and the
+// kubelet logs an error. The kubelet walks the resources in map order, so
+// which one wins there is chance: here it is resource-name order, and every
+// conflict is a warning. A mount and a device node on the same container
+// path pass the kubelet but not the container runtime: a warning too.
+// Mounts, device nodes and CDI devices keep the order the kubelet passes
+// them on in: by resource, then as the plugin rendered them.
 func merge(cr *ContainerReport, responses []resourceResponse) {
 	cr.Env = map[string]string{}
 	cr.Annotations = map[string]string{}
 	envFrom := map[string]string{}
 	annFrom := map[string]string{}
-	mountFrom := map[string]string{}
-	devFrom := map[string]string{}
+	mountAt := map[string]MountReport{}
+	devAt := map[string]DeviceNodeReport{}
 	cdiSeen := map[string]bool{}
+	warn := func(format string, args ...any) {
+		cr.Warnings = append(cr.Warnings, fmt.Sprintf(format, args...))
+	}
 	for _, rr := range responses {
 		r := rr.resp
 		for _, k := range sortedKeys(r.Envs) {
 			if from, dup := envFrom[k]; dup {
 				if cr.Env[k] != r.Envs[k] {
-					cr.Warnings = append(cr.Warnings, fmt.Sprintf("env %s is set by %s and %s; the kubelet keeps one at random", k, from, rr.resource))
+					warn("env %s is set by %s (%q) and by %s (%q); the kubelet keeps one of them at random",
+						k, from, cr.Env[k], rr.resource, r.Envs[k])
 				}
 				continue
 			}
@@ -40,28 +50,35 @@ func merge(cr *ContainerReport, responses []resourceResponse) {
 		for _, k := range sortedKeys(r.Annotations) {
 			if from, dup := annFrom[k]; dup {
 				if cr.Annotations[k] != r.Annotations[k] {
-					cr.Warnings = append(cr.Warnings, fmt.Sprintf("annotation %s is set by %s and %s; the kubelet keeps one at random", k, from, rr.resource))
+					warn("annotation %s is set by %s (%q) and by %s (%q); the kubelet keeps one of them at random",
+						k, from, cr.Annotations[k], rr.resource, r.Annotations[k])
 				}
 				continue
 			}
 			annFrom[k] = rr.resource
 			cr.Annotations[k] = r.Annotations[k]
 		}
-		for _, m := range r.Mounts {
-			if from, dup := mountFrom[m.ContainerPath]; dup {
-				cr.Warnings = append(cr.Warnings, fmt.Sprintf("mount %s is set by %s and %s; the kubelet keeps one", m.ContainerPath, from, rr.resource))
-				continue
-			}
-			mountFrom[m.ContainerPath] = rr.resource
-			cr.Mounts = append(cr.Mounts, MountReport{ContainerPath: m.ContainerPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly, Resource: rr.resource})
-		}
 		for _, d := range r.Devices {
-			if from, dup := devFrom[d.ContainerPath]; dup {
-				cr.Warnings = append(cr.Warnings, fmt.Sprintf("device node %s is set by %s and %s; the kubelet keeps one", d.ContainerPath, from, rr.resource))
+			if prev, dup := devAt[d.ContainerPath]; dup {
+				if prev.HostPath != d.HostPath {
+					warn("device node %s is %s from %s and %s from %s; the kubelet keeps one of them at random",
+						d.ContainerPath, prev.HostPath, prev.Resource, d.HostPath, rr.resource)
+				}
 				continue
 			}
-			devFrom[d.ContainerPath] = rr.resource
-			cr.DeviceNodes = append(cr.DeviceNodes, DeviceNodeReport{ContainerPath: d.ContainerPath, HostPath: d.HostPath, Permissions: d.Permissions, Resource: rr.resource})
+			devAt[d.ContainerPath] = DeviceNodeReport{ContainerPath: d.ContainerPath, HostPath: d.HostPath, Permissions: d.Permissions, Resource: rr.resource}
+			cr.DeviceNodes = append(cr.DeviceNodes, devAt[d.ContainerPath])
+		}
+		for _, m := range r.Mounts {
+			if prev, dup := mountAt[m.ContainerPath]; dup {
+				if prev.HostPath != m.HostPath {
+					warn("mount %s is %s from %s and %s from %s; the kubelet keeps one of them at random",
+						m.ContainerPath, prev.HostPath, prev.Resource, m.HostPath, rr.resource)
+				}
+				continue
+			}
+			mountAt[m.ContainerPath] = MountReport{ContainerPath: m.ContainerPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly, Resource: rr.resource}
+			cr.Mounts = append(cr.Mounts, mountAt[m.ContainerPath])
 		}
 		for _, c := range r.CdiDevices {
 			if cdiSeen[c.Name] {
@@ -71,6 +88,10 @@ func merge(cr *ContainerReport, responses []resourceResponse) {
 			cr.CDIDevices = append(cr.CDIDevices, c.Name)
 		}
 	}
-	sort.Slice(cr.Mounts, func(i, j int) bool { return cr.Mounts[i].ContainerPath < cr.Mounts[j].ContainerPath })
-	sort.Slice(cr.DeviceNodes, func(i, j int) bool { return cr.DeviceNodes[i].ContainerPath < cr.DeviceNodes[j].ContainerPath })
+	for _, m := range cr.Mounts {
+		if d, both := devAt[m.ContainerPath]; both {
+			warn("%s is a mount (from %s) and a device node (from %s); the container runtime cannot create both", m.ContainerPath, m.Resource, d.Resource)
+		}
+	}
+	sort.Strings(cr.Warnings)
 }

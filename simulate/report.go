@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -12,14 +12,21 @@ import (
 )
 
 // Report is what a simulation found: what registered, and what each
-// container would get.
+// container would get. Its JSON (and YAML) form is for scripts; the text
+// form is for people.
 type Report struct {
 	Manifest        string            `json:"manifestHash"`
 	Node            string            `json:"node,omitempty"`
 	DevicePluginDir string            `json:"devicePluginDir"`
 	Resources       []ResourceReport  `json:"resources"`
-	Skipped         []string          `json:"skippedOnThisNode,omitempty"`
-	Containers      []ContainerReport `json:"containers"`
+	Skipped         []SkippedResource `json:"skippedOnThisNode,omitempty"`
+	// Request is what each container asked for.
+	Request map[string]int `json:"request"`
+	// DefaultRequest is set when no request was given: one device of every
+	// resource, except those in NotRequested, which have no healthy device.
+	DefaultRequest bool              `json:"defaultRequest,omitempty"`
+	NotRequested   []string          `json:"notRequested,omitempty"`
+	Containers     []ContainerReport `json:"containers"`
 }
 
 // ResourceReport is one registered plugin.
@@ -29,6 +36,12 @@ type ResourceReport struct {
 	PreferredAllocation bool           `json:"getPreferredAllocation"`
 	PreStartRequired    bool           `json:"preStartRequired"`
 	Devices             []DeviceReport `json:"devices"`
+}
+
+// SkippedResource is a resource whose nodes: globs do not match the node.
+type SkippedResource struct {
+	Name  string   `json:"name"`
+	Nodes []string `json:"nodes"`
 }
 
 // DeviceReport is one device as ListAndWatch advertised it.
@@ -41,7 +54,7 @@ type DeviceReport struct {
 // ContainerReport is what one container gets, merged across resources.
 type ContainerReport struct {
 	Name        string              `json:"name"`
-	Devices     map[string][]string `json:"devices"`
+	Devices     map[string][]string `json:"devices"` // by resource, in manifest order
 	Env         map[string]string   `json:"env,omitempty"`
 	Annotations map[string]string   `json:"annotations,omitempty"`
 	Mounts      []MountReport       `json:"mounts,omitempty"`
@@ -86,71 +99,103 @@ func (r *Report) Write(w io.Writer, format string) error {
 	return fmt.Errorf("unknown output format %q: use text, yaml or json", format)
 }
 
+// Warnings lists every container's warnings, each prefixed by its container.
+func (r *Report) Warnings() []string {
+	var out []string
+	for _, c := range r.Containers {
+		for _, w := range c.Warnings {
+			out = append(out, c.Name+": "+w)
+		}
+	}
+	return out
+}
+
 func (r *Report) writeText(out io.Writer) error {
 	var b strings.Builder
-	node := r.Node
-	if node == "" {
-		node = "(none: set --node-name)"
+	node := fmt.Sprintf("node %q", r.Node)
+	if r.Node == "" {
+		node = "no node name (set --node-name)"
 	}
-	fmt.Fprintf(&b, "Manifest %s on node %s: %d resources registered with the simulated kubelet\n\n", r.Manifest, node, len(r.Resources))
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RESOURCE\tDEVICES\tHEALTHY\tSOCKET")
-	for _, res := range r.Resources {
-		healthy := 0
-		for _, d := range res.Devices {
-			if d.Health == "Healthy" {
-				healthy++
+	fmt.Fprintf(&b, "Manifest %s, %s.\n", r.Manifest, node)
+	fmt.Fprintf(&b, "%s registered with the simulated kubelet (sockets in %s, removed on exit):\n\n",
+		plural(len(r.Resources), "resource"), r.DevicePluginDir)
+
+	if len(r.Resources) > 0 {
+		tw := newTable(&b)
+		fmt.Fprintln(tw, "  RESOURCE\tSOCKET\tDEVICES\tHEALTHY\tIDS")
+		for _, res := range r.Resources {
+			healthy := 0
+			for _, d := range res.Devices {
+				if d.Health == "Healthy" {
+					healthy++
+				}
 			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\n", res.Name, filepath.Base(res.Socket), len(res.Devices), healthy, describeDevices(res.Devices))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", res.Name, len(res.Devices), healthy, res.Socket)
-	}
-	tw.Flush()
-	for _, res := range r.Resources {
-		fmt.Fprintf(&b, "  %s: %s\n", res.Name, describeDevices(res.Devices))
+		tw.Flush()
 	}
 	if len(r.Skipped) > 0 {
-		fmt.Fprintf(&b, "  not served on this node (nodes: does not match): %s\n", strings.Join(r.Skipped, ", "))
+		fmt.Fprintf(&b, "\nNot served on this node (no nodes: glob matches %q):\n", r.Node)
+		tw := newTable(&b)
+		for _, s := range r.Skipped {
+			fmt.Fprintf(tw, "  %s\tnodes: %s\n", s.Name, strings.Join(s.Nodes, ", "))
+		}
+		tw.Flush()
 	}
+
+	b.WriteString("\n")
+	switch {
+	case len(r.Request) == 0 && len(r.Resources) == 0:
+		b.WriteString("Nothing to allocate: no resource is served on this node.\n")
+	case len(r.Request) == 0:
+		b.WriteString("Nothing to allocate: no resource has a healthy device.\n")
+	case r.DefaultRequest:
+		b.WriteString("Each container asks for one device of every resource (no --request).\n")
+	default:
+		fmt.Fprintf(&b, "Each container asks for %s.\n", formatRequest(r.Request))
+	}
+	if len(r.NotRequested) > 0 {
+		fmt.Fprintf(&b, "Not asked for, since no device is healthy: %s.\n", strings.Join(r.NotRequested, ", "))
+	}
+
 	for _, c := range r.Containers {
-		fmt.Fprintf(&b, "\n%s\n", c.Name)
+		fmt.Fprintf(&b, "\n%s gets:\n", c.Name)
 		section := func(title string) { fmt.Fprintf(&b, "  %s\n", title) }
 		section("devices:")
+		tw := newTable(&b)
 		for _, res := range sortedKeys(c.Devices) {
-			fmt.Fprintf(&b, "    %-28s %s\n", res, strings.Join(c.Devices[res], ", "))
+			fmt.Fprintf(tw, "    %s\t%s\n", res, strings.Join(c.Devices[res], ", "))
 		}
+		tw.Flush()
 		if len(c.Env) > 0 {
 			section("env:")
-			tw := tabwriter.NewWriter(&b, 0, 4, 1, ' ', 0)
 			for _, k := range sortedKeys(c.Env) {
-				fmt.Fprintf(tw, "    %s\t= %s\n", k, c.Env[k])
+				fmt.Fprintf(&b, "    %s=%s\n", k, c.Env[k])
 			}
-			tw.Flush()
 		}
 		if len(c.Annotations) > 0 {
 			section("annotations:")
-			tw := tabwriter.NewWriter(&b, 0, 4, 1, ' ', 0)
 			for _, k := range sortedKeys(c.Annotations) {
-				fmt.Fprintf(tw, "    %s\t= %s\n", k, c.Annotations[k])
+				fmt.Fprintf(&b, "    %s: %s\n", k, c.Annotations[k])
 			}
-			tw.Flush()
 		}
 		if len(c.Mounts) > 0 {
-			section("mounts:")
-			tw := tabwriter.NewWriter(&b, 0, 4, 1, ' ', 0)
+			section("mounts (container path <- host path):")
+			tw := newTable(&b)
 			for _, m := range c.Mounts {
-				ro := ""
+				mode := "read-write"
 				if m.ReadOnly {
-					ro = " (read-only)"
+					mode = "read-only"
 				}
-				fmt.Fprintf(tw, "    %s\t<- %s%s\n", m.ContainerPath, m.HostPath, ro)
+				fmt.Fprintf(tw, "    %s\t<- %s\t%s\tfrom %s\n", m.ContainerPath, m.HostPath, mode, m.Resource)
 			}
 			tw.Flush()
 		}
 		if len(c.DeviceNodes) > 0 {
-			section("device nodes:")
-			tw := tabwriter.NewWriter(&b, 0, 4, 1, ' ', 0)
+			section("device nodes (container path <- host path):")
+			tw := newTable(&b)
 			for _, d := range c.DeviceNodes {
-				fmt.Fprintf(tw, "    %s\t<- %s\t(%s)\n", d.ContainerPath, d.HostPath, d.Permissions)
+				fmt.Fprintf(tw, "    %s\t<- %s\t%s\tfrom %s\n", d.ContainerPath, d.HostPath, d.Permissions, d.Resource)
 			}
 			tw.Flush()
 		}
@@ -160,51 +205,82 @@ func (r *Report) writeText(out io.Writer) error {
 				fmt.Fprintf(&b, "    %s\n", n)
 			}
 		}
-		for _, w := range c.Warnings {
-			fmt.Fprintf(&b, "  warning: %s\n", w)
+		if len(c.Warnings) > 0 {
+			section("warnings:")
+			for _, w := range c.Warnings {
+				fmt.Fprintf(&b, "    %s\n", w)
+			}
 		}
 	}
 	_, err := io.WriteString(out, b.String())
 	return err
 }
 
-// describeDevices summarises a device list: IDs, unhealthy ones, NUMA nodes.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// formatRequest writes a request as --request takes it.
+func formatRequest(req map[string]int) string {
+	parts := make([]string, 0, len(req))
+	for _, k := range sortedKeys(req) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, req[k]))
+	}
+	return strings.Join(parts, ",")
+}
+
+// describeDevices summarises a device list: IDs (grouped by NUMA node when
+// there is a topology) and the unhealthy ones.
 func describeDevices(devs []DeviceReport) string {
-	ids := make([]string, 0, len(devs))
+	var groups []string
 	var unhealthy []string
-	numa := map[int]int{}
+	for i := 0; i < len(devs); {
+		j := i
+		var ids []string
+		for ; j < len(devs) && sameNode(devs[i].NUMANode, devs[j].NUMANode); j++ {
+			ids = append(ids, devs[j].ID)
+		}
+		g := abbreviate(ids)
+		if devs[i].NUMANode != nil {
+			g = fmt.Sprintf("NUMA %d: %s", *devs[i].NUMANode, g)
+		}
+		groups = append(groups, g)
+		i = j
+	}
 	for _, d := range devs {
-		ids = append(ids, d.ID)
 		if d.Health != "Healthy" {
 			unhealthy = append(unhealthy, d.ID)
 		}
-		if d.NUMANode != nil {
-			numa[*d.NUMANode]++
-		}
 	}
-	s := abbreviate(ids)
-	if len(unhealthy) > 0 {
+	s := strings.Join(groups, "; ")
+	switch {
+	case len(unhealthy) > 0 && len(unhealthy) == len(devs):
+		s += "; all unhealthy"
+	case len(unhealthy) > 0:
 		s += "; unhealthy: " + abbreviate(unhealthy)
-	}
-	if len(numa) > 0 {
-		nodes := make([]int, 0, len(numa))
-		for n := range numa {
-			nodes = append(nodes, n)
-		}
-		sort.Ints(nodes)
-		parts := make([]string, len(nodes))
-		for i, n := range nodes {
-			parts[i] = fmt.Sprintf("node %d: %d", n, numa[n])
-		}
-		s += "; NUMA " + strings.Join(parts, ", ")
 	}
 	return s
 }
 
+func sameNode(a, b *int) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
+}
+
+// abbreviate lists a few IDs, and how many there are when it leaves some out.
 func abbreviate(ids []string) string {
-	const show = 6
+	const show = 5
 	if len(ids) <= show {
 		return strings.Join(ids, ", ")
 	}
-	return fmt.Sprintf("%s, … %s", strings.Join(ids[:show-1], ", "), ids[len(ids)-1])
+	return fmt.Sprintf("%s, …, %s (%d)", strings.Join(ids[:show-2], ", "), ids[len(ids)-1], len(ids))
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +21,7 @@ import (
 type Options struct {
 	Manifest *manifest.Manifest
 	// Request is devices per resource per container; nil means one device
-	// of every resource served on the node.
+	// of every resource served on the node that has a healthy device.
 	Request map[string]int
 	// Containers asking for Request each (default 1).
 	Containers int
@@ -30,6 +29,17 @@ type Options struct {
 	Logger     *slog.Logger
 	// Timeout bounds the whole simulation (default 30 s).
 	Timeout time.Duration
+}
+
+// RequestError is a request the manifest cannot satisfy: a resource it
+// lacks or does not serve on the node, or more devices than it has. The
+// command line reports it as a failure (exit 1), not as a usage error.
+type RequestError struct{ msg string }
+
+func (e *RequestError) Error() string { return e.msg }
+
+func requestErrorf(format string, args ...any) error {
+	return &RequestError{msg: fmt.Sprintf(format, args...)}
 }
 
 // ParseRequest parses "example.com/fpga=2,acme.io/seat=1".
@@ -41,14 +51,14 @@ func ParseRequest(s string) (map[string]int, error) {
 			continue
 		}
 		name, count, ok := strings.Cut(part, "=")
-		if !ok {
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
 			return nil, fmt.Errorf("request %q: write <resource>=<count>, for example example.com/fpga=2", part)
 		}
 		n, err := strconv.Atoi(strings.TrimSpace(count))
 		if err != nil || n < 1 {
 			return nil, fmt.Errorf("request %q: the count must be a whole number of at least 1", part)
 		}
-		name = strings.TrimSpace(name)
 		if _, dup := out[name]; dup {
 			return nil, fmt.Errorf("request names %s twice", name)
 		}
@@ -60,9 +70,14 @@ func ParseRequest(s string) (map[string]int, error) {
 	return out, nil
 }
 
+// healthWait bounds the wait for the first health probe to reach the
+// simulated kubelet; the host probes at start, so it is normally at once.
+const healthWait = 2 * time.Second
+
 // Run starts the real host on a temporary device-plugin dir, registers
 // every plugin with a stand-in kubelet, allocates the request for each
 // container as the kubelet would, and reports what the containers get.
+// A request the manifest cannot satisfy is a *RequestError.
 func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Containers <= 0 {
 		opts.Containers = 1
@@ -75,14 +90,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	m := opts.Manifest
 	served, skipped := m.ForNode(opts.NodeName)
-	request, err := resolveRequest(opts.Request, m, served, opts.NodeName)
-	if err != nil {
+	// Check what the manifest alone can tell before starting anything.
+	if err := checkRequest(opts.Request, opts.Containers, m, served, opts.NodeName); err != nil {
 		return nil, err
 	}
 
-	dir, err := os.MkdirTemp("", "sdp-sim-")
+	dir, err := socketDir()
 	if err != nil {
-		return nil, fmt.Errorf("temporary device-plugin dir: %w", err)
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 
@@ -110,14 +125,18 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err := waitRegistered(ctx, kubelet, names, hostDone); err != nil {
 		return nil, err
 	}
+	waitHealth(ctx, kubelet, served)
 
-	report := &Report{Manifest: m.Hash, Node: opts.NodeName, DevicePluginDir: dir}
+	report := &Report{Manifest: m.Hash, Node: opts.NodeName, DevicePluginDir: dir, Containers: []ContainerReport{}}
 	for _, r := range skipped {
-		report.Skipped = append(report.Skipped, r.Name)
+		report.Skipped = append(report.Skipped, SkippedResource{Name: r.Name, Nodes: r.Spec.Nodes})
 	}
 	for _, r := range served {
 		ep := kubelet.Endpoint(r.Name)
-		rr := ResourceReport{Name: r.Name, Socket: ep.Socket, PreferredAllocation: ep.Options.GetPreferredAllocationAvailable, PreStartRequired: ep.Options.PreStartRequired}
+		if ep == nil {
+			return nil, fmt.Errorf("%s: %w", r.Name, ErrNoEndpoint)
+		}
+		rr := ResourceReport{Name: r.Name, Socket: ep.Socket, PreferredAllocation: ep.Options.GetPreferredAllocationAvailable, PreStartRequired: ep.Options.PreStartRequired, Devices: []DeviceReport{}}
 		for _, d := range kubelet.Devices(r.Name) {
 			dr := DeviceReport{ID: d.ID, Health: d.Health}
 			if d.Topology != nil && len(d.Topology.Nodes) > 0 {
@@ -129,15 +148,36 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		report.Resources = append(report.Resources, rr)
 	}
 
+	request := opts.Request
+	if request == nil {
+		request, report.NotRequested = defaultRequest(report.Resources)
+		report.DefaultRequest = true
+	}
+	report.Request = request
+
 	used := map[string]map[string]bool{} // resource -> device IDs given to earlier containers
-	for c := 0; c < opts.Containers; c++ {
-		cr, err := allocateContainer(ctx, kubelet, fmt.Sprintf("container-%d", c), request, used)
+	for c := 0; c < opts.Containers && len(request) > 0; c++ {
+		cr, err := allocateContainer(ctx, kubelet, m, fmt.Sprintf("container-%d", c), request, used)
 		if err != nil {
 			return nil, err
 		}
 		report.Containers = append(report.Containers, cr)
 	}
 	return report, nil
+}
+
+// socketDir makes the temporary device-plugin dir. Unix socket paths are
+// limited to 108 bytes, so a long $TMPDIR (macOS has one) gives way to /tmp.
+func socketDir() (string, error) {
+	parent := ""
+	if len(os.TempDir()) > 40 {
+		parent = "/tmp"
+	}
+	dir, err := os.MkdirTemp(parent, "sdp-sim-")
+	if err != nil {
+		return "", fmt.Errorf("temporary device-plugin dir: %w", err)
+	}
+	return dir, nil
 }
 
 // waitRegistered waits for the kubelet to see every resource, or for the
@@ -160,15 +200,52 @@ func waitRegistered(ctx context.Context, k *Kubelet, names []string, hostDone <-
 	}
 }
 
-// resolveRequest checks the request against the manifest.
-func resolveRequest(req map[string]int, m *manifest.Manifest, served []*manifest.Resource, node string) (map[string]int, error) {
-	if req == nil {
-		req = map[string]int{}
-		for _, r := range served {
-			req[r.Name] = 1
+// waitHealth waits, briefly, until the health the kubelet sees for each
+// resource with a healthCheck matches its paths on this machine: the host
+// probes at start, but its first device list may go out before the probe.
+// If a path changes meanwhile the wait ends at healthWait and the report
+// shows what the kubelet saw last.
+func waitHealth(ctx context.Context, k *Kubelet, served []*manifest.Resource) {
+	want := map[string][]string{} // resource -> expected health by device index
+	for _, r := range served {
+		paths, _ := r.HealthCheck()
+		if paths == nil {
+			continue
 		}
-		return req, nil
+		health := make([]string, len(r.IDs))
+		for i, id := range r.IDs {
+			health[i] = pluginapi.Healthy
+			if _, err := os.Stat(paths[i]); err != nil || r.StaticUnhealthy(id) {
+				health[i] = pluginapi.Unhealthy
+			}
+		}
+		want[r.Name] = health
 	}
+	if len(want) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, healthWait)
+	defer cancel()
+	_ = k.WaitFor(ctx, func(k *Kubelet) bool {
+		for name, health := range want {
+			ep := k.plugins[name]
+			if ep == nil || len(ep.devices) != len(health) {
+				return false
+			}
+			for i, d := range ep.devices {
+				if d.Health != health[i] {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// checkRequest checks an explicit request against the manifest: every
+// resource exists and is served on the node, and the manifest declares
+// enough devices for every container.
+func checkRequest(req map[string]int, containers int, m *manifest.Manifest, served []*manifest.Resource, node string) error {
 	for _, name := range sortedKeys(req) {
 		r := m.Resource(name)
 		switch {
@@ -177,18 +254,43 @@ func resolveRequest(req map[string]int, m *manifest.Manifest, served []*manifest
 			for i, r := range m.Resources {
 				known[i] = r.Name
 			}
-			return nil, fmt.Errorf("the manifest has no resource %s; it has %s", name, strings.Join(known, ", "))
+			return requestErrorf("the manifest has no resource %s; it has %s", name, strings.Join(known, ", "))
 		case !slices.Contains(served, r):
-			return nil, fmt.Errorf("%s is not served on node %q (its nodes: %s)", name, node, strings.Join(r.Spec.Nodes, ", "))
+			return requestErrorf("%s is not served on node %q: none of its nodes: globs (%s) matches; set --node-name to a node it serves",
+				name, node, strings.Join(r.Spec.Nodes, ", "))
+		}
+		if total := req[name] * containers; total > len(r.IDs) {
+			per := ""
+			if containers > 1 {
+				per = fmt.Sprintf(" (%d containers × %d)", containers, req[name])
+			}
+			return requestErrorf("%s: the request needs %d devices%s but the manifest declares only %d; the kubelet would refuse the pod",
+				name, total, per, len(r.IDs))
 		}
 	}
-	return req, nil
+	return nil
 }
 
-// allocateContainer asks each plugin for a preferred allocation out of the
-// devices still available, then allocates it, like the kubelet's admission
-// of one container; and merges the responses as the kubelet does.
-func allocateContainer(ctx context.Context, k *Kubelet, name string, request map[string]int, used map[string]map[string]bool) (ContainerReport, error) {
+// defaultRequest is one device of every resource that has a healthy one;
+// the others are named, since the kubelet would refuse a pod asking them.
+func defaultRequest(resources []ResourceReport) (request map[string]int, notRequested []string) {
+	request = map[string]int{}
+	for _, r := range resources {
+		if slices.ContainsFunc(r.Devices, func(d DeviceReport) bool { return d.Health == pluginapi.Healthy }) {
+			request[r.Name] = 1
+		} else {
+			notRequested = append(notRequested, r.Name)
+		}
+	}
+	return request, notRequested
+}
+
+// allocateContainer does for one container what the kubelet's device
+// manager does at admission: per resource, out of the healthy devices not
+// given to an earlier container, ask the plugin for a preferred allocation,
+// allocate, and call PreStartContainer when the plugin asks for it; then
+// merge the responses as the kubelet does.
+func allocateContainer(ctx context.Context, k *Kubelet, m *manifest.Manifest, name string, request map[string]int, used map[string]map[string]bool) (ContainerReport, error) {
 	cr := ContainerReport{Name: name, Devices: map[string][]string{}}
 	var responses []resourceResponse
 	for _, res := range sortedKeys(request) {
@@ -201,13 +303,24 @@ func allocateContainer(ctx context.Context, k *Kubelet, name string, request map
 			used[res] = map[string]bool{}
 		}
 		var available []string
+		healthy := 0
 		for _, d := range k.Devices(res) {
-			if d.Health == pluginapi.Healthy && !used[res][d.ID] {
+			if d.Health != pluginapi.Healthy {
+				continue
+			}
+			healthy++
+			if !used[res][d.ID] {
 				available = append(available, d.ID)
 			}
 		}
 		if n > len(available) {
-			return cr, fmt.Errorf("%s: %s asks for %d devices but only %d are available (healthy and not given to an earlier container); the kubelet would refuse it", name, res, n, len(available))
+			why := fmt.Sprintf("%d of its %d devices are healthy", healthy, len(k.Devices(res)))
+			if len(used[res]) > 0 {
+				why += fmt.Sprintf(" and %d went to earlier containers", len(used[res]))
+			}
+			// The kubelet's own words, so the message can be matched to a pod event.
+			return cr, requestErrorf("%s: %s: requested number of devices unavailable for %s. Requested: %d, Available: %d (%s)",
+				name, res, res, n, len(available), why)
 		}
 		ids := available[:n]
 		if ep.Options.GetPreferredAllocationAvailable {
@@ -229,16 +342,31 @@ func allocateContainer(ctx context.Context, k *Kubelet, name string, request map
 		if err != nil {
 			return cr, fmt.Errorf("%s: Allocate %s %v: %w", name, res, ids, err)
 		}
+		if len(resp.ContainerResponses) != 1 {
+			return cr, fmt.Errorf("%s: Allocate %s: %d container responses for 1 container request", name, res, len(resp.ContainerResponses))
+		}
+		if ep.Options.PreStartRequired {
+			if _, err := ep.Client.PreStartContainer(ctx, &pluginapi.PreStartContainerRequest{DevicesIds: ids}); err != nil {
+				return cr, fmt.Errorf("%s: PreStartContainer %s %v: %w", name, res, ids, err)
+			}
+		}
 		for _, id := range ids {
 			used[res][id] = true
 		}
-		sorted := slices.Clone(ids)
-		sort.Strings(sorted)
-		cr.Devices[res] = sorted
+		cr.Devices[res] = inManifestOrder(m.Resource(res), ids)
 		responses = append(responses, resourceResponse{res, resp.ContainerResponses[0]})
 	}
 	merge(&cr, responses)
 	return cr, nil
+}
+
+// inManifestOrder sorts IDs as the plugin renders .IDs: in manifest order.
+func inManifestOrder(r *manifest.Resource, ids []string) []string {
+	sorted := slices.Clone(ids)
+	if r != nil {
+		slices.SortFunc(sorted, func(a, b string) int { return r.Position(a) - r.Position(b) })
+	}
+	return sorted
 }
 
 func validChoice(got, available []string, n int) bool {
@@ -260,6 +388,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	return keys
 }
