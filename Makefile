@@ -59,3 +59,31 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# ---------------------------------------------------------------------------
+# Container image and the test on a real cluster (issue 6). deploy/ holds the
+# kustomize base and the Helm chart; e2e/cluster/ the cluster tooling.
+
+IMAGE     ?= simple-device-plugin:dev
+IMAGE_TAR ?= bin/simple-device-plugin-image.tar
+
+.PHONY: image e2e-cluster
+
+# The image the Dockerfile builds, without Docker: the static binary on an
+# empty base (plus /etc/passwd and /etc/group), written as a docker-archive
+# tarball by e2e/cluster/cmd/mkimage (go-containerregistry, no registry).
+# Load it with `docker load -i`, `podman load -i` or
+# `ctr -n k8s.io images import`.
+image: build
+	cd e2e/cluster && CGO_ENABLED=0 $(GO) build -trimpath -o _out/bin/mkimage ./cmd/mkimage
+	e2e/cluster/_out/bin/mkimage --tag $(IMAGE) --out $(IMAGE_TAR) \
+	  --add $(BIN)=/usr/local/bin/simple-device-plugin \
+	  --entrypoint /usr/local/bin/simple-device-plugin --user 65532:65532 \
+	  --label org.opencontainers.image.title=simple-device-plugin \
+	  --label org.opencontainers.image.version=$(VERSION)
+
+# A single-node cluster on loopback (containerd, etcd and Kubernetes built
+# from the Go module proxy), the deploy/ base installed on it and tested;
+# torn down afterwards, always. Needs root; see e2e/cluster/README.md.
+e2e-cluster:
+	e2e/cluster/e2e.sh
