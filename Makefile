@@ -6,7 +6,7 @@ BIN     ?= bin/simple-device-plugin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test unit e2e lint vet fmt-check fuzz clean
+.PHONY: all build test unit e2e lint vet fmt-check fuzz soak soak-short clean
 
 all: build
 
@@ -33,6 +33,25 @@ unit:
 e2e:
 	cd e2e && $(GO) test -race -count=1 -timeout 20m ./...
 
+# Soak: the reliability tests at full length, race detector on, bounded in
+# time (about 4 minutes): an Allocate storm under hot reloads for
+# SOAK_DURATION, SOAK_STREAMS ListAndWatch streams opened and dropped (in
+# process and against the binary), the kubelet's device manager restarted
+# every 100-300 ms for SOAK_DURATION, one SIGKILL per second of
+# SOAK_DURATION, and the hostile-filesystem and bad-input tests. Without
+# these settings the same tests run a smoke version of a few seconds in
+# `make test`. The e2e part needs root, as `make e2e` does.
+SOAK_DURATION ?= 30s
+SOAK_STREAMS  ?= 5000
+SOAK_TESTS    := Soak|Hostile|BadInput
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_STREAMS=$(SOAK_STREAMS) $(GO) test -race -count=1 -v -timeout 30m -run '$(SOAK_TESTS)' ./host/
+	cd e2e && SOAK_DURATION=$(SOAK_DURATION) SOAK_STREAMS=$(SOAK_STREAMS) $(GO) test -race -count=1 -v -timeout 30m -run '$(SOAK_TESTS)' ./...
+
+# The soak with short settings, for CI (about a minute).
+soak-short:
+	$(MAKE) soak SOAK_DURATION=5s SOAK_STREAMS=1000
+
 # A few minutes of fuzzing of the manifest loader and validator.
 FUZZTIME ?= 3m
 fuzz:
@@ -40,3 +59,31 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# ---------------------------------------------------------------------------
+# Container image and the test on a real cluster (issue 6). deploy/ holds the
+# kustomize base and the Helm chart; e2e/cluster/ the cluster tooling.
+
+IMAGE     ?= simple-device-plugin:dev
+IMAGE_TAR ?= bin/simple-device-plugin-image.tar
+
+.PHONY: image e2e-cluster
+
+# The image the Dockerfile builds, without Docker: the static binary on an
+# empty base (plus /etc/passwd and /etc/group), written as a docker-archive
+# tarball by e2e/cluster/cmd/mkimage (go-containerregistry, no registry).
+# Load it with `docker load -i`, `podman load -i` or
+# `ctr -n k8s.io images import`.
+image: build
+	cd e2e/cluster && CGO_ENABLED=0 $(GO) build -trimpath -o _out/bin/mkimage ./cmd/mkimage
+	e2e/cluster/_out/bin/mkimage --tag $(IMAGE) --out $(IMAGE_TAR) \
+	  --add $(BIN)=/usr/local/bin/simple-device-plugin \
+	  --entrypoint /usr/local/bin/simple-device-plugin --user 65532:65532 \
+	  --label org.opencontainers.image.title=simple-device-plugin \
+	  --label org.opencontainers.image.version=$(VERSION)
+
+# A single-node cluster on loopback (containerd, etcd and Kubernetes built
+# from the Go module proxy), the deploy/ base installed on it and tested;
+# torn down afterwards, always. Needs root; see e2e/cluster/README.md.
+e2e-cluster:
+	e2e/cluster/e2e.sh

@@ -121,6 +121,9 @@ func startHost(t testing.TB, manifestPath string) *host {
 	}
 	h.cmd.Stdout, h.cmd.Stderr = w, w
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Should anything the host started keep its output open, Wait must
+	// still return once the host itself has exited.
+	h.cmd.WaitDelay = 2 * time.Second
 	if err := h.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
@@ -143,14 +146,21 @@ func startHost(t testing.TB, manifestPath string) *host {
 }
 
 // hermeticEnv is the test's environment without SDP_* and NODE_NAME, so
-// only the flags configure the host.
+// only the flags configure the host. A race-enabled host would sleep 1 s
+// at exit (GORACE atexit_sleep_ms defaults to 1000), which is not the
+// host's shutdown time: unless GORACE is set, that sleep is turned off.
 func hermeticEnv() []string {
 	var env []string
+	gorace := false
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "SDP_") || strings.HasPrefix(kv, "NODE_NAME=") {
 			continue
 		}
+		gorace = gorace || strings.HasPrefix(kv, "GORACE=")
 		env = append(env, kv)
+	}
+	if !gorace {
+		env = append(env, "GORACE=atexit_sleep_ms=0")
 	}
 	return env
 }

@@ -12,9 +12,14 @@ type condition func() (ok bool, why string)
 // re-registrations in milliseconds, cheap enough for GetCapacity.
 const pollEvery = 2 * time.Millisecond
 
-// poll checks cond until it holds or timeout passes. It returns how long
-// it took, whether cond held, and cond's last reason.
+// poll checks cond every pollEvery until it holds or timeout passes. It
+// returns how long it took, whether cond held, and cond's last reason.
 func poll(timeout time.Duration, cond condition) (time.Duration, bool, string) {
+	return pollEach(pollEvery, timeout, cond)
+}
+
+// pollEach is poll with its own interval (the benchmarks poll faster).
+func pollEach(every, timeout time.Duration, cond condition) (time.Duration, bool, string) {
 	start := time.Now()
 	deadline := start.Add(timeout)
 	for {
@@ -25,7 +30,7 @@ func poll(timeout time.Duration, cond condition) (time.Duration, bool, string) {
 		if time.Now().After(deadline) {
 			return time.Since(start), false, why
 		}
-		time.Sleep(pollEvery)
+		time.Sleep(every)
 	}
 }
 

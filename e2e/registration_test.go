@@ -12,33 +12,22 @@ import (
 
 // Scenario 1: every resource of a manifest registers with the kubelet as
 // its own device plugin; capacity and allocatable are the device counts.
-// Run on the tests' three-resource manifest and on the shipped example.
 func TestManifestRegistersEveryResource(t *testing.T) {
-	example, err := os.ReadFile(filepath.Join("..", "examples", "manifest.yaml"))
-	if err != nil {
-		t.Fatalf("read the shipped example: %v", err)
+	k := startKubelet(t)
+	counts := manifestCounts(t, []byte(threeResources))
+	before := registrationsOf(t, resourceNames(counts)...)
+	h := startHost(t, writeManifest(t, threeResources))
+	k.registeredAll(t, counts)
+	if got, want := len(k.capacity()), len(counts); got != want {
+		t.Fatalf("the kubelet reports %d resources, want %d: %s", got, want, formatCounts(k.capacity()))
 	}
-	for _, tc := range []struct {
-		name     string
-		manifest string
-	}{
-		{"three resources", threeResources},
-		{"examples/manifest.yaml", string(example)},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			k, h, counts := serve(t, tc.manifest)
-			if got, want := len(k.capacity()), len(counts); got != want {
-				t.Fatalf("the kubelet reports %d resources, want %d: %s", got, want, formatCounts(k.capacity()))
-			}
-			for _, r := range resourceNames(counts) {
-				if n := registrations(t, r); n < 1 {
-					t.Errorf("kubelet registration counter of %s: %d", r, n)
-				}
-			}
-			eventually(t, registerTimeout, "/readyz 200 with every resource registered", h.statusIs("/readyz", 200))
-			eventually(t, registerTimeout, "/healthz 200", h.statusIs("/healthz", 200))
-		})
+	for _, r := range resourceNames(counts) {
+		if n := registrations(t, r) - before[r]; n != 1 {
+			t.Errorf("%s registered %d times with the kubelet, want once", r, n)
+		}
 	}
+	eventually(t, registerTimeout, "/readyz 200 with every resource registered", h.statusIs("/readyz", 200))
+	eventually(t, registerTimeout, "/healthz 200", h.statusIs("/healthz", 200))
 }
 
 // Scenario 3: 20 kubelet restarts. Each one stops the device manager and

@@ -29,14 +29,33 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", kubeletSock, errKubeletAbsent)
 	}
-	conn, err := grpc.NewClient("unix://"+kubeletSock,
+	// A kubelet that starts wipes every socket, ours included, and only
+	// then listens on a new kubelet.sock. Inside Register it dials our
+	// socket back (blocking for 10 s if it is gone) and counts the
+	// registration even if that fails. So: connect to the kubelet first,
+	// then check that our socket is still ours. The kubelet that accepted
+	// the connection has done its wipe, and Register can only reach that
+	// kubelet (the connection is never redialled, which could reach a
+	// newer one that wiped our socket since).
+	raw, err := dialKubelet(ctx, kubeletSock, id)
+	if err != nil {
+		return err
+	}
+	if sid, _, err := statID(p.socketPath); err != nil || sid != s.socketID {
+		raw.Close()
+		return errSocketRemoved
+	}
+	conn, err := grpc.NewClient("passthrough:///"+kubeletSock,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithAuthority("localhost"),
+		grpc.WithContextDialer(raw.dial),
 	)
 	if err != nil {
+		raw.Close()
 		return fmt.Errorf("connect to %s: %w", kubeletSock, err)
 	}
 	defer conn.Close()
+	defer raw.Close() // if gRPC never dialled
 	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
 	_, err = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"os"
 	"time"
 )
 
@@ -40,7 +41,7 @@ func (p *Plugin) run(ctx context.Context) {
 		}
 		delay := bo.Next()
 		p.log.Warn("plugin failed; retrying", "reason", reason, "err", err, "retry_in", delay.Round(time.Millisecond).String())
-		if !sleep(ctx, delay, p.wake) {
+		if !p.sleepBackoff(ctx, delay, errors.Is(err, errNotOurSocket)) {
 			return
 		}
 	}
@@ -101,7 +102,9 @@ func (p *Plugin) registeredNow() {
 // registerUntilDone registers, waiting for the kubelet while it is absent:
 // a new kubelet.sock wakes it at once, a slow retry covers missed events.
 func (p *Plugin) registerUntilDone(ctx context.Context, s *session) error {
-	retry := Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second}
+	// The kubelet creates kubelet.sock a moment before it accepts on it, so
+	// a dial right after the wake can be refused: retry quickly first.
+	retry := Backoff{Initial: 10 * time.Millisecond, Max: 5 * time.Second}
 	logged := false
 	for {
 		err := p.register(ctx, s)
@@ -124,6 +127,7 @@ func (p *Plugin) registerUntilDone(ctx context.Context, s *session) error {
 			timer.Stop()
 			return errors.Join(errServerStopped, s.serveErr)
 		case <-p.wake:
+			retry.Reset() // a (new) kubelet.sock: back to quick retries
 		case <-p.check:
 			if id, _, err := statID(p.socketPath); err != nil || id != s.socketID {
 				timer.Stop()
@@ -168,6 +172,34 @@ func restartReason(err error) string {
 		}
 	}
 	return "error"
+}
+
+// sleepBackoff waits delay before the next attempt, or less: when the
+// kubelet comes back (wake) or, if a file that is not ours blocked the
+// socket path, as soon as that path is free (its fsnotify events, and the
+// poll, poke check). A check finding the file still there changes
+// nothing, so a file left for days costs no more retries than the backoff
+// allows. False if ctx ended.
+func (p *Plugin) sleepBackoff(ctx context.Context, delay time.Duration, pathBlocked bool) bool {
+	if !pathBlocked {
+		return sleep(ctx, delay, p.wake)
+	}
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-p.wake:
+			return true
+		case <-timer.C:
+			return true
+		case <-p.check:
+			if _, err := os.Lstat(p.socketPath); os.IsNotExist(err) {
+				return true
+			}
+		}
+	}
 }
 
 // sleep waits d, or less if wake fires; false if ctx ended.

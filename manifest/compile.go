@@ -149,7 +149,8 @@ func generateIDs(spec ResourceSpec, p string, errs *ErrorList) []string {
 		for i := range ids {
 			ids[i] = prefix + strconv.Itoa(i)
 		}
-		if why := checkDeviceID(ids[n-1]); why != "" {
+		// An invalid name has its own error; its IDs would only repeat it.
+		if why := checkDeviceID(ids[n-1]); why != "" && checkExtendedResourceName(spec.Name) == "" {
 			errs.add(p+".name", "default device IDs are <name part>-<index>, and %s; set idTemplate to something shorter", why)
 			return nil
 		}

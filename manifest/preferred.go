@@ -20,11 +20,8 @@ import (
 // IDs) when an ID is unknown, mustInclude is not within available, or size
 // cannot be met.
 func (r *Resource) Preferred(available, mustInclude []string, size int) ([]string, error) {
-	switch {
-	case size <= 0:
+	if size <= 0 {
 		return nil, fmt.Errorf("allocation size %d: must be at least 1", size)
-	case len(mustInclude) > size:
-		return nil, fmt.Errorf("allocation size %d is smaller than the %d must-include devices", size, len(mustInclude))
 	}
 	// Positions, not IDs, from here on: a bitmap of what is available walks
 	// in device order, so the kubelet's unordered list needs no sorting.
@@ -43,6 +40,7 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 		}
 	}
 	must := make([]int, 0, len(mustInclude))
+	mustSeen := make(map[int]bool, len(mustInclude)) // a set: the kubelet may send 100,000 IDs
 	var notAvailable []string
 	for _, id := range mustInclude {
 		i, ok := r.position[id]
@@ -54,7 +52,8 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 			notAvailable = append(notAvailable, id)
 			continue
 		}
-		if !slices.Contains(must, i) {
+		if !mustSeen[i] {
+			mustSeen[i] = true
 			must = append(must, i)
 		}
 	}
@@ -62,7 +61,10 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 		return nil, &UnknownIDsError{Resource: r.Name, IDs: unknown}
 	}
 	if len(notAvailable) > 0 {
-		return nil, fmt.Errorf("must-include devices %v are not among the available devices", notAvailable)
+		return nil, fmt.Errorf("must-include devices [%s] are not among the available devices", nameIDs(notAvailable, false, " "))
+	}
+	if len(must) > size {
+		return nil, fmt.Errorf("allocation size %d is smaller than the %d must-include devices", size, len(must))
 	}
 	if size > nAvail {
 		return nil, fmt.Errorf("allocation size %d is more than the %d available devices", size, nAvail)

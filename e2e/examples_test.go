@@ -1,0 +1,143 @@
+package e2e
+
+import (
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/yaml"
+)
+
+// exampleResource is what the tests read of a shipped manifest's resource.
+type exampleResource struct {
+	Name        string   `json:"name"`
+	Count       *int64   `json:"count"`
+	IDs         []string `json:"ids"`
+	Unhealthy   []string `json:"unhealthy"`
+	Nodes       []string `json:"nodes"`
+	HealthCheck any      `json:"healthCheck"`
+}
+
+// Every manifest in examples/ registers with the real kubelet: each
+// resource served on this node (no nodes: globs, or one matching
+// --node-name test-node) has capacity = its device count and allocatable =
+// count minus its unhealthy list; the others are not there at all. With a
+// healthCheck, allocatable depends on this machine's paths and is only
+// bounded. And examples/pod.yaml is admitted on examples/manifest.yaml.
+func TestShippedExamples(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "examples", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples/*.yaml (%v)", err)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Kind      string            `json:"kind"`
+			Resources []exampleResource `json:"resources"`
+		}
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if doc.Kind != "Manifest" {
+			continue
+		}
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			k := startKubelet(t)
+			h := startHost(t, writeManifest(t, string(data)))
+			eventually(t, registerTimeout, "the kubelet to see the served resources", func() (bool, string) {
+				return exampleServed(k.capacity(), doc.Resources)
+			})
+			eventually(t, registerTimeout, "/readyz 200", h.statusIs("/readyz", 200))
+		})
+	}
+
+	t.Run("pod.yaml on manifest.yaml", func(t *testing.T) {
+		manifestYAML, err := os.ReadFile(filepath.Join("..", "examples", "manifest.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		podYAML, err := os.ReadFile(filepath.Join("..", "examples", "pod.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod := &v1.Pod{}
+		if err := yaml.UnmarshalStrict(podYAML, pod); err != nil {
+			t.Fatalf("examples/pod.yaml: %v", err)
+		}
+		pod.UID = types.UID("uid-" + pod.Name)
+		if pod.Namespace == "" {
+			pod.Namespace = "default"
+		}
+		k, _, _ := serve(t, string(manifestYAML))
+		if err := k.admit(pod); err != nil {
+			t.Fatalf("the kubelet refused examples/pod.yaml: %v", err)
+		}
+		for _, c := range pod.Spec.Containers {
+			got := k.devices(pod, c.Name)
+			for res, q := range c.Resources.Limits {
+				if !strings.Contains(string(res), "/") {
+					continue
+				}
+				if int64(len(got[string(res)])) != q.Value() {
+					t.Errorf("container %s: %d %s, asked for %d", c.Name, len(got[string(res)]), res, q.Value())
+				}
+			}
+			if opts := k.runOptions(pod, c.Name); len(opts.Envs) == 0 {
+				t.Errorf("container %s: no env vars from the example manifest", c.Name)
+			} else {
+				t.Logf("container %s gets %q", c.Name, describeRun(opts))
+			}
+		}
+	})
+}
+
+// exampleServed compares the kubelet's counts with what the example's
+// resources should give on this node.
+func exampleServed(got map[string]resourceCounts, resources []exampleResource) (bool, string) {
+	want := map[string]resourceCounts{}
+	bounded := map[string]bool{}
+	for _, r := range resources {
+		count := int64(len(r.IDs))
+		if r.Count != nil {
+			count = *r.Count
+		}
+		if !servedHere(r.Nodes) {
+			want[r.Name] = resourceCounts{}
+			continue
+		}
+		want[r.Name] = resourceCounts{Capacity: count, Allocatable: count - int64(len(r.Unhealthy))}
+		bounded[r.Name] = r.HealthCheck != nil
+	}
+	for name, w := range want {
+		g := got[name]
+		if bounded[name] && g.Capacity == w.Capacity && g.Allocatable <= w.Allocatable {
+			continue
+		}
+		if g != w {
+			ok, why := countsMatch(got, map[string]resourceCounts{name: w})
+			return ok, why
+		}
+	}
+	return true, ""
+}
+
+// servedHere reports whether a resource with these nodes: globs is served
+// on the tests' node.
+func servedHere(globs []string) bool {
+	if len(globs) == 0 {
+		return true
+	}
+	for _, g := range globs {
+		if ok, _ := path.Match(g, nodeName); ok {
+			return true
+		}
+	}
+	return false
+}
