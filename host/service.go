@@ -65,13 +65,6 @@ func sameList(a, b *snapshot) bool {
 }
 
 // GetPreferredAllocation picks devices per the resource's allocation policy.
-//
-// The kubelet fails the pod's admission when this call fails
-// (devicesToAllocate returns the error), although the answer is only
-// advice. So IDs in the available list that this resource no longer has
-// are left out rather than refused: the kubelet learns of a reload that
-// removed devices from our ListAndWatch update, asynchronously, and a pod
-// admitted in between still lists them.
 func (s *service) GetPreferredAllocation(_ context.Context, req *pluginapi.PreferredAllocationRequest) (*pluginapi.PreferredAllocationResponse, error) {
 	s.p.mPreferred.Inc()
 	snap := s.p.snapshot()
@@ -80,29 +73,12 @@ func (s *service) GetPreferredAllocation(_ context.Context, req *pluginapi.Prefe
 	}
 	for i, cr := range req.ContainerRequests {
 		ids, err := snap.res.Preferred(cr.AvailableDeviceIDs, cr.MustIncludeDeviceIDs, int(cr.AllocationSize))
-		var unknown *manifest.UnknownIDsError
-		if errors.As(err, &unknown) {
-			known := knownIDs(snap.res, cr.AvailableDeviceIDs)
-			s.p.log.Debug("preferred allocation: leaving out devices the resource does not have", "ids", listIDs(unknown.IDs))
-			ids, err = snap.res.Preferred(known, cr.MustIncludeDeviceIDs, int(cr.AllocationSize))
-		}
 		if err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "%s: container request %d: %v", s.p.name, i, err)
 		}
 		resp.ContainerResponses[i] = &pluginapi.ContainerPreferredAllocationResponse{DeviceIDs: ids}
 	}
 	return resp, nil
-}
-
-// knownIDs is ids without those res does not have.
-func knownIDs(res *manifest.Resource, ids []string) []string {
-	known := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if res.Position(id) >= 0 {
-			known = append(known, id)
-		}
-	}
-	return known
 }
 
 // Allocate answers one ContainerAllocateResponse per container request,
