@@ -6,7 +6,7 @@ BIN     ?= bin/simple-device-plugin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test unit e2e lint vet fmt-check fuzz bench bench-go clean
+.PHONY: all build test unit e2e lint vet fmt-check fuzz soak soak-short bench bench-go clean
 
 all: build
 
@@ -32,6 +32,25 @@ unit:
 # run them; SDP_E2E_REQUIRED=1 (set by .ci/run) turns a skip into a failure.
 e2e:
 	cd e2e && $(GO) test -race -count=1 -timeout 20m ./...
+
+# Soak: the reliability tests at full length, race detector on, bounded in
+# time (about 4 minutes): an Allocate storm under hot reloads for
+# SOAK_DURATION, SOAK_STREAMS ListAndWatch streams opened and dropped (in
+# process and against the binary), the kubelet's device manager restarted
+# every 100-300 ms for SOAK_DURATION, one SIGKILL per second of
+# SOAK_DURATION, and the hostile-filesystem and bad-input tests. Without
+# these settings the same tests run a smoke version of a few seconds in
+# `make test`. The e2e part needs root, as `make e2e` does.
+SOAK_DURATION ?= 30s
+SOAK_STREAMS  ?= 5000
+SOAK_TESTS    := Soak|Hostile|BadInput
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_STREAMS=$(SOAK_STREAMS) $(GO) test -race -count=1 -v -timeout 30m -run '$(SOAK_TESTS)' ./host/
+	cd e2e && SOAK_DURATION=$(SOAK_DURATION) SOAK_STREAMS=$(SOAK_STREAMS) $(GO) test -race -count=1 -v -timeout 30m -run '$(SOAK_TESTS)' ./...
+
+# The soak with short settings, for CI (about a minute).
+soak-short:
+	$(MAKE) soak SOAK_DURATION=5s SOAK_STREAMS=1000
 
 # A few minutes of fuzzing of the manifest loader and validator.
 FUZZTIME ?= 3m

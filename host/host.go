@@ -41,6 +41,10 @@ type Config struct {
 	// go in plugins-registry mode. Default: plugins_registry next to
 	// DevicePluginDir.
 	PluginsRegistryDir string
+	// NUMANodesFile lists the machine's NUMA nodes (a kernel node list),
+	// to warn about topologies the kubelet cannot align. Default
+	// DefaultNUMANodesFile; unreadable means no warning.
+	NUMANodesFile string
 }
 
 // Registration is how plugins make themselves known to the kubelet.
@@ -88,6 +92,8 @@ type Host struct {
 
 	healthWake chan struct{}
 
+	machineNUMA []int // the machine's NUMA nodes; nil if unknown
+
 	reg struct { // the registration connection shared by every plugin
 		mu   sync.Mutex
 		id   fileID // the kubelet.sock it was made for
@@ -115,7 +121,10 @@ func New(cfg Config) *Host {
 	if cfg.PluginsRegistryDir == "" {
 		cfg.PluginsRegistryDir = DefaultPluginsRegistryDir(cfg.DevicePluginDir)
 	}
-	return &Host{
+	if cfg.NUMANodesFile == "" {
+		cfg.NUMANodesFile = DefaultNUMANodesFile
+	}
+	h := &Host{
 		cfg:        cfg,
 		log:        cfg.Logger,
 		metrics:    cfg.Metrics,
@@ -123,6 +132,11 @@ func New(cfg Config) *Host {
 		bySocket:   map[string]*Plugin{},
 		healthWake: make(chan struct{}, 1),
 	}
+	var err error
+	if h.machineNUMA, err = readNUMANodes(cfg.NUMANodesFile); err != nil {
+		h.log.Debug("machine NUMA nodes unknown; not checking topologies against them", "err", err)
+	}
+	return h
 }
 
 // Metrics returns the host's metrics.
@@ -158,7 +172,7 @@ func (h *Host) Run(ctx context.Context, m *manifest.Manifest) error {
 	h.stopping = true
 	h.mu.Unlock()
 	err := g.Wait()
-	h.closeKubeletConn()
+	h.closeRegistrationConn()
 	h.log.Info("stopped every plugin")
 	return err
 }
@@ -227,12 +241,16 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 		switch {
 		case !ok:
 			h.start(r)
+			h.warnUnknownNUMANodes(r)
 			res.Added = append(res.Added, r.Name)
 		case p.snapshot().res.SameSpec(r):
 			res.Unchanged = append(res.Unchanged, r.Name)
 		default:
 			old := p.snapshot().res
 			p.update(r)
+			if !old.SameDevices(r) {
+				h.warnUnknownNUMANodes(r)
+			}
 			res.Updated = append(res.Updated, r.Name)
 			p.log.Info("resource updated", "devices_changed", !old.SameDevices(r), "reregister", !old.SameRegistration(r), "devices", len(r.IDs))
 		}

@@ -29,9 +29,20 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", kubeletSock, errKubeletAbsent)
 	}
-	conn, err := p.host.kubeletConn(id)
+	// A kubelet that starts wipes every socket, ours included, and only
+	// then listens on a new kubelet.sock. Inside Register it dials our
+	// socket back (blocking for 10 s if it is gone) and counts the
+	// registration even if that fails. So: be connected to the kubelet
+	// first, then check that our socket is still ours. The kubelet that
+	// accepted the connection has done its wipe, and Register can only
+	// reach that kubelet (the connection is never redialled, which could
+	// reach a newer one that wiped our socket since).
+	conn, err := p.host.registrationConn(ctx, id)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", kubeletSock, err)
+		return err
+	}
+	if sid, _, err := statID(p.socketPath); err != nil || sid != s.socketID {
+		return errSocketRemoved
 	}
 	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
@@ -48,19 +59,21 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled):
 		return ctx.Err()
 	case status.Code(err) == codes.Unavailable:
-		// The next attempt dials afresh rather than wait out the
-		// connection's own reconnect backoff.
-		p.host.dropKubeletConn(conn)
+		// That kubelet is gone (or the connection broke): the next attempt
+		// connects afresh.
+		p.host.dropRegistrationConn(conn)
 		return fmt.Errorf("%s: %v: %w", kubeletSock, status.Convert(err).Message(), errKubeletAbsent)
 	}
 	return fmt.Errorf("%s: %v: %w", kubeletSock, status.Convert(err).Message(), errKubeletRefused)
 }
 
-// kubeletConn returns the connection to the kubelet.sock identified by id,
+// registrationConn returns the connection to the kubelet.sock identified by id,
 // shared by every plugin: registering 500 resources then costs one
-// connection, not 500. A new kubelet.sock (a kubelet restart) gets a new
-// connection and the old one is closed.
-func (h *Host) kubeletConn(id fileID) (*grpc.ClientConn, error) {
+// connection, not 500. It is one connection to one kubelet, made with
+// dialKubelet and handed to gRPC once, never redialled: once that kubelet
+// is gone, Register over it fails and the caller drops it. A new
+// kubelet.sock (a kubelet restart) gets a new connection.
+func (h *Host) registrationConn(ctx context.Context, id fileID) (*grpc.ClientConn, error) {
 	h.reg.mu.Lock()
 	defer h.reg.mu.Unlock()
 	if h.reg.conn != nil && h.reg.id == id {
@@ -70,19 +83,27 @@ func (h *Host) kubeletConn(id fileID) (*grpc.ClientConn, error) {
 		retire(h.reg.conn)
 		h.reg.conn = nil
 	}
-	conn, err := grpc.NewClient("unix://"+h.kubeletSocket(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithAuthority("localhost"),
-	)
+	path := h.kubeletSocket()
+	raw, err := dialKubelet(ctx, path, id)
 	if err != nil {
 		return nil, err
+	}
+	conn, err := grpc.NewClient("passthrough:///"+path,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithAuthority("localhost"),
+		grpc.WithContextDialer(raw.dial),
+		grpc.WithIdleTimeout(0), // going idle would close the one connection it may use
+	)
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("connect to %s: %w", path, err)
 	}
 	h.reg.conn, h.reg.id = conn, id
 	return conn, nil
 }
 
-// dropKubeletConn closes conn if it is still the shared one.
-func (h *Host) dropKubeletConn(conn *grpc.ClientConn) {
+// dropRegistrationConn closes conn if it is still the shared one.
+func (h *Host) dropRegistrationConn(conn *grpc.ClientConn) {
 	h.reg.mu.Lock()
 	defer h.reg.mu.Unlock()
 	if h.reg.conn == conn {
@@ -91,20 +112,21 @@ func (h *Host) dropKubeletConn(conn *grpc.ClientConn) {
 	}
 }
 
-// retire closes a replaced connection once the Register calls still on it
-// have had their time: closing it at once would fail them as refused.
-func retire(conn *grpc.ClientConn) {
-	time.AfterFunc(registerTimeout, func() { conn.Close() })
-}
-
-// closeKubeletConn closes the shared connection when the host stops.
-func (h *Host) closeKubeletConn() {
+// closeRegistrationConn closes the shared connection when the host stops.
+func (h *Host) closeRegistrationConn() {
 	h.reg.mu.Lock()
 	defer h.reg.mu.Unlock()
 	if h.reg.conn != nil {
 		h.reg.conn.Close()
 		h.reg.conn = nil
 	}
+}
+
+// retire closes a replaced connection once the Register calls still on it
+// have had their time: closing it at once would fail them as refusals
+// rather than as an absent kubelet.
+func retire(conn *grpc.ClientConn) {
+	time.AfterFunc(registerTimeout, func() { conn.Close() })
 }
 
 // kubeletSocket is the kubelet's registration socket.

@@ -124,7 +124,7 @@ func allocate(snap *snapshot, node string, req *pluginapi.AllocateRequest) ([]*m
 	allocs := make([]*manifest.Allocation, len(req.ContainerRequests))
 	for i, cr := range req.ContainerRequests {
 		if err := checkIDs(snap, cr.DevicesIds); err != nil {
-			return nil, fmt.Errorf("%s: container request %d: %w", res.Name, i, err)
+			return nil, status.Errorf(status.Code(err), "%s: container request %d: %s", res.Name, i, status.Convert(err).Message())
 		}
 		alloc, err := res.Render(cr.DevicesIds, node)
 		if err != nil {
@@ -145,30 +145,32 @@ func checkIDs(snap *snapshot, ids []string) error {
 	if len(ids) == 0 {
 		return status.Error(codes.InvalidArgument, "no device IDs")
 	}
-	if len(ids) > len(res.IDs) {
-		return status.Errorf(codes.InvalidArgument, "%d device IDs requested; the resource has %d devices", len(ids), len(res.IDs))
-	}
+	// More IDs than devices means unknown or repeated ones: name them, not
+	// only the count.
 	var unknown, unhealthy, dup []string
-	seen := make(map[int]struct{}, len(ids))
+	seen := make(map[int]int, min(len(ids), len(res.IDs))) // position -> times requested
 	for _, id := range ids {
 		i := res.Position(id)
 		switch {
 		case i < 0:
 			unknown = append(unknown, id)
 			continue
-		case snap.unhealthy[i]:
+		case seen[i] == 1:
+			dup = append(dup, id) // each repeated ID once, however often it repeats
+		case seen[i] == 0 && snap.unhealthy[i]:
 			unhealthy = append(unhealthy, id)
 		}
-		if _, twice := seen[i]; twice {
-			dup = append(dup, id)
-		}
-		seen[i] = struct{}{}
+		seen[i]++
+	}
+	tooMany := ""
+	if len(ids) > len(res.IDs) {
+		tooMany = fmt.Sprintf("%d device IDs requested; the resource has %d devices: ", len(ids), len(res.IDs))
 	}
 	switch {
 	case len(unknown) > 0:
-		return status.Errorf(codes.InvalidArgument, "unknown device IDs %s", listIDs(unknown))
+		return status.Errorf(codes.InvalidArgument, "%sunknown device IDs %s", tooMany, listIDs(unknown))
 	case len(dup) > 0:
-		return status.Errorf(codes.InvalidArgument, "device IDs requested twice: %s", listIDs(dup))
+		return status.Errorf(codes.InvalidArgument, "%sdevice IDs requested twice: %s", tooMany, listIDs(dup))
 	case len(unhealthy) > 0:
 		return status.Errorf(codes.FailedPrecondition, "unhealthy device IDs %s", listIDs(unhealthy))
 	}

@@ -89,10 +89,16 @@ func (p *Plugin) startSession() (*session, error) {
 		return nil, fmt.Errorf("%s exists and is %s, not a socket; refusing to remove it (remove or rename it, or rename the resource): %w",
 			p.socketPath, describeMode(fi.Mode()), errNotOurSocket)
 	case err == nil:
-		// A socket left by an earlier run (or a crashed one): ours to replace.
+		// A socket left by an earlier run (or a crashed one) is ours to
+		// replace; one that another process listens on is not.
+		if socketInUse(p.socketPath) {
+			return nil, fmt.Errorf("%s is a live socket: another process is listening on it; refusing to remove it (stop that process, or rename the resource): %w",
+				p.socketPath, errNotOurSocket)
+		}
 		if err := os.Remove(p.socketPath); err != nil && !os.IsNotExist(err) {
 			return nil, fmt.Errorf("remove stale socket %s: %w: %w", p.socketPath, err, errDirUnusable)
 		}
+		p.log.Info("removed a stale socket left by an earlier run", "socket", p.socketPath)
 	case !os.IsNotExist(err):
 		return nil, fmt.Errorf("stat %s: %w: %w", p.socketPath, err, errDirUnusable)
 	}

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"os"
 	"time"
 )
 
@@ -40,7 +41,7 @@ func (p *Plugin) run(ctx context.Context) {
 		}
 		delay := bo.Next()
 		p.log.Warn("plugin failed; retrying", "reason", reason, "err", err, "retry_in", delay.Round(time.Millisecond).String())
-		if !sleep(ctx, delay, p.wake) {
+		if !p.sleepBackoff(ctx, delay, errors.Is(err, errNotOurSocket)) {
 			return
 		}
 	}
@@ -106,17 +107,7 @@ func (p *Plugin) registerUntilDone(ctx context.Context, s *session) error {
 	retry := Backoff{Initial: 10 * time.Millisecond, Max: 5 * time.Second}
 	logged := false
 	for {
-		// A restarting kubelet deletes every socket, then creates
-		// kubelet.sock: the wake can be picked before the check that says
-		// our socket is gone. Registering a deleted socket would leave the
-		// kubelet dialling it for 10 s; start a new session instead.
-		if id, _, err := statID(p.socketPath); err != nil || id != s.socketID {
-			return errSocketRemoved
-		}
-		err := p.registerWatching(ctx, s)
-		if errors.Is(err, errSocketRemoved) {
-			return err
-		}
+		err := p.register(ctx, s)
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
@@ -145,37 +136,6 @@ func (p *Plugin) registerUntilDone(ctx context.Context, s *session) error {
 		case <-timer.C:
 		}
 		timer.Stop()
-	}
-}
-
-// registerWatching registers, abandoning the call when the session's socket
-// disappears meanwhile: the kubelet would dial the deleted socket for its
-// full 10 s before failing, and the plugin would wait with it. (The check
-// before the call leaves a window: a kubelet wiping the dir can delete the
-// socket between the check and its dial, more easily when the CPU is busy.)
-func (p *Plugin) registerWatching(ctx context.Context, s *session) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- p.register(ctx, s) }()
-	checked := false
-	defer func() {
-		if checked {
-			poke(p.check) // the check may have been for something else too
-		}
-	}()
-	for {
-		select {
-		case err := <-done:
-			return err
-		case <-p.check:
-			checked = true
-			if id, _, err := statID(p.socketPath); err != nil || id != s.socketID {
-				cancel()
-				<-done
-				return errSocketRemoved
-			}
-		}
 	}
 }
 
@@ -212,6 +172,34 @@ func restartReason(err error) string {
 		}
 	}
 	return "error"
+}
+
+// sleepBackoff waits delay before the next attempt, or less: when the
+// kubelet comes back (wake) or, if a file that is not ours blocked the
+// socket path, as soon as that path is free (its fsnotify events, and the
+// poll, poke check). A check finding the file still there changes
+// nothing, so a file left for days costs no more retries than the backoff
+// allows. False if ctx ended.
+func (p *Plugin) sleepBackoff(ctx context.Context, delay time.Duration, pathBlocked bool) bool {
+	if !pathBlocked {
+		return sleep(ctx, delay, p.wake)
+	}
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-p.wake:
+			return true
+		case <-timer.C:
+			return true
+		case <-p.check:
+			if _, err := os.Lstat(p.socketPath); os.IsNotExist(err) {
+				return true
+			}
+		}
+	}
 }
 
 // sleep waits d, or less if wake fires; false if ctx ended.

@@ -200,11 +200,61 @@ func checkPermissions(p string) string {
 }
 
 // checkGlob returns why pattern is not a valid node-name glob, or "".
+// Besides the syntax (path.Match's), it refuses globs that can never match
+// a node name, which is a DNS subdomain: lower-case letters, digits, '-'
+// and '.'. Such a glob is a mistake, and it would silently serve the
+// resource on no node (or, for a shell-style [!x], on the wrong ones).
 func checkGlob(pattern string) string {
 	if _, err := path.Match(pattern, ""); err != nil {
 		return fmt.Sprintf("%q is not a valid glob (use *, ? and [a-z]): %v", pattern, err)
 	}
+	for i := 0; i < len(pattern); i++ {
+		c := pattern[i]
+		switch c {
+		case '*', '?':
+			continue
+		case '[':
+			if i+1 < len(pattern) && pattern[i+1] == '!' {
+				return fmt.Sprintf("%q: a class is negated with ^ here, not !: [!...] matches '!' (never in a node name) or the listed characters; write [^...]", pattern)
+			}
+			i = classEnd(pattern, i)
+			continue
+		case '\\':
+			i++ // path.Match accepted the pattern: an escaped character follows
+			c = pattern[i]
+		}
+		if !nodeNameChar(c) {
+			hint := "node names use lower-case letters, digits, '-' and '.'"
+			if 'A' <= c && c <= 'Z' {
+				hint = fmt.Sprintf("node names are lower case; write %q", strings.ToLower(pattern))
+			}
+			return fmt.Sprintf("%q can never match a node name (it has %q): %s", pattern, c, hint)
+		}
+	}
 	return ""
+}
+
+// classEnd returns the index of the ']' closing the class that opens at
+// pattern[open] (the pattern is known to be valid).
+func classEnd(pattern string, open int) int {
+	i := open + 1
+	if i < len(pattern) && pattern[i] == '^' {
+		i++
+	}
+	for ; i < len(pattern); i++ {
+		switch pattern[i] {
+		case '\\':
+			i++
+		case ']':
+			return i
+		}
+	}
+	return len(pattern) - 1
+}
+
+// nodeNameChar reports whether c may appear in a node name.
+func nodeNameChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.'
 }
 
 // SocketName is the file name of a resource's device plugin socket:

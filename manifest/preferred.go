@@ -3,7 +3,6 @@ package manifest
 import (
 	"fmt"
 	"slices"
-	"sort"
 )
 
 // Preferred chooses size devices out of available for GetPreferredAllocation:
@@ -21,13 +20,13 @@ import (
 // IDs) when an ID is unknown, mustInclude is not within available, or size
 // cannot be met.
 func (r *Resource) Preferred(available, mustInclude []string, size int) ([]string, error) {
-	switch {
-	case size <= 0:
+	if size <= 0 {
 		return nil, fmt.Errorf("allocation size %d: must be at least 1", size)
-	case len(mustInclude) > size:
-		return nil, fmt.Errorf("allocation size %d is smaller than the %d must-include devices", size, len(mustInclude))
 	}
-	avail := make(map[int]bool, len(available))
+	// Positions, not IDs, from here on: a bitmap of what is available walks
+	// in device order, so the kubelet's unordered list needs no sorting.
+	avail := make([]bool, len(r.IDs))
+	nAvail := 0
 	var unknown []string
 	for _, id := range available {
 		i, ok := r.position[id]
@@ -35,9 +34,13 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 			unknown = append(unknown, id)
 			continue
 		}
-		avail[i] = true
+		if !avail[i] {
+			avail[i] = true
+			nAvail++
+		}
 	}
 	must := make([]int, 0, len(mustInclude))
+	mustSeen := make(map[int]bool, len(mustInclude)) // a set: the kubelet may send 100,000 IDs
 	var notAvailable []string
 	for _, id := range mustInclude {
 		i, ok := r.position[id]
@@ -49,7 +52,8 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 			notAvailable = append(notAvailable, id)
 			continue
 		}
-		if !slices.Contains(must, i) {
+		if !mustSeen[i] {
+			mustSeen[i] = true
 			must = append(must, i)
 		}
 	}
@@ -57,20 +61,24 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 		return nil, &UnknownIDsError{Resource: r.Name, IDs: unknown}
 	}
 	if len(notAvailable) > 0 {
-		return nil, fmt.Errorf("must-include devices %v are not among the available devices", notAvailable)
+		return nil, fmt.Errorf("must-include devices [%s] are not among the available devices", nameIDs(notAvailable, false, " "))
 	}
-	if size > len(avail) {
-		return nil, fmt.Errorf("allocation size %d is more than the %d available devices", size, len(avail))
+	if len(must) > size {
+		return nil, fmt.Errorf("allocation size %d is smaller than the %d must-include devices", size, len(must))
+	}
+	if size > nAvail {
+		return nil, fmt.Errorf("allocation size %d is more than the %d available devices", size, nAvail)
 	}
 	for _, i := range must {
-		delete(avail, i)
+		avail[i] = false
 	}
-	rest := make([]int, 0, len(avail))
-	for i := range avail {
-		rest = append(rest, i)
-	}
-	sort.Ints(rest)
 	need := size - len(must)
+	rest := make([]int, 0, nAvail-len(must)) // available, not must-include, in device order
+	for i, ok := range avail {
+		if ok {
+			rest = append(rest, i)
+		}
+	}
 
 	var picked []int
 	switch {
@@ -92,17 +100,37 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 	return out, nil
 }
 
-// byNode groups device positions (already sorted) by NUMA node.
-func (r *Resource) byNode(positions []int) (nodes []int, groups map[int][]int) {
-	groups = map[int][]int{}
+// nodeSlots is one more than the highest NUMA node of the resource: the
+// length of slices indexed by node.
+func (r *Resource) nodeSlots() int {
+	top := 0
+	for _, n := range r.numa {
+		top = max(top, n)
+	}
+	return top + 1
+}
+
+// byNode groups device positions (in device order) by NUMA node: the nodes
+// that have any, ascending, and the positions on each, indexed by node.
+func (r *Resource) byNode(positions []int) (nodes []int, groups [][]int) {
+	sizes := make([]int, r.nodeSlots())
+	for _, i := range positions {
+		sizes[r.numa[i]]++
+	}
+	// One backing array, cut per node.
+	backing := make([]int, 0, len(positions))
+	groups = make([][]int, len(sizes))
+	for n, size := range sizes {
+		if size > 0 {
+			nodes = append(nodes, n)
+			groups[n] = backing[len(backing) : len(backing) : len(backing)+size]
+			backing = backing[:len(backing)+size]
+		}
+	}
 	for _, i := range positions {
 		n := r.numa[i]
-		if _, ok := groups[n]; !ok {
-			nodes = append(nodes, n)
-		}
 		groups[n] = append(groups[n], i)
 	}
-	sort.Ints(nodes)
 	return nodes, groups
 }
 
@@ -111,11 +139,11 @@ func (r *Resource) pickPacked(must, rest []int, need int) []int {
 		return nil
 	}
 	nodes, groups := r.byNode(rest)
-	used := map[int]bool{}
+	used := make([]bool, len(groups))
 	for _, i := range must {
 		used[r.numa[i]] = true
 	}
-	chosen := map[int]bool{}
+	chosen := make([]bool, len(groups))
 	// Devices on nodes the must-include devices already use cost no extra node.
 	free := 0
 	for _, n := range nodes {
@@ -139,7 +167,7 @@ func (r *Resource) pickPacked(must, rest []int, need int) []int {
 			chosen[single] = true
 		} else {
 			cands := slices.DeleteFunc(slices.Clone(nodes), func(n int) bool { return chosen[n] })
-			sort.SliceStable(cands, func(a, b int) bool { return len(groups[cands[a]]) > len(groups[cands[b]]) })
+			slices.SortStableFunc(cands, func(a, b int) int { return len(groups[b]) - len(groups[a]) })
 			for _, n := range cands {
 				if remaining <= 0 {
 					break
@@ -162,17 +190,17 @@ func (r *Resource) pickPacked(must, rest []int, need int) []int {
 			}
 		}
 	}
-	sort.Ints(picked)
+	slices.Sort(picked)
 	return picked
 }
 
 func (r *Resource) pickSpread(must, rest []int, need int) []int {
 	nodes, groups := r.byNode(rest)
-	count := map[int]int{}
+	count := make([]int, len(groups)) // devices chosen per node, must-include counted
 	for _, i := range must {
 		count[r.numa[i]]++
 	}
-	next := map[int]int{} // next unused index into groups[n]
+	next := make([]int, len(groups)) // next unused index into groups[n]
 	picked := make([]int, 0, need)
 	for len(picked) < need {
 		best := -1
@@ -191,6 +219,6 @@ func (r *Resource) pickSpread(must, rest []int, need int) []int {
 		next[best]++
 		count[best]++
 	}
-	sort.Ints(picked)
+	slices.Sort(picked)
 	return picked
 }

@@ -40,7 +40,7 @@ type UnknownIDsError struct {
 }
 
 func (e *UnknownIDsError) Error() string {
-	return fmt.Sprintf("%s has no device %s", e.Resource, strings.Join(quoteAll(e.IDs), ", "))
+	return fmt.Sprintf("%s has no device %s", e.Resource, nameIDs(e.IDs, true, ", "))
 }
 
 // Render builds one container's allocation for the given device IDs. It
@@ -280,10 +280,25 @@ func (r *Resource) SameRegistration(o *Resource) bool {
 	return r.Name == o.Name && r.Spec.PreStartRequired == o.Spec.PreStartRequired
 }
 
-func quoteAll(ids []string) []string {
-	out := make([]string, len(ids))
-	for i, id := range ids {
-		out[i] = fmt.Sprintf("%q", id)
+// maxNamedIDs is how many IDs an error message names: a request can carry
+// 100,000 of them, and the message travels in a gRPC trailer into kubelet
+// logs and pod events.
+const maxNamedIDs = 8
+
+// nameIDs lists ids for an error message, at most maxNamedIDs of them,
+// then how many there are in all.
+func nameIDs(ids []string, quote bool, sep string) string {
+	shown := ids[:min(len(ids), maxNamedIDs)]
+	out := make([]string, len(shown))
+	for i, id := range shown {
+		if quote {
+			id = fmt.Sprintf("%q", id)
+		}
+		out[i] = id
 	}
-	return out
+	s := strings.Join(out, sep)
+	if len(ids) > len(shown) {
+		s += fmt.Sprintf("%s… (%d in all)", sep, len(ids))
+	}
+	return s
 }

@@ -187,7 +187,7 @@ mounts: [{hostPath: "/h/{{ .ID }}", containerPath: "/c/{{ .Index }}", perDevice:
 	// allocationPolicy and nodes.
 	{"allocationPolicy values", items("name: example.com/a\ncount: 1\nallocationPolicy: packed", "name: example.com/b\ncount: 1\nallocationPolicy: spread", "name: example.com/c\ncount: 1\nallocationPolicy: first"), nil},
 	{"allocationPolicy unknown", items("name: example.com/a\ncount: 1\nallocationPolicy: Packed"), errs("resources[0].allocationPolicy", `"Packed" is not allowed; use one of packed, spread, first`)},
-	{"nodes globs", items("name: example.com/a\ncount: 1\nnodes: [\"pool-a-*\", \"node-[0-9]?\", exact, \"[!x]*\"]"), nil},
+	{"nodes globs", items("name: example.com/a\ncount: 1\nnodes: [\"pool-a-*\", \"node-[0-9]?\", exact, \"[^x]*\"]"), nil},
 	{"nodes glob unclosed", items("name: example.com/a\ncount: 1\nnodes: [\"pool-[a\"]"), errs("resources[0].nodes[0]", `"pool-[a" is not a valid glob (use *, ? and [a-z])`)},
 	{"nodes glob bad escape", items("name: example.com/a\ncount: 1\nnodes: [ok, \"x\\\\\"]"), errs("resources[0].nodes[1]", "is not a valid glob")},
 	{"nodes glob empty", items("name: example.com/a\ncount: 1\nnodes: [\"\"]"), errs("resources[0].nodes[0]", "must not be empty")},

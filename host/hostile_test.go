@@ -1,0 +1,164 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"simple-device-plugin/host"
+	"simple-device-plugin/manifest"
+)
+
+// logBuffer collects a host's logs for a test to read.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) has(parts ...string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, line := range strings.Split(b.buf.String(), "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// startHostWith runs a host with cfg (dir, node, logger filled in) until
+// the test ends, and returns its logs.
+func startHostWith(t *testing.T, dir string, m *manifest.Manifest, cfg host.Config) (*runningHost, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	cfg.DevicePluginDir, cfg.NodeName = dir, "node-1"
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	h := host.New(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	rh := &runningHost{Host: h, dir: dir, cancel: cancel, done: make(chan error, 1)}
+	go func() { rh.done <- h.Run(ctx, m) }()
+	t.Cleanup(func() { rh.stop(t) })
+	waitFor(t, 5*time.Second, "host running", h.Running)
+	return rh, logs
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// Another process listening on a socket under our name (a second
+// instance, another plugin of the resource) is not a stale socket: the
+// host must not delete it. Once it goes, the plugin takes the path at
+// once, not at its next backoff retry.
+func TestLiveForeignSocketIsNotRemoved(t *testing.T) {
+	dir := shortTempDir(t)
+	path := filepath.Join(dir, manifest.SocketName("example.com/c"))
+	lis, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lis.Close() })
+	foreign := inode(t, path)
+	k := startKubelet(t, dir)
+	// A slow backoff, so recovering at once can only come from noticing the path is free.
+	_, logs := startHostWith(t, dir, mustParse(t, threeResources), host.Config{
+		PollInterval: time.Hour,
+		Backoff:      host.Backoff{Initial: 2 * time.Second, Max: 10 * time.Second, Stable: time.Minute},
+	})
+	waitRegistered(t, k, "example.com/a", "example.com/b")
+	waitFor(t, 2*time.Second, "the refusal logged", func() bool {
+		return logs.has("plugin failed; retrying", "resource=example.com/c", "reason=foreign_file", "another process is listening on it")
+	})
+	time.Sleep(300 * time.Millisecond)
+	if got := inode(t, path); got != foreign {
+		t.Fatalf("the foreign live socket was replaced (inode %d, was %d)", got, foreign)
+	}
+	if k.Endpoint("example.com/c") != nil {
+		t.Fatal("example.com/c registered while another process holds its socket")
+	}
+	lis.Close() // unlinks the socket, as the other process exits
+	cleared := time.Now()
+	waitRegistered(t, k, allThree...)
+	if took := time.Since(cleared); took > time.Second {
+		t.Errorf("example.com/c took %v to take its freed path; want it at once, not at the backoff retry", took)
+	}
+}
+
+// A file renamed over a plugin's socket replaces it with no Remove event:
+// the host notices at once (not at its poll), refuses to touch the file,
+// says so, and takes the path back as soon as the file goes.
+func TestFileRenamedOverSocketIsNoticedAtOnce(t *testing.T) {
+	dir := shortTempDir(t)
+	k := startKubelet(t, dir)
+	rh, logs := startHostWith(t, dir, mustParse(t, threeResources), host.Config{
+		PollInterval: time.Hour,
+		Backoff:      host.Backoff{Initial: 2 * time.Second, Max: 10 * time.Second, Stable: time.Minute},
+	})
+	waitRegistered(t, k, allThree...)
+	path := filepath.Join(dir, manifest.SocketName("example.com/b"))
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.WriteFile(tmp, []byte("not ours"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, "the replaced socket noticed", func() bool {
+		return logs.has("plugin failed; retrying", "resource=example.com/b", "reason=foreign_file", "is a regular file, not a socket")
+	})
+	if ok, waiting := rh.Ready(); ok || len(waiting) != 1 || waiting[0] != "example.com/b" {
+		t.Errorf("ready = %v, waiting %v; want example.com/b waiting", ok, waiting)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if data, err := os.ReadFile(path); err != nil || string(data) != "not ours" {
+		t.Fatalf("the foreign file was touched: %q, %v", data, err)
+	}
+	for _, name := range []string{"example.com/a", "example.com/c"} {
+		if k.Endpoint(name) == nil || k.Registrations(name) != 1 {
+			t.Errorf("%s disturbed: endpoint %v, %d registrations", name, k.Endpoint(name) != nil, k.Registrations(name))
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	cleared := time.Now()
+	waitRegistered(t, k, allThree...)
+	if took := time.Since(cleared); took > time.Second {
+		t.Errorf("example.com/b took %v to take its freed path back", took)
+	}
+}
+
+// A stale socket of ours (a crashed run) is replaced, and the host says so.
+func TestStaleSocketReplacementIsLogged(t *testing.T) {
+	dir := shortTempDir(t)
+	makeStaleSocket(t, filepath.Join(dir, manifest.SocketName("example.com/a")))
+	k := startKubelet(t, dir)
+	_, logs := startHostWith(t, dir, mustParse(t, threeResources), host.Config{})
+	waitRegistered(t, k, allThree...)
+	if !logs.has("removed a stale socket left by an earlier run", "resource=example.com/a") {
+		t.Error("no log line for the stale socket replaced")
+	}
+}

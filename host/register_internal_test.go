@@ -1,0 +1,146 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"simple-device-plugin/manifest"
+)
+
+// countingKubelet counts Register calls, as the kubelet's own metric does
+// (before it dials the plugin back).
+type countingKubelet struct {
+	pluginapi.UnimplementedRegistrationServer
+	calls atomic.Int32
+}
+
+func (k *countingKubelet) Register(context.Context, *pluginapi.RegisterRequest) (*pluginapi.Empty, error) {
+	k.calls.Add(1)
+	return &pluginapi.Empty{}, nil
+}
+
+// A kubelet that starts wipes our socket before it creates kubelet.sock.
+// Registering the wiped socket would make the real kubelet dial it for
+// 10 s and count a failed registration: register refuses to, and says the
+// socket is gone so the plugin starts a new session at once.
+func TestRegisterRefusesAWipedSocket(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sdp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	m, err := manifest.Parse([]byte("apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n  - {name: example.com/w, count: 1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Config{DevicePluginDir: dir})
+	p := newPlugin(h, m.Resources[0])
+	s, err := p.startSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stopSession(s, true, 0) })
+
+	// The kubelet starts: wipe, then listen.
+	if err := os.Remove(p.socketPath); err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("unix", filepath.Join(dir, kubeletSocketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubelet := &countingKubelet{}
+	srv := grpc.NewServer()
+	pluginapi.RegisterRegistrationServer(srv, kubelet)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.register(ctx, s); !errors.Is(err, errSocketRemoved) {
+		t.Fatalf("register with our socket wiped: %v, want errSocketRemoved", err)
+	}
+	if n := kubelet.calls.Load(); n != 0 {
+		t.Fatalf("the kubelet got %d Register calls for a socket that is gone, want 0", n)
+	}
+	if !immediate(errSocketRemoved) {
+		t.Fatal("errSocketRemoved must start a new session at once")
+	}
+
+	// With a fresh socket it registers.
+	p.stopSession(s, false, 0)
+	if s, err = p.startSession(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.register(ctx, s); err != nil || kubelet.calls.Load() != 1 {
+		t.Fatalf("register with a fresh socket: %v, %d calls; want nil, 1", err, kubelet.calls.Load())
+	}
+}
+
+// startCountingKubelet serves the registration API on path until the
+// returned stop is called (or the test ends).
+func startCountingKubelet(t *testing.T, path string) (*countingKubelet, func()) {
+	t.Helper()
+	lis, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &countingKubelet{}
+	srv := grpc.NewServer()
+	pluginapi.RegisterRegistrationServer(srv, k)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	return k, srv.Stop
+}
+
+// A Register goes to the kubelet that accepted the connection or fails: a
+// kubelet restarted in between (which wiped our socket after we checked
+// it) never gets it.
+func TestRegistrationNeverReachesANewerKubelet(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sdp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, kubeletSocketName)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	_, stopFirst := startCountingKubelet(t, path)
+	id, _, err := statID(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := dialKubelet(ctx, path, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	stopFirst() // the kubelet restarts: the old one goes, the new one wipes and listens
+	os.Remove(path)
+	second, _ := startCountingKubelet(t, path)
+	conn, err := grpc.NewClient("passthrough:///"+path, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(kc.dial))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{Version: pluginapi.Version, ResourceName: "example.com/w"})
+	if err == nil || second.calls.Load() != 0 {
+		t.Fatalf("Register after the kubelet restarted: %v, %d calls reached the new kubelet; want an error and none", err, second.calls.Load())
+	}
+
+	// A kubelet.sock replaced between stat and connect is refused too.
+	if _, err := dialKubelet(ctx, path, id); !errors.Is(err, errKubeletAbsent) {
+		t.Fatalf("dial a kubelet.sock that is not the one stat saw: %v, want errKubeletAbsent", err)
+	}
+}
