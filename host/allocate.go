@@ -105,7 +105,7 @@ func encodeAllocateResponse(allocs []*manifest.Allocation) (wireMessage, error) 
 		b = appendContainer(b, a)
 	}
 	if len(b) != size {
-		panic(fmt.Sprintf("encodeAllocateResponse: wrote %d bytes, sized %d", len(b), size))
+		return nil, fmt.Errorf("encoder bug: wrote %d bytes, sized %d", len(b), size)
 	}
 	return b, nil
 }
