@@ -167,8 +167,8 @@ func TestBadInputAtRuntime(t *testing.T) {
 			{"must-include not available", small, avail[:2], []string{"s2"}, 2, codes.InvalidArgument, []string{"must-include", "s2"}},
 			{"must-include unknown", small, avail, []string{"nope"}, 1, codes.InvalidArgument, []string{"nope"}},
 			{"more must-include than size", small, avail, []string{"s0", "s1"}, 1, codes.InvalidArgument, []string{"allocation size 1"}},
-			{"unknown available", small, []string{"s0", "zz"}, nil, 1, codes.InvalidArgument, []string{"zz"}},
-			{"100,000 unknown available", small, manyIDs(100000, "u%d"), nil, 1, codes.InvalidArgument, []string{"u0", "100000"}},
+			{"unknown available short of the size", small, []string{"s0", "zz"}, nil, 2, codes.InvalidArgument, []string{"1 available", "zz"}},
+			{"100,000 unknown available", small, manyIDs(100000, "u%d"), nil, 1, codes.InvalidArgument, []string{"0 available", "u0", "100000"}},
 			{"100,000 must-include not available", huge, manyIDs(10, "%d"), manyIDs(100000, "%d")[10:], 99990, codes.InvalidArgument, []string{"must-include", "10", "99990"}},
 			{"size larger than 100,000 available", huge, manyIDs(100000, "%d"), nil, 100001, codes.InvalidArgument, []string{"allocation size 100001"}},
 		} {
@@ -177,6 +177,15 @@ func TestBadInputAtRuntime(t *testing.T) {
 				wantRPCError(t, err, tc.code, tc.names...)
 			})
 		}
+		t.Run("unknown available left out", func(t *testing.T) {
+			resp, err := preferred(t, small, []string{"zz", "s1", "s0"}, nil, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := resp.ContainerResponses[0].DeviceIDs; fmt.Sprint(got) != "[s0]" {
+				t.Errorf("preferred = %v, want [s0]", got)
+			}
+		})
 		t.Run("duplicates in available and must-include", func(t *testing.T) {
 			resp, err := preferred(t, small, []string{"s2", "s0", "s2", "s0"}, []string{"s2", "s2"}, 2)
 			if err != nil {

@@ -29,6 +29,8 @@ func TestErrorsNameBoundedIDs(t *testing.T) {
 		{"render: exactly eight unknown", func() error { _, err := r.Render(idsN(8, "u%d"), "n"); return err },
 			`example.com/t has no device "u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7"`},
 		{"preferred: unknown available", func() error { _, err := r.Preferred(idsN(100000, "u%d"), nil, 1); return err },
+			`allocation size 1 is more than the 0 available devices (left out, not devices of example.com/t: [u0 u1 u2 u3 u4 u5 u6 u7 … (100000 in all)])`},
+		{"preferred: unknown must-include", func() error { _, err := r.Preferred(r.IDs, idsN(100000, "u%d"), 1); return err },
 			`example.com/t has no device "u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", … (100000 in all)`},
 		{"preferred: must-include not available", func() error { _, err := r.Preferred(r.IDs[:1], r.IDs[1:], 19); return err },
 			"must-include devices [t-1 t-2 t-3 t-4 t-5 t-6 t-7 t-8 … (19 in all)] are not among the available devices"},

@@ -16,9 +16,12 @@ import (
 //   - spread: round-robin over NUMA nodes, each turn to the node with the
 //     fewest chosen devices so far, lowest position within the node.
 //
-// Without topology every policy is "first". It returns an error (naming the
-// IDs) when an ID is unknown, mustInclude is not within available, or size
-// cannot be met.
+// Without topology every policy is "first". Available IDs the resource
+// does not have are left out rather than refused: right after a reload
+// removed devices, the kubelet may still offer them, and an error here
+// would fail the admission of the pod being placed. It returns an error
+// (naming the IDs) when a mustInclude ID is unknown or not available, or
+// when size cannot be met from the known available devices.
 func (r *Resource) Preferred(available, mustInclude []string, size int) ([]string, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("allocation size %d: must be at least 1", size)
@@ -27,11 +30,11 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 	// in device order, so the kubelet's unordered list needs no sorting.
 	avail := make([]bool, len(r.IDs))
 	nAvail := 0
-	var unknown []string
+	var ignored []string // available IDs the resource does not have
 	for _, id := range available {
 		i, ok := r.position[id]
 		if !ok {
-			unknown = append(unknown, id)
+			ignored = append(ignored, id)
 			continue
 		}
 		if !avail[i] {
@@ -41,7 +44,7 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 	}
 	must := make([]int, 0, len(mustInclude))
 	mustSeen := make(map[int]bool, len(mustInclude)) // a set: the kubelet may send 100,000 IDs
-	var notAvailable []string
+	var unknown, notAvailable []string
 	for _, id := range mustInclude {
 		i, ok := r.position[id]
 		if !ok {
@@ -67,6 +70,10 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 		return nil, fmt.Errorf("allocation size %d is smaller than the %d must-include devices", size, len(must))
 	}
 	if size > nAvail {
+		if len(ignored) > 0 {
+			return nil, fmt.Errorf("allocation size %d is more than the %d available devices (left out, not devices of %s: [%s])",
+				size, nAvail, r.Name, nameIDs(ignored, false, " "))
+		}
 		return nil, fmt.Errorf("allocation size %d is more than the %d available devices", size, nAvail)
 	}
 	for _, i := range must {

@@ -89,10 +89,17 @@ func TestPreferredErrors(t *testing.T) {
 		{"size over available", r.IDs[:3], nil, 4, nil, "allocation size 4 is more than the 3 available devices"},
 		{"available repeated counts once", []string{"t-0", "t-0", "t-1"}, nil, 3, nil, "allocation size 3 is more than the 2 available devices"},
 		{"must-include over size", r.IDs, []string{"t-0", "t-1", "t-2"}, 2, nil, "allocation size 2 is smaller than the 3 must-include devices"},
-		{"unknown available", []string{"t-0", "x", "t-1"}, nil, 1, []string{"x"}, `example.com/t has no device "x"`},
+		{"unknown available cannot make up the size", []string{"t-0", "x", "t-1"}, nil, 3, nil, "allocation size 3 is more than the 2 available devices (left out, not devices of example.com/t: [x])"},
 		{"unknown must-include", r.IDs, []string{"y"}, 1, []string{"y"}, `example.com/t has no device "y"`},
 		{"must-include not available", []string{"t-0", "t-2"}, []string{"t-1"}, 2, nil, "must-include devices [t-1] are not among the available devices"},
 	}
+	// The kubelet may offer devices a reload just removed: they are left out.
+	t.Run("unknown available left out", func(t *testing.T) {
+		got, err := r.Preferred([]string{"gone-7", "t-1", "x", "t-0"}, nil, 2)
+		if err != nil || !slices.Equal(got, []string{"t-0", "t-1"}) {
+			t.Errorf("Preferred = %v, %v; want [t-0 t-1]", got, err)
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := r.Preferred(tc.available, tc.must, tc.size)
