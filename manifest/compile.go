@@ -19,9 +19,9 @@ type Resource struct {
 
 	specIndex int // position in the manifest, for error paths
 
-	position  map[string]int  // device ID -> index in IDs
+	index     idIndex         // device ID -> index in IDs
 	unhealthy map[string]bool // the manifest's static unhealthy list
-	numa      []int           // NUMA node per device index; nil without topology
+	numa      []uint16        // NUMA node per device index (< maxNUMANodes); nil without topology
 
 	healthPaths    []string // per device index; nil without healthCheck
 	healthInterval time.Duration
@@ -87,15 +87,19 @@ func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
 			n, fmtBytes(n*ListAndWatchSize([]string{"x"}, false)), sizeAdvice)
 	case spec.Count != nil && *spec.Count >= 1:
 		r.IDs = generateIDs(spec, p, errs)
+	case spec.IDs != nil && len(spec.IDs) > maxCount:
+		// Too many to fit whatever the IDs; not indexed, so the index's
+		// int32 slots always suffice.
+		errs.add(p+".ids", "%d devices encode to a %s ListAndWatch message; %s", len(spec.IDs), fmtBytes(ListAndWatchSize(spec.IDs, spec.Topology != nil)), sizeAdvice)
 	case spec.IDs != nil:
 		if spec.IDTemplate != "" {
 			errs.add(p+".idTemplate", "applies only with count; with ids the list is the IDs, so remove idTemplate")
 		}
 		r.IDs = spec.IDs
 	}
-	r.position = make(map[string]int, len(r.IDs))
+	r.index = newIDIndex(len(r.IDs))
 	for i, id := range r.IDs {
-		if j, dup := r.position[id]; dup {
+		if j := r.index.add(r.IDs, i); j >= 0 {
 			if spec.IDs == nil {
 				// One error is enough for a template: it would repeat for
 				// every device.
@@ -103,9 +107,7 @@ func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
 				break
 			}
 			errs.add(fmt.Sprintf("%s.ids[%d]", p, i), "device ID %q appears twice (also at index %d); device IDs must be unique", id, j)
-			continue
 		}
-		r.position[id] = i
 	}
 	if len(r.IDs) > 0 {
 		if size := ListAndWatchSize(r.IDs, spec.Topology != nil); size > MaxListAndWatchBytes {
@@ -120,7 +122,7 @@ func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
 	r.unhealthy = map[string]bool{}
 	for i, id := range spec.Unhealthy {
 		// An empty ID is reported as "must not be empty" already.
-		if _, ok := r.position[id]; !ok && len(r.IDs) > 0 && id != "" {
+		if !r.Has(id) && len(r.IDs) > 0 && id != "" {
 			errs.add(fmt.Sprintf("%s.unhealthy[%d]", p, i), "%q is not a device of this resource (%s)", id, describeIDs(r.IDs))
 		}
 		r.unhealthy[id] = true
@@ -140,15 +142,19 @@ var sizeAdvice = fmt.Sprintf("the kubelet accepts at most %s and this plugin all
 	fmtBytes(KubeletReceiveLimit), fmtBytes(MaxListAndWatchBytes))
 
 // generateIDs renders idTemplate (or the default "<name part>-<index>") for
-// every index, checking each ID.
+// every index, checking each ID. The IDs are slices of one string (packedStrings).
 func generateIDs(spec ResourceSpec, p string, errs *ErrorList) []string {
 	n := *spec.Count
-	ids := make([]string, n)
 	if spec.IDTemplate == "" {
 		prefix := path.Base(spec.Name) + "-"
-		for i := range ids {
-			ids[i] = prefix + strconv.Itoa(i)
+		store := newPackedStrings(n, n*(len(prefix)+len(strconv.Itoa(n-1))))
+		var digits [20]byte
+		for i := range n {
+			store.b.WriteString(prefix)
+			store.b.Write(strconv.AppendInt(digits[:0], int64(i), 10))
+			store.end()
 		}
+		ids := store.strings()
 		// An invalid name has its own error; its IDs would only repeat it.
 		if why := checkDeviceID(ids[n-1]); why != "" && checkExtendedResourceName(spec.Name) == "" {
 			errs.add(p+".name", "default device IDs are <name part>-<index>, and %s; set idTemplate to something shorter", why)
@@ -162,20 +168,28 @@ func generateIDs(spec ResourceSpec, p string, errs *ErrorList) []string {
 		return nil
 	}
 	var b bytes.Buffer
+	store := newPackedStrings(n, 0)
 	data := &IDData{Resource: spec.Name} // one value, passed by pointer: no boxing per ID
-	for i := range ids {
+	for i := range n {
 		b.Reset()
 		data.Index = i
 		if err := t.render(&b, data); err != nil {
 			errs.add(p+".idTemplate", "does not render: %s (idTemplate sees .Index and .Resource)", cleanTemplateErr(err, "idTemplate"))
 			return nil
 		}
-		ids[i] = b.String()
-		if why := checkDeviceID(ids[i]); why != "" {
+		// Checked before it joins the others, so the first bad device is
+		// named; the check allocates nothing for a good ID.
+		if why := checkDeviceIDBytes(b.Bytes()); why != "" {
 			errs.add(p+".idTemplate", "renders device %d as an invalid ID: %s", i, why)
 			return nil
 		}
+		if i == 0 {
+			store.b.Grow(n * (b.Len() + 1)) // IDs of one template are about as long as each other
+		}
+		store.b.Write(b.Bytes())
+		store.end()
 	}
+	ids := store.strings()
 	if t.literal && n > 1 {
 		errs.add(p+".idTemplate", "has no {{ .Index }}, so all %d devices get the ID %q; IDs must be unique", n, ids[0])
 		return nil
@@ -198,14 +212,14 @@ func (r *Resource) compileTopology(p string, errs *ErrorList) {
 			errs.add(p+".topology.numaNodes", "%d NUMA nodes for %d devices leaves some nodes empty; use at most %d", topo.NUMANodes, len(r.IDs), len(r.IDs))
 			return
 		}
-		r.numa = make([]int, len(r.IDs))
+		r.numa = make([]uint16, len(r.IDs))
 		for i := range r.numa {
-			r.numa[i] = i * topo.NUMANodes / len(r.IDs)
+			r.numa[i] = uint16(i * topo.NUMANodes / len(r.IDs))
 		}
 	case len(topo.NodeOf) > 0:
-		r.numa = make([]int, len(r.IDs))
+		r.numa = make([]uint16, len(r.IDs))
 		for _, id := range sortedMapKeys(topo.NodeOf) {
-			if _, ok := r.position[id]; !ok {
+			if !r.Has(id) {
 				errs.add(fmt.Sprintf("%s.topology.nodeOf[%s]", p, id), "%q is not a device of this resource (%s)", id, describeIDs(r.IDs))
 			}
 		}
@@ -216,7 +230,10 @@ func (r *Resource) compileTopology(p string, errs *ErrorList) {
 				missing = append(missing, id)
 				continue
 			}
-			r.numa[i] = node
+			if node < 0 || node >= maxNUMANodes {
+				continue // the field rule says what is wrong
+			}
+			r.numa[i] = uint16(node)
 		}
 		if len(missing) > 0 {
 			errs.add(p+".topology.nodeOf", "gives no NUMA node for %s; list every device", describeIDs(missing))
@@ -353,32 +370,46 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 			return
 		}
 		r.healthInterval = hc.Interval.Duration
-		r.healthPaths = make([]string, len(r.IDs))
 		var b bytes.Buffer
 		// Each device is probed as an allocation of itself. One value,
-		// passed by pointer and refilled per device: the rendered path is
-		// copied out, so nothing keeps it.
+		// passed by pointer and refilled per device; the paths are kept
+		// in one string, as the IDs are.
 		one := []string{""}
 		data := &DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: one, Count: 1}}
+		store := newPackedStrings(len(r.IDs), 0)
+		var renderErr error
 		for i, id := range r.IDs {
 			b.Reset()
 			one[0], data.ID, data.Index = id, id, i
-			if err := t.render(&b, data); err != nil {
-				errs.add(f, "%s", explainExecErr(err, f, true))
-				return
+			if renderErr = t.render(&b, data); renderErr != nil {
+				break
 			}
-			r.healthPaths[i] = b.String()
+			if i == 0 {
+				store.b.Grow(len(r.IDs) * (b.Len() + 1))
+			}
+			store.b.Write(b.Bytes())
+			store.end()
+		}
+		paths := store.strings()
+		for i, hp := range paths {
 			// Every device's path is checked: an ID such as "../x" can make
 			// one unclean where the others are fine. An empty template is
 			// reported as "is required" already.
-			if why := checkAbsPath(r.healthPaths[i]); why != "" && hc.Path != "" {
+			if why := checkAbsPath(hp); why != "" && hc.Path != "" {
 				if !t.literal {
-					why = fmt.Sprintf("for device %q, %s", id, why)
+					why = fmt.Sprintf("for device %q, %s", r.IDs[i], why)
 				}
 				errs.add(f, "%s", why)
 				return
 			}
 		}
+		// After the paths of the devices before it, as each device was
+		// checked before the next rendered.
+		if renderErr != nil {
+			errs.add(f, "%s", explainExecErr(renderErr, f, true))
+			return
+		}
+		r.healthPaths = paths
 	}
 }
 

@@ -32,8 +32,8 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 	nAvail := 0
 	var ignored []string // available IDs the resource does not have
 	for _, id := range available {
-		i, ok := r.position[id]
-		if !ok {
+		i := r.index.find(r.IDs, id)
+		if i < 0 {
 			ignored = append(ignored, id)
 			continue
 		}
@@ -46,8 +46,8 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 	mustSeen := make(map[int]bool, len(mustInclude)) // a set: the kubelet may send 100,000 IDs
 	var unknown, notAvailable []string
 	for _, id := range mustInclude {
-		i, ok := r.position[id]
-		if !ok {
+		i := r.index.find(r.IDs, id)
+		if i < 0 {
 			unknown = append(unknown, id)
 			continue
 		}
@@ -112,7 +112,7 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 func (r *Resource) nodeSlots() int {
 	top := 0
 	for _, n := range r.numa {
-		top = max(top, n)
+		top = max(top, int(n))
 	}
 	return top + 1
 }

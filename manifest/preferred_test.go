@@ -181,7 +181,7 @@ func checkPreferred(t *testing.T, r *Resource, available, must []string, size in
 func nodesUsed(r *Resource, ids []string) int {
 	nodes := map[int]bool{}
 	for _, id := range ids {
-		nodes[r.numa[r.Position(id)]] = true
+		nodes[int(r.numa[r.Position(id)])] = true
 	}
 	return len(nodes)
 }

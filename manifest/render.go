@@ -194,8 +194,8 @@ func (r *Resource) sortIDs(ids []string) ([]string, error) {
 	}
 	var unknown []string
 	for _, id := range ids {
-		i, ok := r.position[id]
-		if !ok {
+		i := r.index.find(r.IDs, id)
+		if i < 0 {
 			unknown = append(unknown, id)
 			continue
 		}
@@ -213,18 +213,10 @@ func (r *Resource) sortIDs(ids []string) ([]string, error) {
 }
 
 // Has reports whether id is a device of this resource.
-func (r *Resource) Has(id string) bool {
-	_, ok := r.position[id]
-	return ok
-}
+func (r *Resource) Has(id string) bool { return r.index.find(r.IDs, id) >= 0 }
 
 // Position is id's index in IDs, or -1.
-func (r *Resource) Position(id string) int {
-	if i, ok := r.position[id]; ok {
-		return i
-	}
-	return -1
-}
+func (r *Resource) Position(id string) int { return r.index.find(r.IDs, id) }
 
 // StaticUnhealthy reports whether the manifest lists id as unhealthy.
 func (r *Resource) StaticUnhealthy(id string) bool { return r.unhealthy[id] }
@@ -235,7 +227,7 @@ func (r *Resource) NUMANode(i int) (int, bool) {
 	if r.numa == nil {
 		return 0, false
 	}
-	return r.numa[i], true
+	return int(r.numa[i]), true
 }
 
 // HealthCheck returns the per-device paths to probe and the interval, or
