@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,6 +38,26 @@ func BenchmarkParse(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkReparse measures a reload of the large manifest with one
+// resource's device count changed: the other 499 are reused.
+func BenchmarkReparse(b *testing.B) {
+	prev, err := Parse(largeManifest(500, 1000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	changed := bytes.Replace(largeManifest(500, 1000), []byte("count: 1000"), []byte("count: 1001"), 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		m, err := Reparse(changed, prev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if m.TotalDevices() != 500_001 {
+			b.Fatalf("%d devices, want 500001", m.TotalDevices())
+		}
 	}
 }
 

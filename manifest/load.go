@@ -39,7 +39,19 @@ func Load(path string) (*Manifest, error) {
 
 // Parse loads a manifest from YAML (or JSON): strict decoding, defaults,
 // validation and compilation. It returns an ErrorList on any problem.
-func Parse(data []byte) (*Manifest, error) {
+func Parse(data []byte) (*Manifest, error) { return parseManifest(data, nil) }
+
+// Reparse is Parse of a new version of the manifest prev (a reload): a
+// resource whose spec, after defaults, is exactly as in prev reuses prev's
+// compiled form instead of generating its device IDs and compiling its
+// templates again, which is nearly all the cost of a large manifest. The
+// result is what Parse would return: field rules and the checks across
+// resources still run on the whole manifest, and compiling a resource
+// depends on nothing but its spec, which passed those checks in prev.
+// prev may be nil.
+func Reparse(data []byte, prev *Manifest) (*Manifest, error) { return parseManifest(data, prev) }
+
+func parseManifest(data []byte, prev *Manifest) (*Manifest, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, ErrorList{{Message: "the manifest is empty; start from examples/manifest.yaml"}}
 	}
@@ -83,7 +95,7 @@ func Parse(data []byte) (*Manifest, error) {
 		return nil, ErrorList{{Message: "cannot decode the manifest: " + err.Error()}}
 	}
 	applyDefaults(&spec)
-	m, err := compile(spec)
+	m, err := compile(spec, prev)
 	if len(schemaErrs) == 0 {
 		return m, err
 	}
@@ -218,8 +230,9 @@ func applyDefaults(spec *Spec) {
 	}
 }
 
-// compile validates spec as a whole and builds the compiled resources.
-func compile(spec Spec) (*Manifest, error) {
+// compile validates spec as a whole and builds the compiled resources,
+// reusing those of prev (if not nil) whose spec did not change.
+func compile(spec Spec, prev *Manifest) (*Manifest, error) {
 	var errs ErrorList
 	if spec.APIVersion != "" && spec.APIVersion != APIVersion {
 		errs.add("apiVersion", "%q is not a version this build knows; known: %s", spec.APIVersion, strings.Join(KnownAPIVersions, ", "))
@@ -230,8 +243,19 @@ func compile(spec Spec) (*Manifest, error) {
 	validateFields(&spec, &errs)
 
 	m := &Manifest{Spec: spec}
+	compiled := prev.byName()
 	for i := range spec.Resources {
-		if r := compileResource(spec.Resources[i], fmt.Sprintf("resources[%d]", i), &errs); r != nil {
+		var r *Resource
+		if old := compiled[spec.Resources[i].Name]; old != nil && reflect.DeepEqual(old.Spec, spec.Resources[i]) {
+			// A copy: the old one is being served, and specIndex may differ.
+			// What the copy shares (IDs, index, templates) is never written
+			// after compileResource.
+			reused := *old
+			r = &reused
+		} else {
+			r = compileResource(spec.Resources[i], fmt.Sprintf("resources[%d]", i), &errs)
+		}
+		if r != nil {
 			r.specIndex = i
 			m.Resources = append(m.Resources, r)
 		}
@@ -256,6 +280,18 @@ func Errors(err error) ErrorList {
 		return l
 	}
 	return nil
+}
+
+// byName maps resource names to compiled resources; nil for a nil m.
+func (m *Manifest) byName() map[string]*Resource {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]*Resource, len(m.Resources))
+	for _, r := range m.Resources {
+		out[r.Name] = r
+	}
+	return out
 }
 
 // Resource returns the compiled resource with the given name, or nil.
