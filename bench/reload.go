@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -14,7 +15,9 @@ type reloadSubject struct {
 	counts    []int // devices per resource in the current version
 }
 
-func (b *bench) startReloadSubject(tag string, resources int) (*reloadSubject, error) {
+// startReloadSubject runs bin (the host under test, or with -versus the
+// older one) on a manifest of resources.
+func (b *bench) startReloadSubject(tag, bin string, resources int) (*reloadSubject, error) {
 	dir, err := tempDir("sdpb")
 	if err != nil {
 		return nil, err
@@ -42,7 +45,9 @@ func (b *bench) startReloadSubject(tag string, resources int) (*reloadSubject, e
 	if r.run.k, err = startKubelet(dir); err != nil {
 		return fail(err)
 	}
-	if r.run.proc, err = b.startHost(tag, dir, link); err != nil {
+	if r.run.proc, err = startProc(filepath.Join(b.logs, tag+".log"), bin,
+		"run", "--manifest", link, "--device-plugin-dir", dir, "--listen", "",
+		"--registration", "kubelet-socket", "--node-name", "bench-node"); err != nil {
 		return fail(err)
 	}
 	if _, err := r.run.k.waitAllListed(r.run.names, 120*time.Second); err != nil {
@@ -106,15 +111,20 @@ func (r *reloadSubject) change(i int) (time.Duration, error) {
 }
 
 // reload: a one-resource change in a 500-resource manifest, against the
-// same change in a one-resource manifest.
+// same change in a one-resource manifest, or with -versus against the
+// older binary with the same 500 resources.
 func (b *bench) reload() error {
 	rounds := b.rounds(15, 3)
-	big, err := b.startReloadSubject("reload-500", 500)
+	big, err := b.startReloadSubject("reload-500", b.bin, 500)
 	if err != nil {
 		return err
 	}
 	defer big.close()
-	small, err := b.startReloadSubject("reload-1", 1)
+	baseTag, baseBin, baseResources, baseName := "reload-1", b.bin, 1, "one-resource manifest"
+	if b.versus != "" {
+		baseTag, baseBin, baseResources, baseName = "reload-500-versus", b.versus, 500, b.baseName()+", 500 resources"
+	}
+	small, err := b.startReloadSubject(baseTag, baseBin, baseResources)
 	if err != nil {
 		return err
 	}
@@ -128,7 +138,7 @@ func (b *bench) reload() error {
 			if who == 0 {
 				took[0], err = big.change(round * 37 % 500)
 			} else {
-				took[1], err = small.change(0)
+				took[1], err = small.change(round * 37 % baseResources)
 			}
 			if err != nil {
 				return err
@@ -139,10 +149,10 @@ func (b *bench) reload() error {
 	}
 	b.section("Reload", fmt.Sprintf("A ConfigMap-style update (new version written aside, `..data` symlink swapped by one rename) changing one resource's "+
 		"device count, timed from the rename to the new list on that resource's ListAndWatch stream at the kubelet-like client. Host with 500 resources × "+
-		"1,000 devices against the same host binary with one resource (baseline). The reloader debounces events by 100 ms. After each change the bench "+
+		"1,000 devices against the same host binary with one resource (baseline; with -versus, the older binary with the same 500). The reloader applies a ..data swap at once (no debounce). After each change the bench "+
 		"checks every resource: no Register call, no new ListAndWatch message except the changed one (exactly one), same connection. "+
 		"%d rounds, alternating.", rounds))
-	f := s.figure("reload", "reload: one resource changed in 500 → new list on its stream (median)", "ms", "one-resource manifest")
+	f := s.figure("reload", "reload: one resource changed in 500 → new list on its stream (median)", "ms", baseName)
 	f.Note = fmt.Sprintf("max %.1f ms; %d untouched-resource checks: 0 re-registrations, 0 extra ListAndWatch messages", maxOf(s.subject), others)
 	b.publish(f)
 	return nil
