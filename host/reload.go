@@ -21,7 +21,10 @@ import (
 type Reloader struct {
 	Path string
 	Host *Host
-	// Debounce gathers a burst of events into one reload. Default 100 ms.
+	// Debounce gathers a burst of events on the file itself (an editor or
+	// a script writing it in place: truncate, write, write) into one
+	// reload. Default 100 ms. A ConfigMap's ..data swap is not debounced:
+	// it is one rename of a version written aside, complete when it lands.
 	Debounce time.Duration
 	// Poll re-reads the file as a safety net. Default 10 s.
 	Poll time.Duration
@@ -82,9 +85,13 @@ func (r *Reloader) Run(ctx context.Context) error {
 				events = nil
 				continue
 			}
-			// The file itself (edits, renames) or the ConfigMap's ..data swap.
-			base := filepath.Base(ev.Name)
-			if base == name || base == "..data" {
+			switch filepath.Base(ev.Name) {
+			case "..data":
+				// The kubelet's ConfigMap update: the new version is
+				// complete before the symlink swap makes it visible.
+				r.reload(log, false)
+			case name:
+				// The file itself: edited in place, or replaced by rename.
 				debounce.Reset(r.Debounce)
 			}
 		case err, ok := <-errs:

@@ -149,12 +149,17 @@ func writeConfigMap(t *testing.T, dir, content string) string {
 
 func startReloader(t *testing.T, rh *runningHost, path string) *host.Reloader {
 	t.Helper()
+	return startReloaderDebounced(t, rh, path, 20*time.Millisecond)
+}
+
+func startReloaderDebounced(t *testing.T, rh *runningHost, path string, debounce time.Duration) *host.Reloader {
+	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := host.NewReloader(path, rh.Host, data)
-	r.Debounce = 20 * time.Millisecond
+	r.Debounce = debounce
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -203,6 +208,21 @@ func TestReloaderFollowsConfigMapSwaps(t *testing.T) {
 	waitFor(t, 3*time.Second, "the old manifest back", func() bool {
 		return k.Endpoint("example.com/gone") != nil && k.Endpoint("example.com/new") == nil
 	})
+}
+
+// A ConfigMap update is complete when ..data is swapped: the reloader
+// applies it at once, not after the debounce that gathers in-place edits.
+func TestReloaderAppliesConfigMapSwapsAtOnce(t *testing.T) {
+	dir := shortTempDir(t)
+	cmDir := shortTempDir(t)
+	path := writeConfigMap(t, cmDir, reloadBefore)
+	k := startKubelet(t, dir)
+	rh := startHost(t, dir, mustParse(t, reloadBefore))
+	startReloaderDebounced(t, rh, path, time.Hour)
+	waitRegistered(t, k, "example.com/grow")
+
+	writeConfigMap(t, cmDir, reloadAfter)
+	waitFor(t, 3*time.Second, "the swap applied", func() bool { return len(k.Devices("example.com/grow")) == 5 })
 }
 
 func TestReloaderFollowsEditorsAndSIGHUP(t *testing.T) {
