@@ -2,8 +2,10 @@ package host
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -53,17 +55,63 @@ func allocateHandler(srv any, ctx context.Context, dec func(any) error, intercep
 // allocateWire is Allocate answering with the AllocateResponse in wire form.
 func (s *service) allocateWire(_ context.Context, req *pluginapi.AllocateRequest) (wireMessage, error) {
 	start := time.Now()
-	allocs, err := s.render(req)
+	w := allocWorkPool.Get().(*allocWork)
+	resp, err := w.answer(s.p.snapshot(), s.p.host.cfg.NodeName, req)
+	w.release()
 	if err != nil {
-		return nil, err
-	}
-	resp, err := encodeAllocateResponse(allocs)
-	if err != nil {
-		err = status.Errorf(codes.Internal, "%s: %v", s.p.name, err)
-		s.p.host.metrics.allocationErrors.WithLabelValues(s.p.name, codes.Internal.String()).Inc()
+		s.refused(err)
 		return nil, err
 	}
 	s.allocated(start)
+	return resp, nil
+}
+
+// allocWork is the scratch of one Allocate: its containers' renderings
+// and the positions of their devices. Pooled, so that a call allocates
+// little besides its answer.
+type allocWork struct {
+	rendered  []manifest.Rendered
+	positions []int
+}
+
+var allocWorkPool = sync.Pool{New: func() any { return new(allocWork) }}
+
+// maxPooledText bounds the rendered text a pooled allocWork keeps: a rare
+// request for thousands of devices should not pin its buffers.
+const maxPooledText = 64 << 10
+
+func (w *allocWork) release() {
+	for i := range w.rendered {
+		if cap(w.rendered[i].Text) > maxPooledText {
+			return
+		}
+	}
+	allocWorkPool.Put(w)
+}
+
+// answer checks and renders every container request of req and encodes
+// the response. Errors are gRPC status errors naming the resource, the
+// container request and the device IDs.
+func (w *allocWork) answer(snap *snapshot, node string, req *pluginapi.AllocateRequest) (wireMessage, error) {
+	res := snap.res
+	n := len(req.ContainerRequests)
+	if n == 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "%s: the request has no container requests", res.Name)
+	}
+	w.rendered = slices.Grow(w.rendered[:0], n)[:n]
+	for i, cr := range req.ContainerRequests {
+		var err error
+		if w.positions, err = checkedPositions(snap, cr.DevicesIds, w.positions[:0]); err != nil {
+			return nil, status.Errorf(status.Code(err), "%s: container request %d: %s", res.Name, i, status.Convert(err).Message())
+		}
+		if err := res.RenderPositions(&w.rendered[i], w.positions, node); err != nil {
+			return nil, status.Errorf(codes.Internal, "%s: container request %d: %v", res.Name, i, err)
+		}
+	}
+	resp, err := encodeAllocateResponse(w.rendered)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%s: %v", res.Name, err)
+	}
 	return resp, nil
 }
 
@@ -85,24 +133,27 @@ const (
 	tagCDIName            = 1<<3 | 2
 )
 
-// encodeAllocateResponse writes the AllocateResponse of allocs. Strings
-// must be UTF-8, as proto.Marshal requires of proto3 strings.
-func encodeAllocateResponse(allocs []*manifest.Allocation) (wireMessage, error) {
+// encodeAllocateResponse writes the AllocateResponse of the renderings,
+// one ContainerAllocateResponse each, byte for byte what proto.Marshal
+// writes for it (map entries in key order). Strings must be UTF-8, as
+// proto.Marshal requires of proto3 strings.
+func encodeAllocateResponse(rendered []manifest.Rendered) (wireMessage, error) {
+	var small [4]int
+	sizes := small[:0]
 	size := 0
-	sizes := make([]int, len(allocs))
-	for i, a := range allocs {
-		n, err := containerSize(a)
-		if err != nil {
+	for i := range rendered {
+		if err := checkUTF8(&rendered[i]); err != nil {
 			return nil, fmt.Errorf("container request %d: %w", i, err)
 		}
-		sizes[i] = n
-		size += 1 + uvarintLen(uint64(n)) + n
+		n := containerSize(&rendered[i])
+		sizes = append(sizes, n)
+		size += field(n)
 	}
 	b := make([]byte, 0, size)
-	for i, a := range allocs {
+	for i := range rendered {
 		b = append(b, tagContainerResponses)
 		b = appendUvarint(b, uint64(sizes[i]))
-		b = appendContainer(b, a)
+		b = appendContainer(b, &rendered[i])
 	}
 	if len(b) != size {
 		return nil, fmt.Errorf("encoder bug: wrote %d bytes, sized %d", len(b), size)
@@ -110,107 +161,165 @@ func encodeAllocateResponse(allocs []*manifest.Allocation) (wireMessage, error) 
 	return b, nil
 }
 
-// containerSize is the size of one ContainerAllocateResponse's fields; it
-// fails on text that is not UTF-8.
-func containerSize(a *manifest.Allocation) (int, error) {
+// containerSize is the size of one ContainerAllocateResponse's fields.
+func containerSize(rd *manifest.Rendered) int {
 	n := 0
-	for _, m := range []map[string]string{a.Envs, a.Annotations} {
-		for k, v := range m {
-			if !utf8.ValidString(k) || !utf8.ValidString(v) {
-				return 0, fmt.Errorf("%q=%q is not valid UTF-8", k, v)
-			}
-			n += field(mapEntrySize(k, v))
-		}
+	for _, kv := range rd.Envs {
+		n += field(mapEntrySize(kv))
 	}
-	for _, m := range a.Mounts {
-		if !utf8.ValidString(m.ContainerPath) || !utf8.ValidString(m.HostPath) {
-			return 0, fmt.Errorf("mount %q:%q is not valid UTF-8", m.HostPath, m.ContainerPath)
-		}
+	for _, m := range rd.Mounts {
 		n += field(mountSize(m))
 	}
-	for _, d := range a.Devices {
-		if !utf8.ValidString(d.ContainerPath) || !utf8.ValidString(d.HostPath) || !utf8.ValidString(d.Permissions) {
-			return 0, fmt.Errorf("device %q:%q is not valid UTF-8", d.HostPath, d.ContainerPath)
-		}
+	for _, d := range rd.Devices {
 		n += field(deviceSpecSize(d))
 	}
-	for _, name := range a.CDIDevices {
-		if !utf8.ValidString(name) {
-			return 0, fmt.Errorf("CDI device %q is not valid UTF-8", name)
-		}
-		n += field(optString(name))
+	for _, kv := range rd.Annotations {
+		n += field(mapEntrySize(kv))
 	}
-	return n, nil
+	for _, name := range rd.CDIDevices {
+		n += field(optSpan(name))
+	}
+	return n
 }
 
-func appendContainer(b []byte, a *manifest.Allocation) []byte {
-	b = appendMap(b, tagEnvs, a.Envs)
-	for _, m := range a.Mounts {
+func appendContainer(b []byte, rd *manifest.Rendered) []byte {
+	b = appendMap(b, tagEnvs, rd, rd.Envs)
+	for _, m := range rd.Mounts {
 		b = append(b, tagMounts)
 		b = appendUvarint(b, uint64(mountSize(m)))
-		b = appendOptString(b, tagContainerPath, m.ContainerPath)
-		b = appendOptString(b, tagHostPath, m.HostPath)
+		b = appendOptSpan(b, tagContainerPath, rd, m.ContainerPath)
+		b = appendOptSpan(b, tagHostPath, rd, m.HostPath)
 		if m.ReadOnly {
 			b = append(b, tagReadOnly, 1)
 		}
 	}
-	for _, d := range a.Devices {
+	for _, d := range rd.Devices {
 		b = append(b, tagDeviceSpecs)
 		b = appendUvarint(b, uint64(deviceSpecSize(d)))
-		b = appendOptString(b, tagContainerPath, d.ContainerPath)
-		b = appendOptString(b, tagHostPath, d.HostPath)
+		b = appendOptSpan(b, tagContainerPath, rd, d.ContainerPath)
+		b = appendOptSpan(b, tagHostPath, rd, d.HostPath)
 		b = appendOptString(b, tagPermissions, d.Permissions)
 	}
-	b = appendMap(b, tagAnnotations, a.Annotations)
-	for _, name := range a.CDIDevices {
+	b = appendMap(b, tagAnnotations, rd, rd.Annotations)
+	for _, name := range rd.CDIDevices {
 		b = append(b, tagCDIDevices)
-		b = appendUvarint(b, uint64(optString(name)))
-		b = appendOptString(b, tagCDIName, name)
+		b = appendUvarint(b, uint64(optSpan(name)))
+		b = appendOptSpan(b, tagCDIName, rd, name)
 	}
 	return b
 }
 
-// appendMap writes a map's entries in key order, key and value always
-// present, as protobuf-go writes map entries.
-func appendMap(b []byte, tag byte, m map[string]string) []byte {
-	if len(m) == 0 {
-		return b
-	}
-	var buf [8]string
-	keys := buf[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v := m[k]
+// appendMap writes map entries, key and value always present, as
+// protobuf-go writes map entries; the renderer lists them in key order.
+func appendMap(b []byte, tag byte, rd *manifest.Rendered, entries []manifest.RenderedKV) []byte {
+	for _, kv := range entries {
 		b = append(b, tag)
-		b = appendUvarint(b, uint64(mapEntrySize(k, v)))
-		b = appendString(b, tagMapKey, k)
-		b = appendString(b, tagMapValue, v)
+		b = appendUvarint(b, uint64(mapEntrySize(kv)))
+		b = appendString(b, tagMapKey, kv.Key)
+		b = append(b, tagMapValue)
+		b = appendUvarint(b, uint64(spanLen(kv.Value)))
+		b = append(b, rd.Bytes(kv.Value)...)
 	}
 	return b
 }
 
-func mapEntrySize(k, v string) int { return str(k) + str(v) }
+// checkUTF8 fails on text that is not UTF-8. Nearly all of it is ASCII,
+// checked eight bytes at a time; otherwise each string is checked on its
+// own, since the rendered text being valid as a whole does not make each
+// string cut from it valid.
+func checkUTF8(rd *manifest.Rendered) error {
+	if isASCII(rd.Text) && keysASCII(rd) {
+		return nil
+	}
+	for _, entries := range [][]manifest.RenderedKV{rd.Envs, rd.Annotations} {
+		for _, kv := range entries {
+			if !utf8.ValidString(kv.Key) || !utf8.Valid(rd.Bytes(kv.Value)) {
+				return fmt.Errorf("%q=%q is not valid UTF-8", kv.Key, rd.Bytes(kv.Value))
+			}
+		}
+	}
+	for _, m := range rd.Mounts {
+		if !utf8.Valid(rd.Bytes(m.ContainerPath)) || !utf8.Valid(rd.Bytes(m.HostPath)) {
+			return fmt.Errorf("mount %q:%q is not valid UTF-8", rd.Bytes(m.HostPath), rd.Bytes(m.ContainerPath))
+		}
+	}
+	for _, d := range rd.Devices {
+		if !utf8.Valid(rd.Bytes(d.ContainerPath)) || !utf8.Valid(rd.Bytes(d.HostPath)) || !utf8.ValidString(d.Permissions) {
+			return fmt.Errorf("device %q:%q is not valid UTF-8", rd.Bytes(d.HostPath), rd.Bytes(d.ContainerPath))
+		}
+	}
+	for _, name := range rd.CDIDevices {
+		if !utf8.Valid(rd.Bytes(name)) {
+			return fmt.Errorf("CDI device %q is not valid UTF-8", rd.Bytes(name))
+		}
+	}
+	return nil
+}
 
-func mountSize(m manifest.Mount) int {
-	n := optString(m.ContainerPath) + optString(m.HostPath)
+// keysASCII reports whether the strings of rd that are not in its text
+// (keys and permissions, from the manifest) are ASCII.
+func keysASCII(rd *manifest.Rendered) bool {
+	for _, kv := range rd.Envs {
+		if !isASCIIString(kv.Key) {
+			return false
+		}
+	}
+	for _, kv := range rd.Annotations {
+		if !isASCIIString(kv.Key) {
+			return false
+		}
+	}
+	for _, d := range rd.Devices {
+		if !isASCIIString(d.Permissions) {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCIIString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func mapEntrySize(kv manifest.RenderedKV) int { return str(kv.Key) + field(spanLen(kv.Value)) }
+
+func mountSize(m manifest.RenderedMount) int {
+	n := optSpan(m.ContainerPath) + optSpan(m.HostPath)
 	if m.ReadOnly {
 		n += 2
 	}
 	return n
 }
 
-func deviceSpecSize(d manifest.DeviceNode) int {
-	return optString(d.ContainerPath) + optString(d.HostPath) + optString(d.Permissions)
+func deviceSpecSize(d manifest.RenderedDevice) int {
+	return optSpan(d.ContainerPath) + optSpan(d.HostPath) + optString(d.Permissions)
 }
 
 // field is the size of a length-delimited field with an n-byte body.
 func field(n int) int { return 1 + uvarintLen(uint64(n)) + n }
 
 // str is the size of a string field; optString of one that proto3 leaves
-// out when empty.
+// out when empty; optSpan the same for rendered text.
 func str(s string) int { return field(len(s)) }
 
 func optString(s string) int {
@@ -218,6 +327,15 @@ func optString(s string) int {
 		return 0
 	}
 	return str(s)
+}
+
+func spanLen(s manifest.Span) int { return s.End - s.Start }
+
+func optSpan(s manifest.Span) int {
+	if spanLen(s) == 0 {
+		return 0
+	}
+	return field(spanLen(s))
 }
 
 func appendString(b []byte, tag byte, s string) []byte {
@@ -231,4 +349,13 @@ func appendOptString(b []byte, tag byte, s string) []byte {
 		return b
 	}
 	return appendString(b, tag, s)
+}
+
+func appendOptSpan(b []byte, tag byte, rd *manifest.Rendered, s manifest.Span) []byte {
+	if spanLen(s) == 0 {
+		return b
+	}
+	b = append(b, tag)
+	b = appendUvarint(b, uint64(spanLen(s)))
+	return append(b, rd.Bytes(s)...)
 }

@@ -2,6 +2,8 @@ package host
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -64,20 +66,59 @@ resources:
 	}
 }
 
-// Text that is not UTF-8 is refused, as proto.Marshal refuses it.
+// Text that is not UTF-8 is refused, as proto.Marshal refuses it, also
+// when the strings would make valid text together; other text is not.
 func TestAllocateWireRefusesInvalidUTF8(t *testing.T) {
-	for _, a := range []*manifest.Allocation{
-		{Envs: map[string]string{"X": "\xff"}},
-		{Annotations: map[string]string{"\xfe": "x"}},
-		{Mounts: []manifest.Mount{{ContainerPath: "/a\xff", HostPath: "/b"}}},
-		{Devices: []manifest.DeviceNode{{ContainerPath: "/dev/a", HostPath: "/dev/\xff", Permissions: "rw"}}},
-		{CDIDevices: []string{"example.com/a=\xff"}},
-	} {
-		if _, err := encodeAllocateResponse([]*manifest.Allocation{a}); err == nil {
-			t.Errorf("%+v: no error", a)
+	tests := []struct {
+		a     *manifest.Allocation
+		valid bool
+	}{
+		{&manifest.Allocation{Envs: map[string]string{"X": "\xff"}}, false},
+		{&manifest.Allocation{Annotations: map[string]string{"\xfe": "x"}}, false},
+		{&manifest.Allocation{Mounts: []manifest.Mount{{ContainerPath: "/a\xff", HostPath: "/b"}}}, false},
+		{&manifest.Allocation{Devices: []manifest.DeviceNode{{ContainerPath: "/dev/a", HostPath: "/dev/\xff", Permissions: "rw"}}}, false},
+		{&manifest.Allocation{Devices: []manifest.DeviceNode{{ContainerPath: "/dev/a", HostPath: "/dev/b", Permissions: "r\xff"}}}, false},
+		{&manifest.Allocation{CDIDevices: []string{"example.com/a=\xff"}}, false},
+		// "é" is C3 A9: cut in two, each half is invalid.
+		{&manifest.Allocation{Envs: map[string]string{"A": "x\xc3", "B": "\xa9y"}}, false},
+		{&manifest.Allocation{Envs: map[string]string{"A": "données"}, Mounts: []manifest.Mount{{ContainerPath: "/mnt/données", HostPath: "/b"}}}, true},
+	}
+	for _, tc := range tests {
+		rd := renderedOf(tc.a)
+		_, err := encodeAllocateResponse([]manifest.Rendered{rd})
+		if (err == nil) != tc.valid {
+			t.Errorf("%+v: encode error %v, want valid=%v", tc.a, err, tc.valid)
 		}
-		if _, err := proto.Marshal(&pluginapi.AllocateResponse{ContainerResponses: []*pluginapi.ContainerAllocateResponse{toContainerResponse(a)}}); err == nil {
-			t.Errorf("%+v: proto.Marshal accepts it", a)
+		_, err = proto.Marshal(&pluginapi.AllocateResponse{ContainerResponses: []*pluginapi.ContainerAllocateResponse{toContainerResponse(tc.a)}})
+		if (err == nil) != tc.valid {
+			t.Errorf("%+v: proto.Marshal error %v, want valid=%v", tc.a, err, tc.valid)
 		}
 	}
+}
+
+// renderedOf writes a as the renderer would: every string in one text,
+// map entries in key order.
+func renderedOf(a *manifest.Allocation) manifest.Rendered {
+	var rd manifest.Rendered
+	span := func(s string) manifest.Span {
+		start := len(rd.Text)
+		rd.Text = append(rd.Text, s...)
+		return manifest.Span{Start: start, End: len(rd.Text)}
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.Envs)) {
+		rd.Envs = append(rd.Envs, manifest.RenderedKV{Key: k, Value: span(a.Envs[k])})
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.Annotations)) {
+		rd.Annotations = append(rd.Annotations, manifest.RenderedKV{Key: k, Value: span(a.Annotations[k])})
+	}
+	for _, m := range a.Mounts {
+		rd.Mounts = append(rd.Mounts, manifest.RenderedMount{ContainerPath: span(m.ContainerPath), HostPath: span(m.HostPath), ReadOnly: m.ReadOnly})
+	}
+	for _, d := range a.Devices {
+		rd.Devices = append(rd.Devices, manifest.RenderedDevice{ContainerPath: span(d.ContainerPath), HostPath: span(d.HostPath), Permissions: d.Permissions})
+	}
+	for _, c := range a.CDIDevices {
+		rd.CDIDevices = append(rd.CDIDevices, span(c))
+	}
+	return rd
 }

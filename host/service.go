@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,10 +105,15 @@ func (s *service) Allocate(_ context.Context, req *pluginapi.AllocateRequest) (*
 func (s *service) render(req *pluginapi.AllocateRequest) ([]*manifest.Allocation, error) {
 	allocs, err := allocate(s.p.snapshot(), s.p.host.cfg.NodeName, req)
 	if err != nil {
-		s.p.host.metrics.allocationErrors.WithLabelValues(s.p.name, status.Code(err).String()).Inc()
-		s.p.log.Debug("allocate refused", "err", err)
+		s.refused(err)
 	}
 	return allocs, err
+}
+
+// refused counts and logs an Allocate that failed with a status error.
+func (s *service) refused(err error) {
+	s.p.host.metrics.allocationErrors.WithLabelValues(s.p.name, status.Code(err).String()).Inc()
+	s.p.log.Debug("allocate refused", "err", err)
 }
 
 // allocated counts an answered Allocate and its latency.
@@ -139,7 +145,41 @@ func allocate(snap *snapshot, node string, req *pluginapi.AllocateRequest) ([]*m
 	return allocs, nil
 }
 
-// checkIDs refuses empty, duplicate, unknown and unhealthy device IDs.
+// checkedPositions appends to positions those of ids in the resource's
+// device list, ascending, when every ID is a healthy device requested
+// once; otherwise it returns checkIDs' error naming what is wrong. The
+// usual request passes with one lookup per ID and a sort of a few ints.
+func checkedPositions(snap *snapshot, ids []string, positions []int) ([]int, error) {
+	ok := len(ids) > 0
+	for _, id := range ids {
+		i := snap.res.Position(id)
+		if i < 0 || snap.unhealthy[i] {
+			ok = false
+			break
+		}
+		positions = append(positions, i)
+	}
+	if ok {
+		slices.Sort(positions)
+		for k := 1; k < len(positions); k++ {
+			if positions[k] == positions[k-1] {
+				ok = false
+				break
+			}
+		}
+	}
+	if ok {
+		return positions, nil
+	}
+	if err := checkIDs(snap, ids); err != nil {
+		return positions, err
+	}
+	// checkIDs refuses exactly what is refused above.
+	return positions, status.Errorf(codes.Internal, "%d device IDs refused without a reason", len(ids))
+}
+
+// checkIDs refuses empty, duplicate, unknown and unhealthy device IDs,
+// naming them.
 func checkIDs(snap *snapshot, ids []string) error {
 	res := snap.res
 	if len(ids) == 0 {

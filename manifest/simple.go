@@ -104,7 +104,10 @@ type simpleData struct {
 	has                kindSet
 }
 
-const containerFields = kindSet(1)<<pieceResource | 1<<pieceNode | 1<<pieceCount | 1<<pieceJoinIDs
+const (
+	containerFields = kindSet(1)<<pieceResource | 1<<pieceNode | 1<<pieceCount | 1<<pieceJoinIDs
+	deviceFields    = kindSet(1)<<pieceID | 1<<pieceIndex // what only perDevice templates have
+)
 
 func simpleDataOf(data any) (simpleData, bool) {
 	switch d := data.(type) {

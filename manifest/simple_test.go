@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 	"text/template"
@@ -68,6 +69,7 @@ func TestSimpleTemplates(t *testing.T) {
 				for _, data := range templateData("fpga-3", "node-a", 7, ids) {
 					checkSameAsReference(t, c, tc.src, data)
 				}
+				checkAllocationSameAsReference(t, c, tc.src, "node-a", ids)
 			}
 		})
 	}
@@ -88,6 +90,40 @@ func checkSameAsReference(t *testing.T, c *tmpl, src string, data any) {
 	}
 }
 
+// checkAllocationSameAsReference asserts that Render's renderer writes c
+// for an allocation of ids, per container and per device, exactly as
+// text/template does.
+func checkAllocationSameAsReference(t *testing.T, c *tmpl, src, node string, ids []string) {
+	t.Helper()
+	r := &Resource{Name: "example.com/fpga", IDs: ids}
+	positions := make([]int, len(ids))
+	for i := range positions {
+		positions[i] = i
+	}
+	sorted := slices.Clone(ids)
+	if sorted == nil {
+		sorted = []string{}
+	}
+	cd := ContainerData{Resource: r.Name, IDs: sorted, Count: len(ids), Node: node}
+	for device := -1; device < len(ids); device++ {
+		var data any = cd
+		if device >= 0 {
+			data = DeviceData{ContainerData: cd, ID: ids[device], Index: device}
+		}
+		want, wantErr := reference(src, data)
+		out := &Rendered{Text: []byte("earlier items|")} // spans start where the text is
+		ar := allocationRenderer{r: r, out: out, text: out.Text, positions: positions, node: node}
+		span, err := ar.render(c, device)
+		out.Text = ar.text
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("%q for device %d of %q: error %v, text/template says %v", src, device, ids, err, wantErr)
+		}
+		if got := string(out.Bytes(span)); err == nil && got != want {
+			t.Fatalf("%q for device %d of %q: %q, text/template renders %q", src, device, ids, got, want)
+		}
+	}
+}
+
 // FuzzSimpleTemplate checks the fast paths against text/template on any
 // template and data.
 func FuzzSimpleTemplate(f *testing.F) {
@@ -105,5 +141,6 @@ func FuzzSimpleTemplate(f *testing.F) {
 		for _, data := range templateData(id, node, index, strings.Split(ids, ",")) {
 			checkSameAsReference(t, c, src, data)
 		}
+		checkAllocationSameAsReference(t, c, src, node, strings.Split(ids, ","))
 	})
 }
