@@ -95,9 +95,10 @@ type Host struct {
 	machineNUMA []int // the machine's NUMA nodes; nil if unknown
 
 	reg struct { // the registration connection shared by every plugin
-		mu   sync.Mutex
-		id   fileID // the kubelet.sock it was made for
-		conn *grpc.ClientConn
+		mu      sync.Mutex
+		id      fileID // the kubelet.sock it was made for
+		conn    *grpc.ClientConn
+		retired []retiredConn // replaced, closed once their calls had their time
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -76,11 +75,12 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 func (h *Host) registrationConn(ctx context.Context, id fileID) (*grpc.ClientConn, error) {
 	h.reg.mu.Lock()
 	defer h.reg.mu.Unlock()
+	h.sweepRetiredLocked(time.Now())
 	if h.reg.conn != nil && h.reg.id == id {
 		return h.reg.conn, nil
 	}
 	if h.reg.conn != nil {
-		retire(h.reg.conn)
+		h.retireLocked(h.reg.conn)
 		h.reg.conn = nil
 	}
 	path := h.kubeletSocket()
@@ -107,12 +107,13 @@ func (h *Host) dropRegistrationConn(conn *grpc.ClientConn) {
 	h.reg.mu.Lock()
 	defer h.reg.mu.Unlock()
 	if h.reg.conn == conn {
-		retire(conn)
+		h.retireLocked(conn)
 		h.reg.conn = nil
 	}
 }
 
-// closeRegistrationConn closes the shared connection when the host stops.
+// closeRegistrationConn closes the shared connection, and every retired
+// one, when the host stops.
 func (h *Host) closeRegistrationConn() {
 	h.reg.mu.Lock()
 	defer h.reg.mu.Unlock()
@@ -120,22 +121,40 @@ func (h *Host) closeRegistrationConn() {
 		h.reg.conn.Close()
 		h.reg.conn = nil
 	}
+	for _, r := range h.reg.retired {
+		r.conn.Close()
+	}
+	h.reg.retired = nil
 }
 
-// retire closes a replaced connection once the Register calls still on it
-// have had their time: closing it at once would fail them as refusals
-// rather than as an absent kubelet.
-func retire(conn *grpc.ClientConn) {
-	time.AfterFunc(registerTimeout, func() { conn.Close() })
+// retiredConn is a replaced registration connection and when it may close.
+type retiredConn struct {
+	conn    *grpc.ClientConn
+	closeAt time.Time
+}
+
+// retireLocked schedules a replaced connection to close once the Register
+// calls still on it have had their time: closing it at once would fail
+// them as refusals rather than as an absent kubelet. The next use of the
+// registration connection, or the host's stop, closes it.
+func (h *Host) retireLocked(conn *grpc.ClientConn) {
+	h.reg.retired = append(h.reg.retired, retiredConn{conn: conn, closeAt: time.Now().Add(registerTimeout)})
+}
+
+// sweepRetiredLocked closes the retired connections whose time is up.
+func (h *Host) sweepRetiredLocked(now time.Time) {
+	kept := h.reg.retired[:0]
+	for _, r := range h.reg.retired {
+		if now.Before(r.closeAt) {
+			kept = append(kept, r)
+			continue
+		}
+		r.conn.Close()
+	}
+	h.reg.retired = kept
 }
 
 // kubeletSocket is the kubelet's registration socket.
 func (h *Host) kubeletSocket() string {
 	return filepath.Join(h.cfg.DevicePluginDir, "kubelet.sock")
-}
-
-// kubeletPresent reports whether kubelet.sock exists.
-func (h *Host) kubeletPresent() bool {
-	_, err := os.Stat(h.kubeletSocket())
-	return err == nil
 }
