@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc"
 
 	"simple-device-plugin/manifest"
 )
@@ -95,9 +94,8 @@ type Host struct {
 	machineNUMA []int // the machine's NUMA nodes; nil if unknown
 
 	reg struct { // the registration connection shared by every plugin
-		mu   sync.Mutex
-		id   fileID // the kubelet.sock it was made for
-		conn *grpc.ClientConn
+		mu  sync.Mutex
+		cur *regConn // nil until needed, and after its kubelet went away
 	}
 }
 

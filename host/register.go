@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -37,16 +36,17 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 	// accepted the connection has done its wipe, and Register can only
 	// reach that kubelet (the connection is never redialled, which could
 	// reach a newer one that wiped our socket since).
-	conn, err := p.host.registrationConn(ctx, id)
+	rc, err := p.host.acquireRegistrationConn(ctx, id)
 	if err != nil {
 		return err
 	}
+	defer p.host.releaseRegistrationConn(rc)
 	if sid, _, err := statID(p.socketPath); err != nil || sid != s.socketID {
 		return errSocketRemoved
 	}
 	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
-	_, err = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{
+	_, err = pluginapi.NewRegistrationClient(rc.conn).Register(ctx, &pluginapi.RegisterRequest{
 		Version:      pluginapi.Version,
 		Endpoint:     filepath.Base(p.socketPath),
 		ResourceName: p.name,
@@ -61,27 +61,36 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 	case status.Code(err) == codes.Unavailable:
 		// That kubelet is gone (or the connection broke): the next attempt
 		// connects afresh.
-		p.host.dropRegistrationConn(conn)
+		p.host.dropRegistrationConn(rc)
 		return fmt.Errorf("%s: %v: %w", kubeletSock, status.Convert(err).Message(), errKubeletAbsent)
 	}
 	return fmt.Errorf("%s: %v: %w", kubeletSock, status.Convert(err).Message(), errKubeletRefused)
 }
 
-// registrationConn returns the connection to the kubelet.sock identified by id,
-// shared by every plugin: registering 500 resources then costs one
-// connection, not 500. It is one connection to one kubelet, made with
-// dialKubelet and handed to gRPC once, never redialled: once that kubelet
-// is gone, Register over it fails and the caller drops it. A new
-// kubelet.sock (a kubelet restart) gets a new connection.
-func (h *Host) registrationConn(ctx context.Context, id fileID) (*grpc.ClientConn, error) {
+// regConn is the registration connection to one kubelet, shared by every
+// plugin: registering 500 resources then costs one connection, not 500.
+// It is made with dialKubelet and handed to gRPC once, never redialled:
+// once that kubelet is gone, Register over it fails and the caller drops
+// it. A replaced connection closes when its last Register returns, so a
+// call in flight never fails for our closing it.
+type regConn struct {
+	conn     *grpc.ClientConn
+	id       fileID // the kubelet.sock it was made for
+	inflight int    // Register calls using it; guarded by Host.reg.mu
+	retired  bool
+}
+
+// acquireRegistrationConn returns the connection to the kubelet.sock
+// identified by id, making it if needed; release it after the call.
+func (h *Host) acquireRegistrationConn(ctx context.Context, id fileID) (*regConn, error) {
 	h.reg.mu.Lock()
 	defer h.reg.mu.Unlock()
-	if h.reg.conn != nil && h.reg.id == id {
-		return h.reg.conn, nil
+	if rc := h.reg.cur; rc != nil && rc.id == id {
+		rc.inflight++
+		return rc, nil
 	}
-	if h.reg.conn != nil {
-		retire(h.reg.conn)
-		h.reg.conn = nil
+	if h.reg.cur != nil {
+		h.retireLocked(h.reg.cur)
 	}
 	path := h.kubeletSocket()
 	raw, err := dialKubelet(ctx, path, id)
@@ -98,44 +107,54 @@ func (h *Host) registrationConn(ctx context.Context, id fileID) (*grpc.ClientCon
 		raw.Close()
 		return nil, fmt.Errorf("connect to %s: %w", path, err)
 	}
-	h.reg.conn, h.reg.id = conn, id
-	return conn, nil
+	h.reg.cur = &regConn{conn: conn, id: id, inflight: 1}
+	return h.reg.cur, nil
 }
 
-// dropRegistrationConn closes conn if it is still the shared one.
-func (h *Host) dropRegistrationConn(conn *grpc.ClientConn) {
+// releaseRegistrationConn ends a use of rc, closing it if it was replaced
+// and this was its last call.
+func (h *Host) releaseRegistrationConn(rc *regConn) {
 	h.reg.mu.Lock()
 	defer h.reg.mu.Unlock()
-	if h.reg.conn == conn {
-		retire(conn)
-		h.reg.conn = nil
+	rc.inflight--
+	if rc.retired && rc.inflight == 0 {
+		rc.conn.Close()
 	}
 }
 
-// closeRegistrationConn closes the shared connection when the host stops.
+// dropRegistrationConn stops sharing rc: its kubelet is gone.
+func (h *Host) dropRegistrationConn(rc *regConn) {
+	h.reg.mu.Lock()
+	defer h.reg.mu.Unlock()
+	if h.reg.cur == rc {
+		h.retireLocked(rc)
+	}
+}
+
+// closeRegistrationConn lets the shared connection go when the host stops
+// (the Register calls still on it end with their plugins' contexts).
 func (h *Host) closeRegistrationConn() {
 	h.reg.mu.Lock()
 	defer h.reg.mu.Unlock()
-	if h.reg.conn != nil {
-		h.reg.conn.Close()
-		h.reg.conn = nil
+	if h.reg.cur != nil {
+		h.retireLocked(h.reg.cur)
 	}
 }
 
-// retire closes a replaced connection once the Register calls still on it
-// have had their time: closing it at once would fail them as refusals
-// rather than as an absent kubelet.
-func retire(conn *grpc.ClientConn) {
-	time.AfterFunc(registerTimeout, func() { conn.Close() })
+// retireLocked takes rc out of use and closes it once no call uses it.
+func (h *Host) retireLocked(rc *regConn) {
+	if h.reg.cur == rc {
+		h.reg.cur = nil
+	}
+	if !rc.retired {
+		rc.retired = true
+		if rc.inflight == 0 {
+			rc.conn.Close()
+		}
+	}
 }
 
 // kubeletSocket is the kubelet's registration socket.
 func (h *Host) kubeletSocket() string {
 	return filepath.Join(h.cfg.DevicePluginDir, "kubelet.sock")
-}
-
-// kubeletPresent reports whether kubelet.sock exists.
-func (h *Host) kubeletPresent() bool {
-	_, err := os.Stat(h.kubeletSocket())
-	return err == nil
 }
