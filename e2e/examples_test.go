@@ -27,7 +27,8 @@ type exampleResource struct {
 // --node-name test-node) has capacity = its device count and allocatable =
 // count minus its unhealthy list; the others are not there at all. With a
 // healthCheck, allocatable depends on this machine's paths and is only
-// bounded. And examples/pod.yaml is admitted on examples/manifest.yaml.
+// bounded. And examples/pod-mixed.yaml is admitted on examples/manifest.yaml, its
+// containers getting what they asked for, never the same device.
 func TestShippedExamples(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("..", "examples", "*.yaml"))
 	if err != nil || len(files) == 0 {
@@ -58,18 +59,18 @@ func TestShippedExamples(t *testing.T) {
 		})
 	}
 
-	t.Run("pod.yaml on manifest.yaml", func(t *testing.T) {
+	t.Run("pod-mixed.yaml on manifest.yaml", func(t *testing.T) {
 		manifestYAML, err := os.ReadFile(filepath.Join("..", "examples", "manifest.yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		podYAML, err := os.ReadFile(filepath.Join("..", "examples", "pod.yaml"))
+		podYAML, err := os.ReadFile(filepath.Join("..", "examples", "pod-mixed.yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		pod := &v1.Pod{}
 		if err := yaml.UnmarshalStrict(podYAML, pod); err != nil {
-			t.Fatalf("examples/pod.yaml: %v", err)
+			t.Fatalf("examples/pod-mixed.yaml: %v", err)
 		}
 		pod.UID = types.UID("uid-" + pod.Name)
 		if pod.Namespace == "" {
@@ -77,8 +78,12 @@ func TestShippedExamples(t *testing.T) {
 		}
 		k, _, _ := serve(t, string(manifestYAML))
 		if err := k.admit(pod); err != nil {
-			t.Fatalf("the kubelet refused examples/pod.yaml: %v", err)
+			t.Fatalf("the kubelet refused examples/pod-mixed.yaml: %v", err)
 		}
+		if len(pod.Spec.Containers) < 2 {
+			t.Errorf("examples/pod-mixed.yaml has %d container(s); it shows several containers sharing resources", len(pod.Spec.Containers))
+		}
+		holder := map[string]string{} // resource + "/" + device ID -> container
 		for _, c := range pod.Spec.Containers {
 			got := k.devices(pod, c.Name)
 			for res, q := range c.Resources.Limits {
@@ -87,6 +92,12 @@ func TestShippedExamples(t *testing.T) {
 				}
 				if int64(len(got[string(res)])) != q.Value() {
 					t.Errorf("container %s: %d %s, asked for %d", c.Name, len(got[string(res)]), res, q.Value())
+				}
+				for _, id := range got[string(res)] {
+					if other, taken := holder[string(res)+"/"+id]; taken {
+						t.Errorf("%s device %s given to both %s and %s", res, id, other, c.Name)
+					}
+					holder[string(res)+"/"+id] = c.Name
 				}
 			}
 			if opts := k.runOptions(pod, c.Name); len(opts.Envs) == 0 {
