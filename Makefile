@@ -67,7 +67,7 @@ fuzz:
 # -versus OLD_BINARY (before/after of a change).
 BENCH_FLAGS ?=
 bench: build bench-go
-	$(GO) build -o bin/sdp-bench ./bench
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sdp-bench ./bench
 	bin/sdp-bench -bin $(BIN) -json docs/bench/results.json -md docs/bench/results.md $(BENCH_FLAGS)
 	cd bench/plot && $(GO) run . -in ../../docs/bench/results.json -out ../../docs/bench/startup.svg
 

@@ -22,7 +22,7 @@ const fpga = "example.com/fpga"
 // connection to each (the one Register dialled back).
 func (b *bench) allocate() error {
 	sizes := []int{1, 3, 64}
-	rounds := b.rounds(21, 3)
+	rounds := b.rounds(41, 3)
 	const warmup, calls = 200, 1000
 
 	hostDir, err := tempDir("sdpb")
