@@ -338,7 +338,7 @@ func TestHTTPEndpoints(t *testing.T) {
 		`sdp_resources 3`,
 	} {
 		if !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %s", want)
+			t.Errorf("/metrics lacks %s; it has:\n%s", want, grepLines(body, "sdp_registrations_total", "sdp_plugin_restarts_total"))
 		}
 	}
 	if _, err := k.Endpoint("example.com/a").Client.Allocate(context.Background(), &pluginapi.AllocateRequest{
@@ -404,4 +404,18 @@ func counter(t *testing.T, reg prometheus.Gatherer, name, label, value string) f
 func gauge(t *testing.T, reg prometheus.Gatherer, name, label, value string) float64 {
 	t.Helper()
 	return counter(t, reg, name, label, value)
+}
+
+// grepLines is the lines of text that contain any of words.
+func grepLines(text string, words ...string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		for _, w := range words {
+			if strings.Contains(line, w) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -94,8 +94,10 @@ func (p *Plugin) runSession(ctx context.Context) error {
 }
 
 func (p *Plugin) registeredNow() {
-	p.setRegistered(true)
+	// Counted before it shows as registered: whoever sees /readyz turn
+	// 200 finds the registration in /metrics too.
 	p.host.metrics.registrations.WithLabelValues(p.name).Inc()
+	p.setRegistered(true)
 	p.log.Info("registered with the kubelet", "socket", p.socketPath, "devices", len(p.snapshot().res.IDs), "via", string(p.host.cfg.Registration))
 }
 
