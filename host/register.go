@@ -75,8 +75,9 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 // call in flight never fails for our closing it.
 type regConn struct {
 	conn     *grpc.ClientConn
-	id       fileID // the kubelet.sock it was made for
-	inflight int    // Register calls using it; guarded by Host.reg.mu
+	raw      *kubeletConn // what conn dials; closed with conn should gRPC never take it
+	id       fileID       // the kubelet.sock it was made for
+	inflight int          // Register calls using it; guarded by Host.reg.mu
 	retired  bool
 }
 
@@ -107,8 +108,19 @@ func (h *Host) acquireRegistrationConn(ctx context.Context, id fileID) (*regConn
 		raw.Close()
 		return nil, fmt.Errorf("connect to %s: %w", path, err)
 	}
-	h.reg.cur = &regConn{conn: conn, id: id, inflight: 1}
+	// Handshake now, not at the first Register: the kubelet's gRPC server
+	// holds a connection that has not sent its preface for up to 120 s,
+	// and its Stop waits for that (a kubelet restarting would hang).
+	conn.Connect()
+	h.reg.cur = &regConn{conn: conn, raw: raw, id: id, inflight: 1}
 	return h.reg.cur, nil
+}
+
+// close closes rc's gRPC connection and, should gRPC never have taken
+// it, the connection to the kubelet under it.
+func (rc *regConn) close() {
+	rc.conn.Close()
+	rc.raw.Close()
 }
 
 // releaseRegistrationConn ends a use of rc, closing it if it was replaced
@@ -118,7 +130,7 @@ func (h *Host) releaseRegistrationConn(rc *regConn) {
 	defer h.reg.mu.Unlock()
 	rc.inflight--
 	if rc.retired && rc.inflight == 0 {
-		rc.conn.Close()
+		rc.close()
 	}
 }
 
@@ -149,7 +161,7 @@ func (h *Host) retireLocked(rc *regConn) {
 	if !rc.retired {
 		rc.retired = true
 		if rc.inflight == 0 {
-			rc.conn.Close()
+			rc.close()
 		}
 	}
 }

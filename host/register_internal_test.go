@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
@@ -121,20 +123,24 @@ func TestRegistrationNeverReachesANewerKubelet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc, err := dialKubelet(ctx, path, id)
+	h := New(Config{DevicePluginDir: dir})
+	rc, err := h.acquireRegistrationConn(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer kc.Close()
+	defer h.closeRegistrationConn()
+	defer h.releaseRegistrationConn(rc)
+	// The connection handshakes at once, before any Register: a kubelet
+	// stopping meanwhile is not kept waiting for our preface.
+	for s := rc.conn.GetState(); s != connectivity.Ready; s = rc.conn.GetState() {
+		if !rc.conn.WaitForStateChange(ctx, s) {
+			t.Fatalf("the registration connection never became ready (last %v)", s)
+		}
+	}
 	stopFirst() // the kubelet restarts: the old one goes, the new one wipes and listens
 	os.Remove(path)
 	second, _ := startCountingKubelet(t, path)
-	conn, err := grpc.NewClient("passthrough:///"+path, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(kc.dial))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_, err = pluginapi.NewRegistrationClient(conn).Register(ctx, &pluginapi.RegisterRequest{Version: pluginapi.Version, ResourceName: "example.com/w"})
+	_, err = pluginapi.NewRegistrationClient(rc.conn).Register(ctx, &pluginapi.RegisterRequest{Version: pluginapi.Version, ResourceName: "example.com/w"})
 	if err == nil || second.calls.Load() != 0 {
 		t.Fatalf("Register after the kubelet restarted: %v, %d calls reached the new kubelet; want an error and none", err, second.calls.Load())
 	}
@@ -142,5 +148,46 @@ func TestRegistrationNeverReachesANewerKubelet(t *testing.T) {
 	// A kubelet.sock replaced between stat and connect is refused too.
 	if _, err := dialKubelet(ctx, path, id); !errors.Is(err, errKubeletAbsent) {
 		t.Fatalf("dial a kubelet.sock that is not the one stat saw: %v, want errKubeletAbsent", err)
+	}
+}
+
+// A registration connection given up before gRPC used the connection
+// under it closes that connection too: nothing of ours stays open at the
+// kubelet.
+func TestRetiredRegistrationConnClosesItsSocket(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sdp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, kubeletSocketName)
+	lis, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	id, _, err := statID(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	raw, err := dialKubelet(ctx, path, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := lis.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	conn, err := grpc.NewClient("passthrough:///"+path, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(raw.dial))
+	if err != nil {
+		t.Fatal(err)
+	}
+	(&regConn{conn: conn, raw: raw, id: id}).close() // never used: gRPC never dialled
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := peer.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("the kubelet's end of a retired, unused registration connection: read %v, want EOF (closed by us)", err)
 	}
 }
