@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -66,6 +67,18 @@ func (s *service) allocateWire(_ context.Context, req *pluginapi.AllocateRequest
 	return resp, nil
 }
 
+// refused counts and logs an Allocate that failed with a status error.
+func (s *service) refused(err error) {
+	s.p.host.metrics.allocationErrors.WithLabelValues(s.p.name, status.Code(err).String()).Inc()
+	s.p.log.Debug("allocate refused", "err", err)
+}
+
+// allocated counts an answered Allocate and its latency.
+func (s *service) allocated(start time.Time) {
+	s.p.mAllocations.Inc()
+	s.p.host.metrics.allocateSeconds.Observe(time.Since(start).Seconds())
+}
+
 // allocWork is the scratch of one Allocate: its containers' renderings
 // and the positions of their devices. Pooled, so that a call allocates
 // little besides its answer.
@@ -113,6 +126,87 @@ func (w *allocWork) answer(snap *snapshot, node string, req *pluginapi.AllocateR
 		return nil, status.Errorf(codes.Internal, "%s: %v", res.Name, err)
 	}
 	return resp, nil
+}
+
+// checkedPositions appends to positions those of ids in the resource's
+// device list, ascending, when every ID is a healthy device requested
+// once; otherwise it returns checkIDs' error naming what is wrong. The
+// usual request passes with one lookup per ID and a sort of a few ints.
+func checkedPositions(snap *snapshot, ids []string, positions []int) ([]int, error) {
+	ok := len(ids) > 0
+	for _, id := range ids {
+		i := snap.res.Position(id)
+		if i < 0 || snap.unhealthy[i] {
+			ok = false
+			break
+		}
+		positions = append(positions, i)
+	}
+	if ok {
+		slices.Sort(positions)
+		for k := 1; k < len(positions); k++ {
+			if positions[k] == positions[k-1] {
+				ok = false
+				break
+			}
+		}
+	}
+	if ok {
+		return positions, nil
+	}
+	if err := checkIDs(snap, ids); err != nil {
+		return positions, err
+	}
+	// checkIDs refuses exactly what is refused above.
+	return positions, status.Errorf(codes.Internal, "%d device IDs refused without a reason", len(ids))
+}
+
+// checkIDs refuses empty, duplicate, unknown and unhealthy device IDs,
+// naming them.
+func checkIDs(snap *snapshot, ids []string) error {
+	res := snap.res
+	if len(ids) == 0 {
+		return status.Error(codes.InvalidArgument, "no device IDs")
+	}
+	// More IDs than devices means unknown or repeated ones: name them, not
+	// only the count.
+	var unknown, unhealthy, dup []string
+	seen := make(map[int]int, min(len(ids), len(res.IDs))) // position -> times requested
+	for _, id := range ids {
+		i := res.Position(id)
+		switch {
+		case i < 0:
+			unknown = append(unknown, id)
+			continue
+		case seen[i] == 1:
+			dup = append(dup, id) // each repeated ID once, however often it repeats
+		case seen[i] == 0 && snap.unhealthy[i]:
+			unhealthy = append(unhealthy, id)
+		}
+		seen[i]++
+	}
+	tooMany := ""
+	if len(ids) > len(res.IDs) {
+		tooMany = fmt.Sprintf("%d device IDs requested; the resource has %d devices: ", len(ids), len(res.IDs))
+	}
+	switch {
+	case len(unknown) > 0:
+		return status.Errorf(codes.InvalidArgument, "%sunknown device IDs %s", tooMany, listIDs(unknown))
+	case len(dup) > 0:
+		return status.Errorf(codes.InvalidArgument, "%sdevice IDs requested twice: %s", tooMany, listIDs(dup))
+	case len(unhealthy) > 0:
+		return status.Errorf(codes.FailedPrecondition, "unhealthy device IDs %s", listIDs(unhealthy))
+	}
+	return nil
+}
+
+// listIDs names IDs in an error, at most a handful.
+func listIDs(ids []string) string {
+	const show = 8
+	if len(ids) <= show {
+		return strings.Join(ids, ", ")
+	}
+	return fmt.Sprintf("%s, … (%d in all)", strings.Join(ids[:show], ", "), len(ids))
 }
 
 // Field tags of ContainerAllocateResponse and its parts (wire type 2,

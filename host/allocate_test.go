@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -44,7 +45,7 @@ resources:
 			for _, ids := range tc.reqs {
 				req.ContainerRequests = append(req.ContainerRequests, &pluginapi.ContainerAllocateRequest{DevicesIds: ids})
 			}
-			want, err := svc.Allocate(context.Background(), req)
+			want, err := typedAllocate(svc, req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,6 +95,53 @@ func TestAllocateWireRefusesInvalidUTF8(t *testing.T) {
 			t.Errorf("%+v: proto.Marshal error %v, want valid=%v", tc.a, err, tc.valid)
 		}
 	}
+}
+
+// typedAllocate is the reference the wire form is held to: each container
+// request checked and rendered by manifest.Render, as pluginapi structs.
+func typedAllocate(s *service, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
+	snap := s.p.snapshot()
+	resp := &pluginapi.AllocateResponse{}
+	for i, cr := range req.ContainerRequests {
+		if err := checkIDs(snap, cr.DevicesIds); err != nil {
+			return nil, fmt.Errorf("container request %d: %w", i, err)
+		}
+		a, err := snap.res.Render(cr.DevicesIds, s.p.host.cfg.NodeName)
+		if err != nil {
+			return nil, fmt.Errorf("container request %d: %w", i, err)
+		}
+		resp.ContainerResponses = append(resp.ContainerResponses, toContainerResponse(a))
+	}
+	return resp, nil
+}
+
+func toContainerResponse(a *manifest.Allocation) *pluginapi.ContainerAllocateResponse {
+	r := &pluginapi.ContainerAllocateResponse{Envs: a.Envs, Annotations: a.Annotations}
+	if len(a.Mounts) > 0 {
+		mounts := make([]pluginapi.Mount, len(a.Mounts))
+		r.Mounts = make([]*pluginapi.Mount, len(a.Mounts))
+		for i, m := range a.Mounts {
+			mounts[i].ContainerPath, mounts[i].HostPath, mounts[i].ReadOnly = m.ContainerPath, m.HostPath, m.ReadOnly
+			r.Mounts[i] = &mounts[i]
+		}
+	}
+	if len(a.Devices) > 0 {
+		devs := make([]pluginapi.DeviceSpec, len(a.Devices))
+		r.Devices = make([]*pluginapi.DeviceSpec, len(a.Devices))
+		for i, d := range a.Devices {
+			devs[i].ContainerPath, devs[i].HostPath, devs[i].Permissions = d.ContainerPath, d.HostPath, d.Permissions
+			r.Devices[i] = &devs[i]
+		}
+	}
+	if len(a.CDIDevices) > 0 {
+		cdi := make([]pluginapi.CDIDevice, len(a.CDIDevices))
+		r.CdiDevices = make([]*pluginapi.CDIDevice, len(a.CDIDevices))
+		for i, name := range a.CDIDevices {
+			cdi[i].Name = name
+			r.CdiDevices[i] = &cdi[i]
+		}
+	}
+	return r
 }
 
 // renderedOf writes a as the renderer would: every string in one text,
