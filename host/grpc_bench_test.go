@@ -3,7 +3,6 @@ package host_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -19,11 +18,7 @@ import (
 // process: the host's share of a round trip (sdp-bench measures it across
 // processes against a baseline plugin).
 func BenchmarkAllocateGRPC(b *testing.B) {
-	dir, err := os.MkdirTemp("", "sdpb")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := host.ShortTempDir(b)
 	k, err := simulate.StartKubelet(dir)
 	if err != nil {
 		b.Fatal(err)

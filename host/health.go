@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"time"
+
+	"simple-device-plugin/manifest"
 )
 
 // runHealth probes the health checks of every resource that has one, in
@@ -27,7 +29,7 @@ func (h *Host) runHealth(ctx context.Context) error {
 			}
 			at, ok := due[p]
 			if !ok || !now.Before(at) {
-				h.probe(p, paths)
+				h.probe(p, res, paths)
 				at = now.Add(interval)
 				due[p] = at
 			}
@@ -54,8 +56,10 @@ func (h *Host) runHealth(ctx context.Context) error {
 	}
 }
 
-func (h *Host) probe(p *Plugin, paths []string) {
-	res := p.snapshot().res
+// probe checks the paths of res, the resource they came from: a reload
+// since then makes setProbe drop the result instead of applying it to
+// another device list.
+func (h *Host) probe(p *Plugin, res *manifest.Resource, paths []string) {
 	unhealthy := make([]bool, len(paths))
 	bad := 0
 	for i, path := range paths {

@@ -42,17 +42,7 @@ resources:
     count: 2
 `
 
-// shortTempDir returns a temp dir with a short path: unix socket paths are
-// limited to 108 bytes, which t.TempDir's long names can exceed.
-func shortTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "sdp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
+var shortTempDir = host.ShortTempDir
 
 func mustParse(t *testing.T, yaml string) *manifest.Manifest {
 	t.Helper()
@@ -70,17 +60,24 @@ type runningHost struct {
 	done   chan error
 }
 
-// startHost runs a host on dir until the test ends.
+// startHost runs a host on dir, polling and retrying quickly, until the
+// test ends.
 func startHost(t *testing.T, dir string, m *manifest.Manifest) *runningHost {
 	t.Helper()
-	h := host.New(host.Config{
+	return runHost(t, m, host.Config{
 		DevicePluginDir: dir,
 		NodeName:        "node-1",
 		PollInterval:    200 * time.Millisecond,
 		Backoff:         host.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, Stable: time.Second},
 	})
+}
+
+// runHost runs a host with cfg until the test ends.
+func runHost(t *testing.T, m *manifest.Manifest, cfg host.Config) *runningHost {
+	t.Helper()
+	h := host.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
-	rh := &runningHost{Host: h, dir: dir, cancel: cancel, done: make(chan error, 1)}
+	rh := &runningHost{Host: h, dir: cfg.DevicePluginDir, cancel: cancel, done: make(chan error, 1)}
 	go func() { rh.done <- h.Run(ctx, m) }()
 	t.Cleanup(func() { rh.stop(t) })
 	waitFor(t, 5*time.Second, "host running", h.Running)
@@ -157,16 +154,24 @@ func waitRegistered(t *testing.T, k *simulate.Kubelet, names ...string) {
 	}
 }
 
-// dial connects to a resource's plugin socket as the kubelet does.
+// dial connects to a resource's plugin socket as the kubelet does, until
+// the test ends.
 func dial(t *testing.T, dir, resource string) pluginapi.DevicePluginClient {
+	t.Helper()
+	conn := dialConn(t, dir, resource)
+	t.Cleanup(func() { conn.Close() })
+	return pluginapi.NewDevicePluginClient(conn)
+}
+
+// dialConn is dial for a caller that closes the connection itself.
+func dialConn(t *testing.T, dir, resource string) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient("unix://"+filepath.Join(dir, manifest.SocketName(resource)),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	return pluginapi.NewDevicePluginClient(conn)
+	return conn
 }
 
 func healthOf(devs []*pluginapi.Device) map[string]string {

@@ -244,13 +244,12 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 		case p.snapshot().res.SameSpec(r):
 			res.Unchanged = append(res.Unchanged, r.Name)
 		default:
-			old := p.snapshot().res
-			p.update(r)
-			if !old.SameDevices(r) {
+			devicesChanged, reregister := p.update(r)
+			if devicesChanged {
 				h.warnUnknownNUMANodes(r)
 			}
 			res.Updated = append(res.Updated, r.Name)
-			p.log.Info("resource updated", "devices_changed", !old.SameDevices(r), "reregister", !old.SameRegistration(r), "devices", len(r.IDs))
+			p.log.Info("resource updated", "devices_changed", devicesChanged, "reregister", reregister, "devices", len(r.IDs))
 		}
 	}
 	h.skipped = h.skipped[:0]

@@ -2,7 +2,6 @@ package host_test
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"net"
 	"os"
@@ -15,9 +14,11 @@ import (
 
 	"simple-device-plugin/host"
 	"simple-device-plugin/manifest"
+	"simple-device-plugin/simulate"
 )
 
-// logBuffer collects a host's logs for a test to read.
+// logBuffer collects a host's logs for a test to read, written by the
+// host's goroutines.
 type logBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
@@ -27,6 +28,12 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func (b *logBuffer) has(parts ...string) bool {
@@ -51,13 +58,26 @@ func startHostWith(t *testing.T, dir string, m *manifest.Manifest, cfg host.Conf
 	logs := &logBuffer{}
 	cfg.DevicePluginDir, cfg.NodeName = dir, "node-1"
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
-	h := host.New(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	rh := &runningHost{Host: h, dir: dir, cancel: cancel, done: make(chan error, 1)}
-	go func() { rh.done <- h.Run(ctx, m) }()
-	t.Cleanup(func() { rh.stop(t) })
-	waitFor(t, 5*time.Second, "host running", h.Running)
-	return rh, logs
+	return runHost(t, m, cfg), logs
+}
+
+// slowRetries has a slow backoff and no poll to speak of, so a plugin
+// recovering at once can only have noticed that its path is free.
+var slowRetries = host.Config{
+	PollInterval: time.Hour,
+	Backoff:      host.Backoff{Initial: 2 * time.Second, Max: 10 * time.Second, Stable: time.Minute},
+}
+
+// waitRetaken waits for every resource to be registered again, right
+// after resource's socket path was freed, and fails t if that took more
+// than a second: want it at once, not at the backoff retry.
+func waitRetaken(t *testing.T, k *simulate.Kubelet, resource string) {
+	t.Helper()
+	freed := time.Now()
+	waitRegistered(t, k, allThree...)
+	if took := time.Since(freed); took > time.Second {
+		t.Errorf("%s took %v to take its freed path back; want it at once, not at the backoff retry", resource, took)
+	}
 }
 
 func inode(t *testing.T, path string) uint64 {
@@ -83,11 +103,7 @@ func TestLiveForeignSocketIsNotRemoved(t *testing.T) {
 	t.Cleanup(func() { lis.Close() })
 	foreign := inode(t, path)
 	k := startKubelet(t, dir)
-	// A slow backoff, so recovering at once can only come from noticing the path is free.
-	_, logs := startHostWith(t, dir, mustParse(t, threeResources), host.Config{
-		PollInterval: time.Hour,
-		Backoff:      host.Backoff{Initial: 2 * time.Second, Max: 10 * time.Second, Stable: time.Minute},
-	})
+	_, logs := startHostWith(t, dir, mustParse(t, threeResources), slowRetries)
 	waitRegistered(t, k, "example.com/a", "example.com/b")
 	waitFor(t, 2*time.Second, "the refusal logged", func() bool {
 		return logs.has("plugin failed; retrying", "resource=example.com/c", "reason=foreign_file", "another process is listening on it")
@@ -100,11 +116,7 @@ func TestLiveForeignSocketIsNotRemoved(t *testing.T) {
 		t.Fatal("example.com/c registered while another process holds its socket")
 	}
 	lis.Close() // unlinks the socket, as the other process exits
-	cleared := time.Now()
-	waitRegistered(t, k, allThree...)
-	if took := time.Since(cleared); took > time.Second {
-		t.Errorf("example.com/c took %v to take its freed path; want it at once, not at the backoff retry", took)
-	}
+	waitRetaken(t, k, "example.com/c")
 }
 
 // A file renamed over a plugin's socket replaces it with no Remove event:
@@ -113,10 +125,7 @@ func TestLiveForeignSocketIsNotRemoved(t *testing.T) {
 func TestFileRenamedOverSocketIsNoticedAtOnce(t *testing.T) {
 	dir := shortTempDir(t)
 	k := startKubelet(t, dir)
-	rh, logs := startHostWith(t, dir, mustParse(t, threeResources), host.Config{
-		PollInterval: time.Hour,
-		Backoff:      host.Backoff{Initial: 2 * time.Second, Max: 10 * time.Second, Stable: time.Minute},
-	})
+	rh, logs := startHostWith(t, dir, mustParse(t, threeResources), slowRetries)
 	waitRegistered(t, k, allThree...)
 	path := filepath.Join(dir, manifest.SocketName("example.com/b"))
 	tmp := filepath.Join(dir, "tmp")
@@ -144,11 +153,7 @@ func TestFileRenamedOverSocketIsNoticedAtOnce(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	cleared := time.Now()
-	waitRegistered(t, k, allThree...)
-	if took := time.Since(cleared); took > time.Second {
-		t.Errorf("example.com/b took %v to take its freed path back", took)
-	}
+	waitRetaken(t, k, "example.com/b")
 }
 
 // A stale socket of ours (a crashed run) is replaced, and the host says so.

@@ -26,7 +26,7 @@ func dialKubelet(ctx context.Context, path string, id fileID) (*kubeletConn, err
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v: %w", path, err, errKubeletAbsent)
 	}
-	if now, _, err := statID(path); err != nil || now != id {
+	if now, err := statID(path); err != nil || now != id {
 		conn.Close()
 		return nil, fmt.Errorf("%s: replaced while connecting (a kubelet restart): %w", path, errKubeletAbsent)
 	}

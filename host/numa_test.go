@@ -1,14 +1,12 @@
 package host_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,7 +46,7 @@ resources:
 					t.Fatal(err)
 				}
 			}
-			var logs lockedBuffer
+			var logs logBuffer
 			h := host.New(host.Config{
 				DevicePluginDir: dir,
 				NUMANodesFile:   online,
@@ -78,22 +76,4 @@ resources:
 			}
 		})
 	}
-}
-
-// lockedBuffer is a bytes.Buffer the host's goroutines may log into.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

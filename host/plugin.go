@@ -102,21 +102,24 @@ func (p *Plugin) publishLocked(res *manifest.Resource) {
 	p.host.metrics.devices.WithLabelValues(p.name, pluginapi.Unhealthy).Set(float64(len(res.IDs) - s.healthy))
 }
 
-// update applies a changed resource from a reload. Device changes reach the
-// kubelet as a ListAndWatch update on the open stream; a change of the
-// registration options makes the plugin register again.
-func (p *Plugin) update(res *manifest.Resource) {
+// update applies a changed resource from a reload and says what changed.
+// Device changes reach the kubelet as a ListAndWatch update on the open
+// stream; a change of the registration options makes the plugin register
+// again.
+func (p *Plugin) update(res *manifest.Resource) (devicesChanged, reregister bool) {
 	old := p.snapshot().res
+	devicesChanged, reregister = !old.SameDevices(res), !old.SameRegistration(res)
 	p.mu.Lock()
-	if !old.SameDevices(res) {
+	if devicesChanged {
 		p.probe = nil // a new device list: the health check starts over
 	}
 	p.publishLocked(res)
 	p.mu.Unlock()
-	if !old.SameRegistration(res) {
+	if reregister {
 		p.reregister.Store(true)
 		poke(p.check)
 	}
+	return devicesChanged, reregister
 }
 
 // setProbe records health-check results (unhealthy by device index) and

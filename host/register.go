@@ -24,7 +24,7 @@ const registerTimeout = 15 * time.Second
 // when the kubelet answered with an error.
 func (p *Plugin) register(ctx context.Context, s *session) error {
 	kubeletSock := p.host.kubeletSocket()
-	id, _, err := statID(kubeletSock)
+	id, err := statID(kubeletSock)
 	if err != nil {
 		return fmt.Errorf("%s: %w", kubeletSock, errKubeletAbsent)
 	}
@@ -41,7 +41,7 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 		return err
 	}
 	defer p.host.releaseRegistrationConn(rc)
-	if sid, _, err := statID(p.socketPath); err != nil || sid != s.socketID {
+	if !p.ownsSocket(s) {
 		return errSocketRemoved
 	}
 	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
@@ -168,5 +168,5 @@ func (h *Host) retireLocked(rc *regConn) {
 
 // kubeletSocket is the kubelet's registration socket.
 func (h *Host) kubeletSocket() string {
-	return filepath.Join(h.cfg.DevicePluginDir, "kubelet.sock")
+	return filepath.Join(h.cfg.DevicePluginDir, kubeletSocketName)
 }

@@ -36,11 +36,7 @@ func (k *countingKubelet) Register(context.Context, *pluginapi.RegisterRequest) 
 // 10 s and count a failed registration: register refuses to, and says the
 // socket is gone so the plugin starts a new session at once.
 func TestRegisterRefusesAWipedSocket(t *testing.T) {
-	dir, err := os.MkdirTemp("", "sdp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := ShortTempDir(t)
 	m, err := manifest.Parse([]byte("apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n  - {name: example.com/w, count: 1}\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -57,15 +53,7 @@ func TestRegisterRefusesAWipedSocket(t *testing.T) {
 	if err := os.Remove(p.socketPath); err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("unix", filepath.Join(dir, kubeletSocketName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubelet := &countingKubelet{}
-	srv := grpc.NewServer()
-	pluginapi.RegisterRegistrationServer(srv, kubelet)
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
+	kubelet, _ := startCountingKubelet(t, filepath.Join(dir, kubeletSocketName))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -109,17 +97,13 @@ func startCountingKubelet(t *testing.T, path string) (*countingKubelet, func()) 
 // kubelet restarted in between (which wiped our socket after we checked
 // it) never gets it.
 func TestRegistrationNeverReachesANewerKubelet(t *testing.T) {
-	dir, err := os.MkdirTemp("", "sdp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := ShortTempDir(t)
 	path := filepath.Join(dir, kubeletSocketName)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
 	_, stopFirst := startCountingKubelet(t, path)
-	id, _, err := statID(path)
+	id, err := statID(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,18 +139,14 @@ func TestRegistrationNeverReachesANewerKubelet(t *testing.T) {
 // under it closes that connection too: nothing of ours stays open at the
 // kubelet.
 func TestRetiredRegistrationConnClosesItsSocket(t *testing.T) {
-	dir, err := os.MkdirTemp("", "sdp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := ShortTempDir(t)
 	path := filepath.Join(dir, kubeletSocketName)
 	lis, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lis.Close()
-	id, _, err := statID(path)
+	id, err := statID(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,16 +66,22 @@ type fileID struct {
 	ctime    int64
 }
 
-func statID(path string) (fileID, os.FileInfo, error) {
+func statID(path string) (fileID, error) {
 	fi, err := os.Lstat(path)
 	if err != nil {
-		return fileID{}, nil, err
+		return fileID{}, err
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return fileID{}, fi, nil
+		return fileID{}, nil
 	}
-	return fileID{dev: uint64(st.Dev), ino: st.Ino, ctime: st.Ctim.Nano()}, fi, nil
+	return fileID{dev: uint64(st.Dev), ino: st.Ino, ctime: st.Ctim.Nano()}, nil
+}
+
+// ownsSocket reports whether the socket file is still the one s created.
+func (p *Plugin) ownsSocket(s *session) bool {
+	id, err := statID(p.socketPath)
+	return err == nil && id == s.socketID
 }
 
 // startSession creates the socket (removing a stale socket first, never
@@ -108,7 +114,7 @@ func (p *Plugin) startSession() (*session, error) {
 	// another process put at this path.
 	lis.(*net.UnixListener).SetUnlinkOnClose(false)
 	tracked := &trackingListener{UnixListener: lis.(*net.UnixListener)}
-	id, _, err := statID(p.socketPath)
+	id, err := statID(p.socketPath)
 	if err != nil {
 		lis.Close()
 		if os.IsNotExist(err) {
@@ -151,7 +157,7 @@ func (p *Plugin) stopSession(s *session, final bool, wait time.Duration) {
 	s.listener.waitIdle(wait)
 	s.server.Stop()
 	<-s.serving
-	if id, _, err := statID(p.socketPath); err == nil && id == s.socketID {
+	if p.ownsSocket(s) {
 		if err := os.Remove(p.socketPath); err != nil && !os.IsNotExist(err) {
 			p.log.Warn("cannot remove socket", "socket", p.socketPath, "err", err)
 		}
@@ -160,12 +166,11 @@ func (p *Plugin) stopSession(s *session, final bool, wait time.Duration) {
 
 // checkSession says why the session is no longer valid, or nil.
 func (p *Plugin) checkSession(s *session) error {
-	id, _, err := statID(p.socketPath)
-	if err != nil || id != s.socketID {
+	if !p.ownsSocket(s) {
 		return errSocketRemoved
 	}
 	if p.host.cfg.Registration == RegisterKubeletSocket {
-		if k, _, err := statID(p.host.kubeletSocket()); err != nil || k != s.kubelet {
+		if k, err := statID(p.host.kubeletSocket()); err != nil || k != s.kubelet {
 			return errKubeletRestart
 		}
 	}

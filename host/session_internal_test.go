@@ -2,7 +2,6 @@ package host
 
 import (
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,11 +10,7 @@ import (
 // The listener counts accepted connections until gRPC closes them, and
 // hands out the *net.UnixConn itself (gRPC pools read buffers only then).
 func TestTrackingListenerCountsOpenConnections(t *testing.T) {
-	dir, err := os.MkdirTemp("", "sdp") // short: socket paths are limited to 108 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := ShortTempDir(t)
 	lis, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "s.sock"), Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
@@ -53,12 +48,15 @@ func TestTrackingListenerCountsOpenConnections(t *testing.T) {
 	if n := l.open(); n != 1 {
 		t.Fatalf("open() after one close = %d, want 1", n)
 	}
+	closed := make(chan struct{})
 	go func() {
+		defer close(closed)
 		time.Sleep(10 * time.Millisecond)
 		server[1].Close()
 	}()
 	start = time.Now()
 	l.waitIdle(10 * time.Second)
+	<-closed
 	if waited := time.Since(start); waited > 5*time.Second {
 		t.Fatalf("waitIdle took %v after the last connection closed", waited)
 	}

@@ -3,7 +3,6 @@ package host_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -12,10 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
-
-	"simple-device-plugin/manifest"
 )
 
 // How a churn stream ends.
@@ -47,11 +43,7 @@ func TestSoakStreamChurn(t *testing.T) {
 	waitRegistered(t, k, resources...)
 
 	dialSock := func(resource string) (*grpc.ClientConn, pluginapi.DevicePluginClient) {
-		conn, err := grpc.NewClient("unix://"+filepath.Join(dir, manifest.SocketName(resource)),
-			grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := dialConn(t, dir, resource)
 		return conn, pluginapi.NewDevicePluginClient(conn)
 	}
 	shared := make([]pluginapi.DevicePluginClient, len(resources))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
@@ -149,13 +146,7 @@ func TestSoakAllocateStorm(t *testing.T) {
 	conns := make([][]pluginapi.DevicePluginClient, stormResources)
 	for r := range conns {
 		for range stormConnsPerResource {
-			conn, err := grpc.NewClient("unix://"+filepath.Join(dir, manifest.SocketName(stormResource(r))),
-				grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { conn.Close() })
-			conns[r] = append(conns[r], pluginapi.NewDevicePluginClient(conn))
+			conns[r] = append(conns[r], dial(t, dir, stormResource(r)))
 		}
 	}
 	// The expected GetPreferredAllocation answers of each device set.

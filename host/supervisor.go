@@ -131,7 +131,7 @@ func (p *Plugin) registerUntilDone(ctx context.Context, s *session) error {
 		case <-p.wake:
 			retry.Reset() // a (new) kubelet.sock: back to quick retries
 		case <-p.check:
-			if id, _, err := statID(p.socketPath); err != nil || id != s.socketID {
+			if !p.ownsSocket(s) {
 				timer.Stop()
 				return errSocketRemoved
 			}
@@ -183,8 +183,9 @@ func restartReason(err error) string {
 // nothing, so a file left for days costs no more retries than the backoff
 // allows. False if ctx ended.
 func (p *Plugin) sleepBackoff(ctx context.Context, delay time.Duration, pathBlocked bool) bool {
-	if !pathBlocked {
-		return sleep(ctx, delay, p.wake)
+	var check <-chan struct{} // nil unless the path is blocked: checks wait for the next session
+	if pathBlocked {
+		check = p.check
 	}
 	timer := time.NewTimer(delay)
 	defer timer.Stop()
@@ -196,23 +197,10 @@ func (p *Plugin) sleepBackoff(ctx context.Context, delay time.Duration, pathBloc
 			return true
 		case <-timer.C:
 			return true
-		case <-p.check:
+		case <-check:
 			if _, err := os.Lstat(p.socketPath); os.IsNotExist(err) {
 				return true
 			}
 		}
 	}
-}
-
-// sleep waits d, or less if wake fires; false if ctx ended.
-func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-wake:
-	case <-timer.C:
-	}
-	return true
 }
