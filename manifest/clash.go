@@ -1,6 +1,9 @@
 package manifest
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // checkAcrossResources applies the rules that span resources: unique names
 // and sockets, and nothing two resources would both put into one container.
@@ -131,37 +134,17 @@ func (r *Resource) sampleContributions() []contribution {
 	}
 	paths := func(list string, items []pathPairTmpl) {
 		for j, it := range items {
-			field := fmt.Sprintf("%s.%s[%d].containerPath", p, list, j)
-			for _, s := range r.renderSample(it.container, it.perDevice) {
+			// Not Sprintf: boxing list and p costs allocations on every reload.
+			field := p + "." + list + "[" + strconv.Itoa(j) + "].containerPath"
+			// Every template rendered on the sample at compile time; a
+			// failing one has no paths to clash.
+			rendered, _ := r.renderSample(it.container, it.perDevice)
+			for _, s := range rendered {
 				out = append(out, contribution{"container path", field, s})
 			}
 		}
 	}
 	paths("mounts", r.mounts)
 	paths("devices", r.devices)
-	return out
-}
-
-// renderSample renders t on the sample allocation: once, or once per
-// sample device. Templates were already rendered on it at compile time, so
-// errors cannot occur here; a failing one yields nothing.
-func (r *Resource) renderSample(t *tmpl, perDevice bool) []string {
-	ids := r.sampleIDs()
-	cd := ContainerData{Resource: r.Name, IDs: ids, Count: len(ids), Node: "sample-node"}
-	if !perDevice {
-		s, err := t.renderString(cd)
-		if err != nil {
-			return nil
-		}
-		return []string{s}
-	}
-	out := make([]string, 0, len(ids))
-	for i, id := range ids {
-		s, err := t.renderString(DeviceData{ContainerData: cd, ID: id, Index: i})
-		if err != nil {
-			return nil
-		}
-		out = append(out, s)
-	}
 	return out
 }

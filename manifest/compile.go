@@ -26,12 +26,11 @@ type Resource struct {
 	healthPaths    []string // per device index; nil without healthCheck
 	healthInterval time.Duration
 
-	env          []keyedTmpl
-	annotations  []keyedTmpl
-	hasPerDevice bool // some mount, device node or CDI name is per device
-	mounts       []pathPairTmpl
-	devices      []pathPairTmpl
-	cdi          []cdiTmpl
+	env         []keyedTmpl
+	annotations []keyedTmpl
+	mounts      []pathPairTmpl
+	devices     []pathPairTmpl
+	cdi         []cdiTmpl
 }
 
 type keyedTmpl struct {
@@ -52,10 +51,14 @@ type cdiTmpl struct {
 	perDevice bool
 }
 
-// maxCount is the most devices that could fit in MaxListAndWatchBytes even
-// with 1-character IDs: a larger count is rejected before any ID is
+// minDeviceBytes is the least one device adds to ListAndWatch (a
+// 1-character ID). maxCount is the most devices that could fit in
+// MaxListAndWatchBytes: a larger count is rejected before any ID is
 // generated, so a typo like count: 1000000 costs nothing to report.
-var maxCount = MaxListAndWatchBytes / ListAndWatchSize([]string{"x"}, false)
+var (
+	minDeviceBytes = ListAndWatchSize([]string{"x"}, false)
+	maxCount       = MaxListAndWatchBytes / minDeviceBytes
+)
 
 const (
 	// MaxListAndWatchBytes bounds the encoded size of one ListAndWatch
@@ -84,7 +87,7 @@ func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
 	case spec.Count != nil && *spec.Count > maxCount:
 		n := *spec.Count
 		errs.add(p+".count", "%d devices encode to a ListAndWatch message of at least %s even with 1-character IDs; %s",
-			n, fmtBytes(n*ListAndWatchSize([]string{"x"}, false)), sizeAdvice)
+			n, fmtBytes(n*minDeviceBytes), sizeAdvice)
 	case spec.Count != nil && *spec.Count >= 1:
 		r.IDs = generateIDs(spec, p, errs)
 	case spec.IDs != nil && len(spec.IDs) > maxCount:
@@ -247,38 +250,19 @@ func (r *Resource) compileTopology(p string, errs *ErrorList) {
 // data, so a template that would fail at Allocate fails here instead.
 func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 	spec := r.Spec
-	sample := r.sampleIDs()
-	cd := ContainerData{Resource: r.Name, IDs: sample, Count: len(sample), Node: "sample-node"}
-	deviceData := make([]DeviceData, len(sample))
-	for i, id := range sample {
-		deviceData[i] = DeviceData{ContainerData: cd, ID: id, Index: i}
-	}
 
 	// compile parses src and renders it on the sample, returning the
-	// compiled template and its sample renderings (one per container, or
-	// one per sample device).
+	// compiled template and its sample renderings.
 	compile := func(field, src string, perDevice bool) (*tmpl, []string) {
 		t, err := compileTemplate(field, src)
 		if err != nil {
 			errs.add(field, "%s", err)
 			return nil, nil
 		}
-		var out []string
-		if !perDevice {
-			s, err := t.renderString(cd)
-			if err != nil {
-				errs.add(field, "%s", explainExecErr(err, field, false))
-				return nil, nil
-			}
-			return t, []string{s}
-		}
-		for _, d := range deviceData {
-			s, err := t.renderString(d)
-			if err != nil {
-				errs.add(field, "%s", explainExecErr(err, field, true))
-				return nil, nil
-			}
-			out = append(out, s)
+		out, err := r.renderSample(t, perDevice)
+		if err != nil {
+			errs.add(field, "%s", explainExecErr(err, field, perDevice))
+			return nil, nil
 		}
 		return t, out
 	}
@@ -323,26 +307,24 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		}
 	}
 
+	// pair compiles and checks a mount's or device node's two paths.
+	pair := func(f, hostPath, containerPath string, perDevice bool) (pathPairTmpl, bool) {
+		host, hs := compile(f+".hostPath", hostPath, perDevice)
+		cont, cs := compile(f+".containerPath", containerPath, perDevice)
+		checkPaths(f+".hostPath", hostPath, hs, false)
+		checkPaths(f+".containerPath", containerPath, cs, true)
+		return pathPairTmpl{host: host, container: cont, perDevice: perDevice}, host != nil && cont != nil
+	}
 	for i, m := range spec.Mounts {
-		f := fmt.Sprintf("%s.mounts[%d]", p, i)
-		host, hs := compile(f+".hostPath", m.HostPath, m.PerDevice)
-		cont, cs := compile(f+".containerPath", m.ContainerPath, m.PerDevice)
-		checkPaths(f+".hostPath", m.HostPath, hs, false)
-		checkPaths(f+".containerPath", m.ContainerPath, cs, true)
-		if host != nil && cont != nil {
-			r.mounts = append(r.mounts, pathPairTmpl{host: host, container: cont, readOnly: m.ReadOnly, perDevice: m.PerDevice})
-			r.hasPerDevice = r.hasPerDevice || m.PerDevice
+		if pp, ok := pair(fmt.Sprintf("%s.mounts[%d]", p, i), m.HostPath, m.ContainerPath, m.PerDevice); ok {
+			pp.readOnly = m.ReadOnly
+			r.mounts = append(r.mounts, pp)
 		}
 	}
 	for i, d := range spec.Devices {
-		f := fmt.Sprintf("%s.devices[%d]", p, i)
-		host, hs := compile(f+".hostPath", d.HostPath, d.PerDevice)
-		cont, cs := compile(f+".containerPath", d.ContainerPath, d.PerDevice)
-		checkPaths(f+".hostPath", d.HostPath, hs, false)
-		checkPaths(f+".containerPath", d.ContainerPath, cs, true)
-		if host != nil && cont != nil {
-			r.devices = append(r.devices, pathPairTmpl{host: host, container: cont, permissions: d.Permissions, perDevice: d.PerDevice})
-			r.hasPerDevice = r.hasPerDevice || d.PerDevice
+		if pp, ok := pair(fmt.Sprintf("%s.devices[%d]", p, i), d.HostPath, d.ContainerPath, d.PerDevice); ok {
+			pp.permissions = d.Permissions
+			r.devices = append(r.devices, pp)
 		}
 	}
 	for i, c := range spec.CDIDevices {
@@ -359,7 +341,6 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		}
 		if t != nil {
 			r.cdi = append(r.cdi, cdiTmpl{name: t, perDevice: c.PerDevice})
-			r.hasPerDevice = r.hasPerDevice || c.PerDevice
 		}
 	}
 
@@ -422,6 +403,29 @@ func (r *Resource) sampleIDs() []string {
 	}
 	n := min(len(r.IDs), sampleIDs)
 	return r.IDs[:n]
+}
+
+// renderSample renders t on the sample allocation: once, or once per
+// sample device.
+func (r *Resource) renderSample(t *tmpl, perDevice bool) ([]string, error) {
+	ids := r.sampleIDs()
+	cd := ContainerData{Resource: r.Name, IDs: ids, Count: len(ids), Node: "sample-node"}
+	if !perDevice {
+		s, err := t.renderString(cd)
+		if err != nil {
+			return nil, err
+		}
+		return []string{s}, nil
+	}
+	out := make([]string, 0, len(ids))
+	for i, id := range ids {
+		s, err := t.renderString(DeviceData{ContainerData: cd, ID: id, Index: i})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // ListAndWatchSize is the protobuf-encoded size of a ListAndWatch response

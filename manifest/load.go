@@ -51,9 +51,12 @@ func Parse(data []byte) (*Manifest, error) { return parseManifest(data, nil) }
 // prev may be nil.
 func Reparse(data []byte, prev *Manifest) (*Manifest, error) { return parseManifest(data, prev) }
 
+// emptyManifest is the answer to no text, only comments, or a bare "null".
+const emptyManifest = "the manifest is empty; start from examples/manifest.yaml"
+
 func parseManifest(data []byte, prev *Manifest) (*Manifest, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, ErrorList{{Message: "the manifest is empty; start from examples/manifest.yaml"}}
+		return nil, ErrorList{{Message: emptyManifest}}
 	}
 	data, err := oneDocument(data)
 	if err != nil {
@@ -69,8 +72,7 @@ func parseManifest(data []byte, prev *Manifest) (*Manifest, error) {
 		return nil, ErrorList{{Message: "the manifest is not a YAML mapping: " + err.Error()}}
 	}
 	if doc == nil {
-		// Only comments, or a bare "null": as empty as no text at all.
-		return nil, ErrorList{{Message: "the manifest is empty; start from examples/manifest.yaml"}}
+		return nil, ErrorList{{Message: emptyManifest}}
 	}
 	if _, ok := doc.(map[string]any); !ok {
 		return nil, ErrorList{{Message: fmt.Sprintf("the manifest must be a mapping with apiVersion, kind and resources, got %s", describe(doc))}}

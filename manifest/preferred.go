@@ -32,7 +32,7 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 	nAvail := 0
 	var ignored []string // available IDs the resource does not have
 	for _, id := range available {
-		i := r.index.find(r.IDs, id)
+		i := r.Position(id)
 		if i < 0 {
 			ignored = append(ignored, id)
 			continue
@@ -46,7 +46,7 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 	mustSeen := make(map[int]bool, len(mustInclude)) // a set: the kubelet may send 100,000 IDs
 	var unknown, notAvailable []string
 	for _, id := range mustInclude {
-		i := r.index.find(r.IDs, id)
+		i := r.Position(id)
 		if i < 0 {
 			unknown = append(unknown, id)
 			continue

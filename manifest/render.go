@@ -331,7 +331,7 @@ func (r *Resource) sortedPositions(ids []string) ([]int, error) {
 	positions := make([]int, 0, len(ids))
 	var unknown []string
 	for _, id := range ids {
-		i := r.index.find(r.IDs, id)
+		i := r.Position(id)
 		if i < 0 {
 			unknown = append(unknown, id)
 			continue
@@ -346,7 +346,7 @@ func (r *Resource) sortedPositions(ids []string) ([]int, error) {
 }
 
 // Has reports whether id is a device of this resource.
-func (r *Resource) Has(id string) bool { return r.index.find(r.IDs, id) >= 0 }
+func (r *Resource) Has(id string) bool { return r.Position(id) >= 0 }
 
 // Position is id's index in IDs, or -1.
 func (r *Resource) Position(id string) int { return r.index.find(r.IDs, id) }

@@ -3,7 +3,6 @@ package manifest
 import (
 	"fmt"
 	"reflect"
-	"sort"
 	"strings"
 	"time"
 )
@@ -43,11 +42,10 @@ func checkSchema(v any, t reflect.Type, path string, errs *ErrorList) bool {
 			return false
 		}
 		fields := jsonFields(t)
-		keys := sortedKeys(m)
-		for _, k := range keys {
+		for _, k := range sortedMapKeys(m) {
 			f, ok := fields[k]
 			if !ok {
-				errs.add(join(path, k), "unknown field%s; fields here are %s", suggest(k, fields), strings.Join(fieldNames(fields), ", "))
+				errs.add(join(path, k), "unknown field%s; fields here are %s", suggest(k, fields), strings.Join(sortedMapKeys(fields), ", "))
 				delete(m, k)
 				continue
 			}
@@ -72,7 +70,7 @@ func checkSchema(v any, t reflect.Type, path string, errs *ErrorList) bool {
 			errs.add(path, "expected a mapping (key: value), got %s", describe(v))
 			return false
 		}
-		for _, k := range sortedKeys(m) {
+		for _, k := range sortedMapKeys(m) {
 			if !checkSchema(m[k], t.Elem(), fmt.Sprintf("%s[%s]", path, k), errs) {
 				// Keep the key with an empty value: its name is still
 				// checked, and the map does not look incomplete to the
@@ -140,28 +138,10 @@ func jsonFields(t reflect.Type) map[string]reflect.StructField {
 	return out
 }
 
-func fieldNames(fields map[string]reflect.StructField) []string {
-	names := make([]string, 0, len(fields))
-	for n := range fields {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // suggest names the known field closest to an unknown one, if any is close.
 func suggest(unknown string, fields map[string]reflect.StructField) string {
 	best, bestDist := "", 3
-	for _, name := range fieldNames(fields) {
+	for _, name := range sortedMapKeys(fields) {
 		if d := editDistance(strings.ToLower(unknown), strings.ToLower(name)); d < bestDist {
 			best, bestDist = name, d
 		}

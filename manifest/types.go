@@ -30,7 +30,7 @@ type Spec struct {
 type ResourceSpec struct {
 	Name             string            `json:"name" validate:"required,extendedresource"`
 	Count            *int              `json:"count,omitempty" validate:"omitempty,min=1"`
-	IDs              []string          `json:"ids,omitempty" validate:"omitempty,min=1,dive,required,max=63,deviceid"`
+	IDs              []string          `json:"ids,omitempty" validate:"omitempty,min=1,dive,deviceid"` // deviceid also says empty and too long
 	IDTemplate       string            `json:"idTemplate,omitempty"`
 	Env              map[string]string `json:"env,omitempty" validate:"omitempty,dive,keys,required,envname,endkeys"`
 	Annotations      map[string]string `json:"annotations,omitempty" validate:"omitempty,dive,keys,required,annotationkey,endkeys"`

@@ -45,7 +45,6 @@ func getValidator() (*validator.Validate, error) {
 			return name
 		})
 		for tag, check := range stringRules {
-			check := check
 			if err := v.RegisterValidation(tag, func(fl validator.FieldLevel) bool {
 				return check(fl.Field().String()) == ""
 			}); err != nil {
@@ -124,9 +123,6 @@ func fieldMessage(fe validator.FieldError) string {
 		}
 		return fmt.Sprintf("must be at least %s (got %v)", fe.Param(), fe.Value())
 	case "max":
-		if fe.Kind() == reflect.String {
-			return fmt.Sprintf("%q is %d characters; at most %s are allowed", fe.Value(), len(fmt.Sprint(fe.Value())), fe.Param())
-		}
 		return fmt.Sprintf("must be at most %s (got %v)", fe.Param(), fe.Value())
 	case "oneof":
 		return fmt.Sprintf("%q is not allowed; use one of %s", fe.Value(), strings.ReplaceAll(fe.Param(), " ", ", "))
