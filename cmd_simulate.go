@@ -48,7 +48,7 @@ func simulateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	m, err := manifest.Load(*manifestPath)
 	if err != nil {
 		if manifest.Errors(err) != nil {
-			printManifestErrors(stderr, *manifestPath, manifest.Errors(err))
+			printManifestErrors(stderr, *manifestPath, err)
 		} else {
 			fmt.Fprintf(stderr, "simulate: %v\n", err)
 		}

@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -31,10 +27,7 @@ resources:
 // listed as skipped, and asking for one of them is an error naming its
 // globs. NODE_NAME stands in for the flag, as in the DaemonSet.
 func TestSimulateNodeNameSelectsResources(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "manifest.yaml")
-	if err := os.WriteFile(path, []byte(nodesManifest), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := writeFile(t, t.TempDir(), "manifest.yaml", nodesManifest)
 	for _, tc := range []struct {
 		name         string
 		args         []string
@@ -62,18 +55,15 @@ func TestSimulateNodeNameSelectsResources(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("NODE_NAME", tc.env)
-			t.Setenv("SDP_NODE_NAME", "")
-			os.Unsetenv("SDP_NODE_NAME")
-			var stdout, stderr bytes.Buffer
-			args := append([]string{"simulate", "--manifest", path, "--output", "json"}, tc.args...)
-			code := Main(context.Background(), args, &stdout, &stderr)
+			unsetEnv(t, "SDP_NODE_NAME")
+			code, stdout, stderr := runMain(t, append([]string{"simulate", "--manifest", path, "--output", "json"}, tc.args...)...)
 			if code != tc.wantCode {
-				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tc.wantCode, stderr.String())
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tc.wantCode, stderr)
 			}
 			if tc.wantCode != exitOK {
 				for _, want := range tc.wantInStderr {
-					if !strings.Contains(stderr.String(), want) {
-						t.Errorf("stderr %q does not say %q", stderr.String(), want)
+					if !strings.Contains(stderr, want) {
+						t.Errorf("stderr %q does not say %q", stderr, want)
 					}
 				}
 				return
@@ -83,8 +73,8 @@ func TestSimulateNodeNameSelectsResources(t *testing.T) {
 				Resources []struct{ Name string } `json:"resources"`
 				Skipped   []json.RawMessage       `json:"skippedOnThisNode"`
 			}
-			if err := json.Unmarshal(stdout.Bytes(), &report); err != nil {
-				t.Fatalf("simulate --output json: %v\n%s", err, stdout.String())
+			if err := json.Unmarshal([]byte(stdout), &report); err != nil {
+				t.Fatalf("simulate --output json: %v\n%s", err, stdout)
 			}
 			var served []string
 			for _, r := range report.Resources {

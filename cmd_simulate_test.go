@@ -46,6 +46,15 @@ func runMain(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
+// unsetEnv unsets variables for the test; t.Setenv restores them after.
+func unsetEnv(t *testing.T, names ...string) {
+	t.Helper()
+	for _, v := range names {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+}
+
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	path := filepath.Join(dir, name)
@@ -197,11 +206,9 @@ func TestSimulateCommand(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// Every variable simulate reads, cleared unless the case sets it.
-			for _, v := range []string{"NODE_NAME", "SDP_MANIFEST", "SDP_REQUEST", "SDP_CONTAINERS", "SDP_NODE_NAME", "SDP_OUTPUT", "SDP_LOG_FORMAT", "SDP_LOG_LEVEL"} {
-				t.Setenv(v, tc.env[v])
-				if _, set := tc.env[v]; !set {
-					os.Unsetenv(v)
-				}
+			unsetEnv(t, "NODE_NAME", "SDP_MANIFEST", "SDP_REQUEST", "SDP_CONTAINERS", "SDP_NODE_NAME", "SDP_OUTPUT", "SDP_LOG_FORMAT", "SDP_LOG_LEVEL")
+			for k, v := range tc.env {
+				t.Setenv(k, v)
 			}
 			code, stdout, stderr := runMain(t, tc.args...)
 			if code != tc.wantCode {

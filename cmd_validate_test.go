@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,17 +26,10 @@ resources:
 
 func TestValidateCommand(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	good := write("good.yaml", validManifest)
-	single := write("single.yaml", "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources: [{name: example.com/one, count: 1}]\n")
-	bad := write("bad.yaml", invalidManifest)
-	broken := write("broken.yaml", validManifest+"    ids: [q]\n")
+	good := writeFile(t, dir, "good.yaml", validManifest)
+	single := writeFile(t, dir, "single.yaml", "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources: [{name: example.com/one, count: 1}]\n")
+	bad := writeFile(t, dir, "bad.yaml", invalidManifest)
+	broken := writeFile(t, dir, "broken.yaml", validManifest+"    ids: [q]\n")
 	missing := filepath.Join(dir, "missing.yaml")
 
 	goodLine := good + ": valid: 2 resources, 3 devices (example.com/a=2, example.com/b=1)\n"
@@ -65,21 +56,20 @@ func TestValidateCommand(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := Main(context.Background(), append([]string{"validate"}, tc.args...), &stdout, &stderr)
+			code, stdout, stderr := runMain(t, append([]string{"validate"}, tc.args...)...)
 			if code != tc.wantCode {
-				t.Errorf("exit code %d, want %d\nstderr:\n%s", code, tc.wantCode, stderr.String())
+				t.Errorf("exit code %d, want %d\nstderr:\n%s", code, tc.wantCode, stderr)
 			}
-			if stdout.String() != tc.wantStdout {
-				t.Errorf("stdout:\n%s\nwant:\n%s", stdout.String(), tc.wantStdout)
+			if stdout != tc.wantStdout {
+				t.Errorf("stdout:\n%s\nwant:\n%s", stdout, tc.wantStdout)
 			}
 			for _, want := range tc.wantStderr {
-				if !strings.Contains(stderr.String(), want) {
-					t.Errorf("stderr:\n%s\nwant it to contain:\n%s", stderr.String(), want)
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr:\n%s\nwant it to contain:\n%s", stderr, want)
 				}
 			}
-			if tc.wantStderr == nil && stderr.Len() > 0 {
-				t.Errorf("unexpected stderr:\n%s", stderr.String())
+			if tc.wantStderr == nil && stderr != "" {
+				t.Errorf("unexpected stderr:\n%s", stderr)
 			}
 		})
 	}
@@ -105,12 +95,12 @@ func TestValidateExamples(t *testing.T) {
 	if len(manifests) == 0 {
 		t.Fatal("no example manifests")
 	}
-	var stdout, stderr bytes.Buffer
-	if code := Main(context.Background(), append([]string{"validate"}, manifests...), &stdout, &stderr); code != 0 {
-		t.Fatalf("validate examples: exit %d\n%s", code, stderr.String())
+	code, stdout, stderr := runMain(t, append([]string{"validate"}, manifests...)...)
+	if code != 0 {
+		t.Fatalf("validate examples: exit %d\n%s", code, stderr)
 	}
-	if lines := strings.Count(stdout.String(), "\n"); lines != len(manifests) {
-		t.Errorf("%d summary lines for %d files:\n%s", lines, len(manifests), stdout.String())
+	if lines := strings.Count(stdout, "\n"); lines != len(manifests) {
+		t.Errorf("%d summary lines for %d files:\n%s", lines, len(manifests), stdout)
 	}
 }
 
@@ -128,11 +118,10 @@ func TestMainCommands(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := Main(context.Background(), tc.args, &stdout, &stderr)
-			if code != tc.wantCode || !strings.Contains(stdout.String(), tc.wantStdout) || !strings.Contains(stderr.String(), tc.wantStderr) {
+			code, stdout, stderr := runMain(t, tc.args...)
+			if code != tc.wantCode || !strings.Contains(stdout, tc.wantStdout) || !strings.Contains(stderr, tc.wantStderr) {
 				t.Errorf("Main(%v) = %d\nstdout: %s\nstderr: %s\nwant %d, stdout with %q, stderr with %q",
-					tc.args, code, stdout.String(), stderr.String(), tc.wantCode, tc.wantStdout, tc.wantStderr)
+					tc.args, code, stdout, stderr, tc.wantCode, tc.wantStdout, tc.wantStderr)
 			}
 		})
 	}

@@ -44,13 +44,16 @@ type shownOutput struct {
 
 const outputMarker = "<!-- readme-check: output of the command above -->"
 
-// notRunHere are the commands not run by the test: prefix, why, and what
-// is checked instead.
-var notRunHere = []struct {
+// notRun is a command the test does not run: prefix, why, and what is
+// checked instead.
+type notRun struct {
 	prefix string
 	reason string
 	check  func(t *testing.T, repo, command string)
-}{
+}
+
+// notRunHere are the commands not run by the test.
+var notRunHere = []notRun{
 	{"make test", "runs every test, this one included", checkMakeTarget},
 	{"make image", "builds a container image: slow, and the image is for a cluster", checkMakeTarget},
 	{"kubectl ", "needs a cluster", checkKubectlFiles},
@@ -83,8 +86,7 @@ func TestREADME(t *testing.T) {
 	// is in the tree, the commands that need it are reported, not checked,
 	// so the README can land first; from then on they are checked like the
 	// others.
-	_, err := os.Stat(filepath.Join(repo, "deploy", "kustomization.yaml"))
-	deployPending := errors.Is(err, os.ErrNotExist)
+	deployPending := deployMissing(repo)
 	for _, c := range commands {
 		name := fmt.Sprintf("%s:%d %s", c.file, c.line, c.text)
 		if deployPending && (strings.Contains(c.text, "deploy/") || c.text == "make image") {
@@ -109,11 +111,14 @@ func TestREADME(t *testing.T) {
 	}
 }
 
-func skipReason(command string) *struct {
-	prefix string
-	reason string
-	check  func(t *testing.T, repo, command string)
-} {
+// deployMissing reports whether deploy/ is not in the tree under repo yet
+// (see TestREADME).
+func deployMissing(repo string) bool {
+	_, err := os.Stat(filepath.Join(repo, "deploy", "kustomization.yaml"))
+	return errors.Is(err, os.ErrNotExist)
+}
+
+func skipReason(command string) *notRun {
 	for i := range notRunHere {
 		if strings.HasPrefix(command, notRunHere[i].prefix) {
 			return &notRunHere[i]
@@ -376,8 +381,7 @@ func TestDocLinks(t *testing.T) {
 	docs, _ := filepath.Glob("docs/*.md")
 	docs = append([]string{"README.md"}, docs...)
 	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
-	_, err := os.Stat(filepath.Join("deploy", "kustomization.yaml"))
-	deployPending := errors.Is(err, os.ErrNotExist)
+	deployPending := deployMissing(".")
 	for _, doc := range docs {
 		data, err := os.ReadFile(doc)
 		if err != nil {

@@ -25,27 +25,16 @@ func (b *bench) allocate() error {
 	rounds := b.rounds(41, 3)
 	const warmup, calls = 200, 1000
 
-	hostDir, err := tempDir("sdpb")
+	hk, hostDir, hostDone, err := startKubeletInTempDir()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(hostDir)
-	minDir, err := tempDir("sdpb")
+	defer hostDone()
+	mk, minDir, minDone, err := startKubeletInTempDir()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(minDir)
-
-	hk, err := startKubelet(hostDir)
-	if err != nil {
-		return err
-	}
-	defer hk.stop()
-	mk, err := startKubelet(minDir)
-	if err != nil {
-		return err
-	}
-	defer mk.stop()
+	defer minDone()
 
 	manifestPath := filepath.Join(hostDir, "manifest.yaml")
 	if err := os.WriteFile(manifestPath, []byte(allocateManifest), 0o644); err != nil {

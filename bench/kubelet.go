@@ -25,9 +25,10 @@ import (
 // connection when the stream ends.
 type kubelet struct {
 	pluginapi.UnimplementedRegistrationServer
-	dir    string
-	server *grpc.Server
-	served chan struct{}
+	dir     string
+	server  *grpc.Server
+	served  chan struct{}
+	follows sync.WaitGroup // ListAndWatch followers; stop waits for them
 
 	mu        sync.Mutex
 	changed   chan struct{} // closed and replaced on every change
@@ -71,6 +72,19 @@ func startKubelet(dir string) (*kubelet, error) {
 		_ = k.server.Serve(lis)
 	}()
 	return k, nil
+}
+
+// startKubeletInTempDir starts a kubelet on a fresh temporary dir; done
+// stops it and removes the dir.
+func startKubeletInTempDir() (k *kubelet, dir string, done func(), err error) {
+	if dir, err = tempDir("sdpb"); err != nil {
+		return nil, "", nil, err
+	}
+	if k, err = startKubelet(dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, "", nil, err
+	}
+	return k, dir, func() { k.stop(); os.RemoveAll(dir) }, nil
 }
 
 // dialLikeKubelet dials a plugin exactly as the kubelet does (dial() in
@@ -146,8 +160,10 @@ func (k *kubelet) Register(ctx context.Context, req *pluginapi.RegisterRequest) 
 	s.listedAt = time.Time{}
 	s.conn, s.socket, s.client = conn, sock, client
 	k.notifyLocked()
+	// Started under the lock that stop sets stopped with, so it is counted
+	// before stop waits.
+	k.follows.Go(func() { k.follow(s, conn, client) })
 	k.mu.Unlock()
-	go k.follow(req.ResourceName, s, conn, client)
 	return &pluginapi.Empty{}, nil
 }
 
@@ -160,7 +176,7 @@ func (k *kubelet) refuse(resource string) {
 
 // follow reads a ListAndWatch stream until it ends, then disconnects the
 // endpoint as the kubelet does.
-func (k *kubelet) follow(resource string, s *seen, conn *grpc.ClientConn, client pluginapi.DevicePluginClient) {
+func (k *kubelet) follow(s *seen, conn *grpc.ClientConn, client pluginapi.DevicePluginClient) {
 	stream, err := client.ListAndWatch(context.Background(), &pluginapi.Empty{})
 	for err == nil {
 		var resp *pluginapi.ListAndWatchResponse
@@ -304,4 +320,5 @@ func (k *kubelet) stop() {
 	for _, c := range conns {
 		c.Close()
 	}
+	k.follows.Wait() // the closed connections end their streams
 }

@@ -169,16 +169,11 @@ func bisect(ok func(n int) (bool, error)) (int, error) {
 // hostServes runs the host binary with n devices, every one listed as
 // unhealthy, and reports what the kubelet-like client received.
 func (b *bench) hostServes(shape idShape, n int) (string, error) {
-	dir, err := tempDir("sdpb")
+	k, dir, done, err := startKubeletInTempDir()
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(dir)
-	k, err := startKubelet(dir)
-	if err != nil {
-		return "", err
-	}
-	defer k.stop()
+	defer done()
 	manifestPath := filepath.Join(dir, "manifest.yaml")
 	if err := os.WriteFile(manifestPath, []byte(largestManifest(shape, n, true)), 0o644); err != nil {
 		return "", err

@@ -131,16 +131,11 @@ func (b *bench) startup() error {
 // registration server, waits for every resource, measures, stops it.
 func (b *bench) startOnce(host bool, manifestPath string, resources, devices int) (startRun, error) {
 	var r startRun
-	dir, err := tempDir("sdpb")
+	k, dir, done, err := startKubeletInTempDir()
 	if err != nil {
 		return r, err
 	}
-	defer os.RemoveAll(dir)
-	k, err := startKubelet(dir)
-	if err != nil {
-		return r, err
-	}
-	defer k.stop()
+	defer done()
 	tag := fmt.Sprintf("startup-%d-%d", resources, devices)
 	var p *proc
 	if host {

@@ -66,9 +66,12 @@ func StartKubelet(dir string) (*Kubelet, error) {
 		return nil, fmt.Errorf("listen on %s: %w", sock, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	// WaitForHandlers: Stop waits for Register calls in flight (Stop ends
+	// their contexts), so none adds an endpoint or a follower after Stop
+	// has closed them.
 	k := &Kubelet{
 		dir:     dir,
-		server:  grpc.NewServer(),
+		server:  grpc.NewServer(grpc.WaitForHandlers(true)),
 		served:  make(chan struct{}),
 		ctx:     ctx,
 		cancel:  cancel,

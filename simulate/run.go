@@ -302,9 +302,10 @@ func allocateContainer(ctx context.Context, k *Kubelet, m *manifest.Manifest, na
 		if used[res] == nil {
 			used[res] = map[string]bool{}
 		}
+		devices := k.Devices(res) // one list for the choice and the message
 		var available []string
 		healthy := 0
-		for _, d := range k.Devices(res) {
+		for _, d := range devices {
 			if d.Health != pluginapi.Healthy {
 				continue
 			}
@@ -314,7 +315,7 @@ func allocateContainer(ctx context.Context, k *Kubelet, m *manifest.Manifest, na
 			}
 		}
 		if n > len(available) {
-			why := fmt.Sprintf("%d of its %d devices are healthy", healthy, len(k.Devices(res)))
+			why := fmt.Sprintf("%d of its %d devices are healthy", healthy, len(devices))
 			if len(used[res]) > 0 {
 				why += fmt.Sprintf(" and %d went to earlier containers", len(used[res]))
 			}
