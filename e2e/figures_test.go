@@ -52,7 +52,7 @@ resources:
 // kubelet's set gives them).
 func TestFigurePreferredAllocationVsAllocate(t *testing.T) {
 	k := startKubelet(t)
-	startHostArgs(t, writeManifest(t, bigManifest), "--registration", "kubelet-socket")
+	startHost(t, writeManifest(t, bigManifest), "--registration", "kubelet-socket")
 	k.registeredAll(t, map[string]int64{"e2e.example.com/big-packed": 1000, "e2e.example.com/big-spread": 1000, "e2e.example.com/big-first": 1000})
 
 	const rounds, warmup, size = 400, 40, 8
@@ -138,13 +138,13 @@ func TestFigureKubeletRestartRecovery(t *testing.T) {
 	}
 	t.Run("kubelet-socket", func(t *testing.T) {
 		k := startKubelet(t)
-		startHostArgs(t, writeManifest(t, threeResources), "--registration", "kubelet-socket")
+		startHost(t, writeManifest(t, threeResources), "--registration", "kubelet-socket")
 		k.registeredAll(t, counts)
 		measure(t, "kubelet-socket", k.restart, k.capacityIs(allHealthy(counts)))
 	})
 	t.Run("plugins-registry", func(t *testing.T) {
 		k := startRegistryKubelet(t)
-		startHostArgs(t, writeManifest(t, threeResources), "--registration", "plugins-registry")
+		startHost(t, writeManifest(t, threeResources), "--registration", "plugins-registry")
 		k.registeredAll(t, counts)
 		measure(t, "plugins-registry", k.restart, k.capacityIs(allHealthy(counts)))
 	})

@@ -49,8 +49,10 @@ func TestHarnessWithKubeletStub(t *testing.T) {
 		}
 	}
 	before := registrations(t, res)
-	register()
+	// Before register, so a failed Register still stops the served stub;
+	// Stop without Start is a no-op. It stops whichever stub is current.
 	t.Cleanup(func() { _ = stub.Stop(k.logger) })
+	register()
 
 	want := allHealthy(map[string]int64{res: 2})
 	eventually(t, 5*time.Second, "the stub's devices", func() (bool, string) { return countsMatch(k.capacity(), want) })

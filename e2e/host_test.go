@@ -100,20 +100,23 @@ type host struct {
 }
 
 // startHost starts the binary on manifestPath, serving the kubelet's plugin
-// directory. It is stopped (SIGTERM, then SIGKILL) when the test ends, and
-// its logs go to the test log if the test failed.
-func startHost(t testing.TB, manifestPath string) *host {
+// directory, with extra flags after the usual ones (a later flag wins:
+// --node-name other, --registration plugins-registry, ...). It is stopped
+// (SIGTERM, then SIGKILL) when the test ends, and its logs go to the test
+// log if the test failed.
+func startHost(t testing.TB, manifestPath string, extra ...string) *host {
 	t.Helper()
 	requireE2E(t)
 	bin := hostBinary(t)
 	h := &host{t: t, listen: freeLocalAddr(t), out: &syncBuffer{}, done: make(chan struct{})}
-	h.cmd = exec.Command(bin, "run",
+	args := []string{"run",
 		"--manifest", manifestPath,
 		"--device-plugin-dir", pluginDir,
 		"--listen", h.listen,
 		"--log-format", "json",
 		"--node-name", nodeName,
-	)
+	}
+	h.cmd = exec.Command(bin, append(args, extra...)...)
 	h.cmd.Env = hermeticEnv()
 	var w io.Writer = h.out
 	if os.Getenv(hostLogEnv) == "1" {
@@ -139,7 +142,7 @@ func startHost(t testing.TB, manifestPath string) *host {
 			t.Errorf("the host reported a data race")
 		}
 		if t.Failed() {
-			t.Logf("host %s logs:\n%s", manifestPath, logs)
+			t.Logf("host %s logs:\n%s", strings.Join(append([]string{manifestPath}, extra...), " "), logs)
 		}
 	})
 	return h
@@ -292,6 +295,17 @@ func (h *host) metric(name string, labels ...string) (float64, bool, error) {
 		found = true
 	}
 	return sum, found, nil
+}
+
+// metricValue is h.metric that fails the test on an error and reads a
+// missing series as 0.
+func (h *host) metricValue(t testing.TB, name string, labels ...string) float64 {
+	t.Helper()
+	v, _, err := h.metric(name, labels...)
+	if err != nil {
+		t.Fatalf("host metric %s%v: %v", name, labels, err)
+	}
+	return v
 }
 
 // syncBuffer is a bytes.Buffer safe for the process's writers and the test.

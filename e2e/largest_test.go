@@ -28,6 +28,9 @@ import (
 // listPlugin is the smallest plugin that registers a resource with the
 // kubelet and lists a given device list once: the probe of the search,
 // which must be able to list more devices than the host would accept.
+// Not the kubelet's plugin.NewDevicePluginStub (harness_test.go): its
+// ListAndWatch ignores the stream's context and never says the stream
+// ended, so every refused probe would wait out the 60 s deadline.
 type listPlugin struct {
 	pluginapi.UnimplementedDevicePluginServer
 	list  *pluginapi.ListAndWatchResponse

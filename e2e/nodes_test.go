@@ -45,7 +45,7 @@ func TestNodesSelectWhereAResourceIsServed(t *testing.T) {
 	} {
 		t.Run(tc.node, func(t *testing.T) {
 			k := startKubelet(t)
-			h := startHostArgs(t, writeManifest(t, nodesManifest), "--node-name", tc.node)
+			h := startHost(t, writeManifest(t, nodesManifest), "--node-name", tc.node)
 			k.registeredAll(t, tc.served)
 			eventually(t, registerTimeout, "/readyz 200", h.statusIs("/readyz", 200))
 			holds(t, 300*time.Millisecond, fmt.Sprintf("only %v served on %s", resourceNames(tc.served), tc.node), func() (bool, string) {

@@ -51,9 +51,9 @@ func TestPluginsRegistryWithTheKubeletsPluginManager(t *testing.T) {
 			manifest := writeManifest(t, threeResources)
 			var h *host
 			if mode == "auto" {
-				h = startHost(t, manifest) // startHost passes no --registration: auto
+				h = startHost(t, manifest) // no --registration flag: auto
 			} else {
-				h = startHostArgs(t, manifest, "--registration", mode)
+				h = startHost(t, manifest, "--registration", mode)
 			}
 			first := k.registeredAll(t, counts)
 			eventually(t, registerTimeout, "/readyz 200", h.statusIs("/readyz", 200))
@@ -133,7 +133,7 @@ func TestPluginsRegistryDeletedSocketAndHostRestart(t *testing.T) {
 	names := resourceNames(counts)
 	k := startRegistryKubelet(t)
 	manifest := writeManifest(t, threeResources)
-	h := startHostArgs(t, manifest, "--registration", "plugins-registry")
+	h := startHost(t, manifest, "--registration", "plugins-registry")
 	k.registeredAll(t, counts)
 
 	victim := names[0]
@@ -169,6 +169,6 @@ func TestPluginsRegistryDeletedSocketAndHostRestart(t *testing.T) {
 		none[r] = resourceCounts{}
 	}
 	eventually(t, registerTimeout, "no devices of ours after SIGTERM", k.capacityIs(none))
-	startHostArgs(t, manifest, "--registration", "plugins-registry")
+	startHost(t, manifest, "--registration", "plugins-registry")
 	t.Logf("new host -> every resource registered: %v", k.registeredAll(t, counts).Round(time.Millisecond))
 }

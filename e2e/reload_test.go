@@ -15,8 +15,10 @@ const (
 	added = "e2e.example.com/added"
 )
 
-// reloadBefore: keep stays as it is, grow grows, gone goes.
-const reloadBefore = `apiVersion: simple-device-plugin/v1alpha1
+// reloadKeep starts both reload manifests: their header and keep, written
+// once so that keep is the same in both by construction (the test checks
+// it never re-registers).
+const reloadKeep = `apiVersion: simple-device-plugin/v1alpha1
 kind: Manifest
 resources:
   - name: e2e.example.com/keep
@@ -27,25 +29,17 @@ resources:
       - hostPath: "/var/lib/keep/{{ .ID }}"
         containerPath: "/keep/{{ .ID }}"
         perDevice: true
-  - name: e2e.example.com/grow
+`
+
+// reloadBefore: keep stays as it is, grow grows, gone goes.
+const reloadBefore = reloadKeep + `  - name: e2e.example.com/grow
     count: 2
   - name: e2e.example.com/gone
     count: 3
 `
 
 // reloadAfter: keep unchanged, grow 2 -> 5, gone removed, added new.
-const reloadAfter = `apiVersion: simple-device-plugin/v1alpha1
-kind: Manifest
-resources:
-  - name: e2e.example.com/keep
-    count: 4
-    env:
-      KEEP_IDS: '{{ join .IDs "," }}'
-    mounts:
-      - hostPath: "/var/lib/keep/{{ .ID }}"
-        containerPath: "/keep/{{ .ID }}"
-        perDevice: true
-  - name: e2e.example.com/grow
+const reloadAfter = reloadKeep + `  - name: e2e.example.com/grow
     count: 5
   - name: e2e.example.com/added
     count: 2

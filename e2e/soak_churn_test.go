@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,22 +12,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 )
-
-// soakStreamsEnv is how many ListAndWatch streams the churn opens.
-const soakStreamsEnv = "SOAK_STREAMS"
-
-func soakStreams(t testing.TB, smoke int) int {
-	t.Helper()
-	v := os.Getenv(soakStreamsEnv)
-	if v == "" {
-		return smoke
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		t.Fatalf("%s=%q: want a positive integer", soakStreamsEnv, v)
-	}
-	return n
-}
 
 // TestSoakStreamChurnBinary opens and drops SOAK_STREAMS (300 smoke)
 // ListAndWatch streams on the real binary while the kubelet's device
@@ -73,9 +55,18 @@ func TestSoakStreamChurnBinary(t *testing.T) {
 			}
 		}()
 	}
+	// Should the test stop early (t.Fatal in usage), the workers take no
+	// new stream and are waited for.
+	defer func() {
+		next.Store(int64(streams))
+		wg.Wait()
+	}()
+	// One waiter for the workers: a new one per sample would pile up
+	// goroutines blocked on wg.
+	workersDone := waitGroupDone(&wg)
 	for done := false; !done; {
 		select {
-		case <-waitGroupDone(&wg):
+		case <-workersDone:
 			done = true
 		case <-time.After(500 * time.Millisecond):
 			u := h.usage(t)

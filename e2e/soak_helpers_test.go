@@ -13,20 +13,37 @@ import (
 
 // Soak settings (see the Makefile's soak targets). Without them the soak
 // tests run a smoke version of a few seconds, as part of `make e2e`.
-const soakDurationEnv = "SOAK_DURATION"
+const (
+	soakDurationEnv = "SOAK_DURATION"
+	// soakStreamsEnv is how many ListAndWatch streams the churn opens.
+	soakStreamsEnv = "SOAK_STREAMS"
+)
 
 // soakDuration is SOAK_DURATION, or smoke when it is unset.
 func soakDuration(t testing.TB, smoke time.Duration) time.Duration {
 	t.Helper()
-	v := os.Getenv(soakDurationEnv)
+	return soakSetting(t, soakDurationEnv, smoke, time.ParseDuration, "a positive duration such as 30s")
+}
+
+// soakStreams is SOAK_STREAMS, or smoke when it is unset.
+func soakStreams(t testing.TB, smoke int) int {
+	t.Helper()
+	return soakSetting(t, soakStreamsEnv, smoke, strconv.Atoi, "a positive integer")
+}
+
+// soakSetting reads the positive value of env with parse, or returns smoke
+// when env is unset; anything else fails t, saying what it wants.
+func soakSetting[T int | time.Duration](t testing.TB, env string, smoke T, parse func(string) (T, error), want string) T {
+	t.Helper()
+	v := os.Getenv(env)
 	if v == "" {
 		return smoke
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		t.Fatalf("%s=%q: want a positive duration such as 30s", soakDurationEnv, v)
+	n, err := parse(v)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want %s", env, v, want)
 	}
-	return d
+	return n
 }
 
 // procUsage is what a leak check compares for the host process.
