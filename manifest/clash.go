@@ -2,6 +2,8 @@ package manifest
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 )
 
@@ -80,7 +82,7 @@ func checkSharedPerDevicePaths(compiled []*Resource, errs *ErrorList) {
 			}
 		}
 	}
-	for _, src := range sortedMapKeys(bySource) {
+	for _, src := range slices.Sorted(maps.Keys(bySource)) {
 		uses := bySource[src]
 		for i := 1; i < len(uses); i++ {
 			for _, earlier := range uses[:i] {

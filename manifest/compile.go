@@ -3,8 +3,9 @@ package manifest
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"path"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -221,7 +222,7 @@ func (r *Resource) compileTopology(p string, errs *ErrorList) {
 		}
 	case len(topo.NodeOf) > 0:
 		r.numa = make([]uint16, len(r.IDs))
-		for _, id := range sortedMapKeys(topo.NodeOf) {
+		for _, id := range slices.Sorted(maps.Keys(topo.NodeOf)) {
 			if !r.Has(id) {
 				errs.add(fmt.Sprintf("%s.topology.nodeOf[%s]", p, id), "%q is not a device of this resource (%s)", id, describeIDs(r.IDs))
 			}
@@ -267,12 +268,12 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		return t, out
 	}
 
-	for _, key := range sortedMapKeys(spec.Env) {
+	for _, key := range slices.Sorted(maps.Keys(spec.Env)) {
 		if t, _ := compile(fmt.Sprintf("%s.env[%s]", p, key), spec.Env[key], false); t != nil {
 			r.env = append(r.env, keyedTmpl{key: key, t: t})
 		}
 	}
-	for _, key := range sortedMapKeys(spec.Annotations) {
+	for _, key := range slices.Sorted(maps.Keys(spec.Annotations)) {
 		if t, _ := compile(fmt.Sprintf("%s.annotations[%s]", p, key), spec.Annotations[key], false); t != nil {
 			r.annotations = append(r.annotations, keyedTmpl{key: key, t: t})
 		}
@@ -473,13 +474,4 @@ func describeIDs(ids []string) string {
 		return "devices: " + strings.Join(ids, ", ")
 	}
 	return fmt.Sprintf("devices: %s, … %s (%d in all)", strings.Join(ids[:show-1], ", "), ids[len(ids)-1], len(ids))
-}
-
-func sortedMapKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -2,7 +2,9 @@ package manifest
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 )
@@ -42,10 +44,10 @@ func checkSchema(v any, t reflect.Type, path string, errs *ErrorList) bool {
 			return false
 		}
 		fields := jsonFields(t)
-		for _, k := range sortedMapKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			f, ok := fields[k]
 			if !ok {
-				errs.add(join(path, k), "unknown field%s; fields here are %s", suggest(k, fields), strings.Join(sortedMapKeys(fields), ", "))
+				errs.add(join(path, k), "unknown field%s; fields here are %s", suggest(k, fields), strings.Join(slices.Sorted(maps.Keys(fields)), ", "))
 				delete(m, k)
 				continue
 			}
@@ -70,7 +72,7 @@ func checkSchema(v any, t reflect.Type, path string, errs *ErrorList) bool {
 			errs.add(path, "expected a mapping (key: value), got %s", describe(v))
 			return false
 		}
-		for _, k := range sortedMapKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			if !checkSchema(m[k], t.Elem(), fmt.Sprintf("%s[%s]", path, k), errs) {
 				// Keep the key with an empty value: its name is still
 				// checked, and the map does not look incomplete to the
@@ -141,7 +143,7 @@ func jsonFields(t reflect.Type) map[string]reflect.StructField {
 // suggest names the known field closest to an unknown one, if any is close.
 func suggest(unknown string, fields map[string]reflect.StructField) string {
 	best, bestDist := "", 3
-	for _, name := range sortedMapKeys(fields) {
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
 		if d := editDistance(strings.ToLower(unknown), strings.ToLower(name)); d < bestDist {
 			best, bestDist = name, d
 		}

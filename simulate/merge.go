@@ -2,6 +2,8 @@ package simulate
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
@@ -36,7 +38,7 @@ func merge(cr *ContainerReport, responses []resourceResponse) {
 	}
 	for _, rr := range responses {
 		r := rr.resp
-		for _, k := range sortedKeys(r.Envs) {
+		for _, k := range slices.Sorted(maps.Keys(r.Envs)) {
 			if from, dup := envFrom[k]; dup {
 				if cr.Env[k] != r.Envs[k] {
 					warn("env %s is set by %s (%q) and by %s (%q); the kubelet keeps one of them at random",
@@ -47,7 +49,7 @@ func merge(cr *ContainerReport, responses []resourceResponse) {
 			envFrom[k] = rr.resource
 			cr.Env[k] = r.Envs[k]
 		}
-		for _, k := range sortedKeys(r.Annotations) {
+		for _, k := range slices.Sorted(maps.Keys(r.Annotations)) {
 			if from, dup := annFrom[k]; dup {
 				if cr.Annotations[k] != r.Annotations[k] {
 					warn("annotation %s is set by %s (%q) and by %s (%q); the kubelet keeps one of them at random",

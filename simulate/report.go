@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -163,19 +165,19 @@ func (r *Report) writeText(out io.Writer) error {
 		section := func(title string) { fmt.Fprintf(&b, "  %s\n", title) }
 		section("devices:")
 		tw := newTable(&b)
-		for _, res := range sortedKeys(c.Devices) {
+		for _, res := range slices.Sorted(maps.Keys(c.Devices)) {
 			fmt.Fprintf(tw, "    %s\t%s\n", res, strings.Join(c.Devices[res], ", "))
 		}
 		tw.Flush()
 		if len(c.Env) > 0 {
 			section("env:")
-			for _, k := range sortedKeys(c.Env) {
+			for _, k := range slices.Sorted(maps.Keys(c.Env)) {
 				fmt.Fprintf(&b, "    %s=%s\n", k, c.Env[k])
 			}
 		}
 		if len(c.Annotations) > 0 {
 			section("annotations:")
-			for _, k := range sortedKeys(c.Annotations) {
+			for _, k := range slices.Sorted(maps.Keys(c.Annotations)) {
 				fmt.Fprintf(&b, "    %s: %s\n", k, c.Annotations[k])
 			}
 		}
@@ -230,7 +232,7 @@ func plural(n int, noun string) string {
 // formatRequest writes a request as --request takes it.
 func formatRequest(req map[string]int) string {
 	parts := make([]string, 0, len(req))
-	for _, k := range sortedKeys(req) {
+	for _, k := range slices.Sorted(maps.Keys(req)) {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, req[k]))
 	}
 	return strings.Join(parts, ",")

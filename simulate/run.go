@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -246,7 +247,7 @@ func waitHealth(ctx context.Context, k *Kubelet, served []*manifest.Resource) {
 // resource exists and is served on the node, and the manifest declares
 // enough devices for every container.
 func checkRequest(req map[string]int, containers int, m *manifest.Manifest, served []*manifest.Resource, node string) error {
-	for _, name := range sortedKeys(req) {
+	for _, name := range slices.Sorted(maps.Keys(req)) {
 		r := m.Resource(name)
 		switch {
 		case r == nil:
@@ -293,7 +294,7 @@ func defaultRequest(resources []ResourceReport) (request map[string]int, notRequ
 func allocateContainer(ctx context.Context, k *Kubelet, m *manifest.Manifest, name string, request map[string]int, used map[string]map[string]bool) (ContainerReport, error) {
 	cr := ContainerReport{Name: name, Devices: map[string][]string{}}
 	var responses []resourceResponse
-	for _, res := range sortedKeys(request) {
+	for _, res := range slices.Sorted(maps.Keys(request)) {
 		n := request[res]
 		ep := k.Endpoint(res)
 		if ep == nil {
@@ -382,13 +383,4 @@ func validChoice(got, available []string, n int) bool {
 		seen[id] = true
 	}
 	return true
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
