@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"testing"
 
@@ -16,34 +17,26 @@ import (
 // -benchmem ./host). End-to-end figures, across processes and against a
 // baseline plugin, come from sdp-bench (make bench, docs/performance.md).
 
-// benchFPGA is the bundled example's FPGA resource with 128 devices.
-const benchFPGA = `apiVersion: simple-device-plugin/v1alpha1
-kind: Manifest
-resources:
-  - name: example.com/fpga
-    count: 128
-    idTemplate: "fpga-{{ .Index }}"
-    env:
-      FPGA_IDS: '{{ join .IDs "," }}'
-      FPGA_COUNT: "{{ .Count }}"
-    annotations:
-      example.com/fpga.ids: '{{ join .IDs "," }}'
-    mounts:
-      - {hostPath: /var/lib/fpga/shared, containerPath: /opt/fpga, readOnly: true}
-      - {hostPath: "/var/lib/fpga/{{ .ID }}", containerPath: "/dev/fpga/{{ .ID }}", perDevice: true}
-    devices:
-      - {hostPath: /dev/null, containerPath: "/dev/fpga{{ .Index }}", permissions: rw, perDevice: true}
-    cdiDevices:
-      - {name: "example.com/fpga={{ .ID }}", perDevice: true}
-`
+// fpgaManifest is the bundled example's FPGA resource with 128 devices,
+// shared with the other benchmarks.
+const fpgaManifest = "../testdata/fpga-128.yaml"
 
-func benchPlugin(b *testing.B, yaml string) *Plugin {
+func benchPlugin(b *testing.B, yaml []byte) *Plugin {
 	b.Helper()
-	m, err := manifest.Parse([]byte(yaml))
+	m, err := manifest.Parse(yaml, CheckDeviceList)
 	if err != nil {
 		b.Fatal(err)
 	}
 	return newPlugin(New(Config{DevicePluginDir: b.TempDir()}), m.Resources[0])
+}
+
+func readFile(b *testing.B, path string) []byte {
+	b.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
 }
 
 func allocateRequest(n int) *pluginapi.AllocateRequest {
@@ -54,26 +47,17 @@ func allocateRequest(n int) *pluginapi.AllocateRequest {
 	return &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: ids}}}
 }
 
-// The Allocate handler alone: checks, rendering, response, metrics; as
-// served (wire form), and the typed pluginapi answer the wire form
-// replaced (without metrics), for comparison.
+// The Allocate handler and the encoding gRPC does after it: checks,
+// rendering, response, metrics, marshal.
 func BenchmarkAllocateHandler(b *testing.B) {
-	svc := &service{p: benchPlugin(b, benchFPGA)}
+	svc := &service{p: benchPlugin(b, readFile(b, fpgaManifest))}
 	ctx := context.Background()
 	for _, n := range []int{1, 3, 64} {
 		req := allocateRequest(n)
-		b.Run(fmt.Sprintf("wire/devices=%d", n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("devices=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := svc.allocateWire(ctx, req); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(fmt.Sprintf("typed+marshal/devices=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				resp, err := typedAllocate(svc, req)
+				resp, err := svc.Allocate(ctx, req)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -85,12 +69,15 @@ func BenchmarkAllocateHandler(b *testing.B) {
 	}
 }
 
-// The ListAndWatch message of 1,000 devices, as each send encodes it.
-func BenchmarkEncodeList(b *testing.B) {
-	p := benchPlugin(b, "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n  - {name: example.com/a, count: 1000, topology: {numaNodes: 2}}\n")
+// The ListAndWatch message of 1,000 devices, as each send builds and
+// encodes it.
+func BenchmarkListAndWatchMessage(b *testing.B) {
+	p := benchPlugin(b, []byte("apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n  - {name: example.com/a, count: 1000, topology: {numaNodes: 2}}\n"))
 	snap := p.snapshot()
 	b.ReportAllocs()
 	for b.Loop() {
-		encodeList(snap.res, snap.unhealthy)
+		if _, err := proto.Marshal(deviceList(snap)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

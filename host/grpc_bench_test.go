@@ -3,6 +3,7 @@ package host_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -24,22 +25,11 @@ func BenchmarkAllocateGRPC(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer k.Stop()
-	m, err := manifest.Parse([]byte(`apiVersion: simple-device-plugin/v1alpha1
-kind: Manifest
-resources:
-  - name: example.com/fpga
-    count: 128
-    idTemplate: "fpga-{{ .Index }}"
-    env: {FPGA_IDS: '{{ join .IDs "," }}', FPGA_COUNT: "{{ .Count }}"}
-    annotations: {example.com/fpga.ids: '{{ join .IDs "," }}'}
-    mounts:
-      - {hostPath: /var/lib/fpga/shared, containerPath: /opt/fpga, readOnly: true}
-      - {hostPath: "/var/lib/fpga/{{ .ID }}", containerPath: "/dev/fpga/{{ .ID }}", perDevice: true}
-    devices:
-      - {hostPath: /dev/null, containerPath: "/dev/fpga{{ .Index }}", permissions: rw, perDevice: true}
-    cdiDevices:
-      - {name: "example.com/fpga={{ .ID }}", perDevice: true}
-`))
+	data, err := os.ReadFile("../testdata/fpga-128.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := manifest.Parse(data, host.CheckDeviceList)
 	if err != nil {
 		b.Fatal(err)
 	}

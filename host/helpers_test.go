@@ -80,7 +80,7 @@ func runHost(t *testing.T, m *manifest.Manifest, cfg host.Config) *runningHost {
 	rh := &runningHost{Host: h, dir: cfg.DevicePluginDir, cancel: cancel, done: make(chan error, 1)}
 	go func() { rh.done <- h.Run(ctx, m) }()
 	t.Cleanup(func() { rh.stop(t) })
-	waitFor(t, 5*time.Second, "host running", h.Running)
+	waitFor(t, "host running", h.Running)
 	return rh
 }
 
@@ -94,8 +94,8 @@ func (rh *runningHost) stop(t *testing.T) error {
 			close(rh.done)
 		}
 		return err
-	case <-time.After(5 * time.Second):
-		t.Fatal("host did not stop within 5 s")
+	case <-time.After(eventually):
+		t.Fatalf("host did not stop within %v", eventually)
 	}
 	return nil
 }
@@ -134,12 +134,16 @@ func removeSockets(t *testing.T, dir string) {
 	}
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// eventually bounds every wait for an event: long enough for a loaded
+// machine under -race, there only to turn a hang into a failure.
+const eventually = time.Minute
+
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(eventually)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", timeout, what)
+			t.Fatalf("timed out after %v waiting for: %s", eventually, what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -147,7 +151,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 func waitRegistered(t *testing.T, k *simulate.Kubelet, names ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), eventually)
 	defer cancel()
 	if err := k.WaitRegistered(ctx, names); err != nil {
 		t.Fatal(err)

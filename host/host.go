@@ -79,7 +79,9 @@ type Host struct {
 	log     *slog.Logger
 	metrics *Metrics
 
-	mu         sync.Mutex
+	applying sync.Mutex // one Apply at a time; held while removed plugins stop
+
+	mu         sync.Mutex // guards what follows; never held while waiting
 	group      *errgroup.Group
 	groupCtx   context.Context
 	stopping   bool
@@ -88,8 +90,6 @@ type Host struct {
 	current    *manifest.Manifest
 	generation int
 	skipped    []string // resources the manifest has but this node does not serve
-
-	healthWake chan struct{}
 
 	machineNUMA []int // the machine's NUMA nodes; nil if unknown
 
@@ -123,12 +123,11 @@ func New(cfg Config) *Host {
 		cfg.NUMANodesFile = DefaultNUMANodesFile
 	}
 	h := &Host{
-		cfg:        cfg,
-		log:        cfg.Logger,
-		metrics:    cfg.Metrics,
-		plugins:    map[string]*Plugin{},
-		bySocket:   map[string]*Plugin{},
-		healthWake: make(chan struct{}, 1),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		metrics:  cfg.Metrics,
+		plugins:  map[string]*Plugin{},
+		bySocket: map[string]*Plugin{},
 	}
 	var err error
 	if h.machineNUMA, err = readNUMANodes(cfg.NUMANodesFile); err != nil {
@@ -161,7 +160,6 @@ func (h *Host) Run(ctx context.Context, m *manifest.Manifest) error {
 	h.mu.Unlock()
 
 	g.Go(func() error { return h.watchDir(gctx) })
-	g.Go(func() error { return h.runHealth(gctx) })
 	if _, err := h.Apply(m); err != nil {
 		return err
 	}
@@ -206,22 +204,27 @@ type ApplyResult struct {
 // Apply makes the running plugins match m: unchanged resources are left
 // alone (same socket, same stream, no registration), changed ones are
 // updated in place, new ones start, and removed ones send an empty device
-// list, stop and remove their socket before Apply returns.
+// list, stop and remove their socket before Apply returns. The host's lock
+// is not held while they stop, so /readyz and the socket watcher never wait
+// for a removal.
 func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.applying.Lock()
+	defer h.applying.Unlock()
 	var res ApplyResult
-	if h.group == nil || h.stopping {
-		return res, ErrNotRunning
-	}
 	served, skipped := m.ForNode(h.cfg.NodeName)
-	want := make(map[string]*manifest.Resource, len(served))
+	want := make(map[string]bool, len(served))
 	for _, r := range served {
-		want[r.Name] = r
+		want[r.Name] = true
+	}
+
+	h.mu.Lock()
+	if h.group == nil || h.stopping {
+		h.mu.Unlock()
+		return res, ErrNotRunning
 	}
 	var removed []*Plugin
 	for name, p := range h.plugins {
-		if _, ok := want[name]; !ok {
+		if !want[name] {
 			p.cancel(errRemoved)
 			removed = append(removed, p)
 			delete(h.plugins, name)
@@ -229,10 +232,17 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 			res.Removed = append(res.Removed, name)
 		}
 	}
+	h.mu.Unlock()
 	for _, p := range removed {
 		<-p.done
 		h.metrics.forget(p.name)
 		p.log.Info("resource removed: sent an empty device list, stopped, removed its socket", "socket", p.socketPath)
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopping {
+		return res, ErrNotRunning
 	}
 	for _, r := range served {
 		p, ok := h.plugins[r.Name]
@@ -266,7 +276,6 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 	h.metrics.manifestInfo.WithLabelValues(m.Hash).Set(1)
 	h.metrics.manifestGen.Set(float64(h.generation))
 	h.metrics.resources.Set(float64(len(h.plugins)))
-	poke(h.healthWake)
 	for _, l := range [][]string{res.Added, res.Updated, res.Removed, res.Unchanged, res.Skipped} {
 		sort.Strings(l)
 	}
@@ -282,6 +291,12 @@ func (h *Host) start(r *manifest.Resource) {
 	h.bySocket[socketBase(p)] = p
 	h.group.Go(func() error {
 		p.run(ctx)
+		return nil
+	})
+	// Health has its own goroutine per resource: a probe stuck on a hung
+	// mount stalls that resource's health only.
+	h.group.Go(func() error {
+		p.runHealth(ctx)
 		return nil
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"simple-device-plugin/host"
 )
@@ -55,7 +54,7 @@ resources:
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- h.Run(ctx, mustParse(t, manifestYAML)) }()
-			waitFor(t, 5*time.Second, "host running", h.Running)
+			waitFor(t, "host running", h.Running)
 			cancel()
 			if err := <-done; err != nil {
 				t.Fatal(err)

@@ -31,6 +31,7 @@ type Plugin struct {
 	probe   []bool        // unhealthy by device index, from the health check; nil if none
 
 	check      chan struct{} // something on disk may have changed: re-check the session
+	healthWake chan struct{} // the resource changed: probe its health check now
 	wake       chan struct{} // the kubelet (or the dir) came back: retry now
 	reregister atomic.Bool   // registration options changed: register again
 	registered atomic.Bool
@@ -64,6 +65,7 @@ func newPlugin(h *Host, res *manifest.Resource) *Plugin {
 		host:         h,
 		changed:      make(chan struct{}),
 		check:        make(chan struct{}, 1),
+		healthWake:   make(chan struct{}, 1),
 		wake:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
 		mAllocations: h.metrics.allocations.WithLabelValues(res.Name),
@@ -115,6 +117,7 @@ func (p *Plugin) update(res *manifest.Resource) (devicesChanged, reregister bool
 	}
 	p.publishLocked(res)
 	p.mu.Unlock()
+	poke(p.healthWake)
 	if reregister {
 		p.reregister.Store(true)
 		poke(p.check)

@@ -2,7 +2,6 @@ package host
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -44,9 +43,9 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 	if !p.ownsSocket(s) {
 		return errSocketRemoved
 	}
-	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
-	_, err = pluginapi.NewRegistrationClient(rc.conn).Register(ctx, &pluginapi.RegisterRequest{
+	_, err = pluginapi.NewRegistrationClient(rc.conn).Register(callCtx, &pluginapi.RegisterRequest{
 		Version:      pluginapi.Version,
 		Endpoint:     filepath.Base(p.socketPath),
 		ResourceName: p.name,
@@ -56,7 +55,8 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 	case err == nil:
 		s.kubelet = id
 		return nil
-	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled):
+	case ctx.Err() != nil:
+		// Stopped (shutdown or removal), not refused.
 		return ctx.Err()
 	case status.Code(err) == codes.Unavailable:
 		// That kubelet is gone (or the connection broke): the next attempt

@@ -38,7 +38,7 @@ func TestPluginsRegistryMode(t *testing.T) {
 		t.Helper()
 		for _, name := range allThree {
 			sock := filepath.Join(registryDir, manifest.SocketName(name))
-			waitFor(t, 2*time.Second, "socket "+sock, func() bool { _, err := socketInode(sock); return err == nil })
+			waitFor(t, "socket "+sock, func() bool { _, err := socketInode(sock); return err == nil })
 			wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := k.RegisterFromWatcher(wctx, sock); err != nil {
 				t.Fatal(err)
@@ -49,7 +49,7 @@ func TestPluginsRegistryMode(t *testing.T) {
 	k := startKubelet(t, deviceDir)
 	register(k)
 	waitRegistered(t, k, allThree...)
-	waitFor(t, 2*time.Second, "ready", func() bool { ok, _ := h.Ready(); return ok })
+	waitFor(t, "ready", func() bool { ok, _ := h.Ready(); return ok })
 	if got := len(k.Devices("example.com/a")); got != 4 {
 		t.Errorf("example.com/a: %d devices, want 4", got)
 	}

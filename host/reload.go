@@ -129,7 +129,7 @@ func (r *Reloader) reload(log *slog.Logger, forced bool) {
 	}
 	// Resources whose spec did not change reuse their compiled form: a
 	// reload of one resource in 500 then costs a parse, not 500 compiles.
-	parsed, err := manifest.Reparse(data, r.Host.Manifest())
+	parsed, err := manifest.Reparse(data, r.Host.Manifest(), CheckDeviceList)
 	if err != nil {
 		r.last = data // report each bad version once, not on every poll
 		m.reloads.WithLabelValues(reloadInvalid).Inc()

@@ -69,8 +69,8 @@ func TestApplyDiffsResourceByResource(t *testing.T) {
 		t.Fatalf("Apply = %+v, want %+v", res, want)
 	}
 	waitRegistered(t, k, "example.com/same", "example.com/grow", "example.com/tmpl", "example.com/opts", "example.com/new")
-	waitFor(t, 2*time.Second, "grow's new device list", func() bool { return len(k.Devices("example.com/grow")) == 5 })
-	waitFor(t, 2*time.Second, "opts registered again", func() bool { return k.Registrations("example.com/opts") == 2 })
+	waitFor(t, "grow's new device list", func() bool { return len(k.Devices("example.com/grow")) == 5 })
+	waitFor(t, "opts registered again", func() bool { return k.Registrations("example.com/opts") == 2 })
 
 	// Unchanged: same socket, same stream, no new message, no registration.
 	if got := k.Lists("example.com/same"); got != listsBefore["example.com/same"] {
@@ -182,7 +182,7 @@ func TestReloaderFollowsConfigMapSwaps(t *testing.T) {
 	waitRegistered(t, k, "example.com/same", "example.com/gone")
 
 	writeConfigMap(t, cmDir, reloadAfter)
-	waitFor(t, 3*time.Second, "the new manifest applied", func() bool {
+	waitFor(t, "the new manifest applied", func() bool {
 		return len(k.Devices("example.com/grow")) == 5 && k.Endpoint("example.com/new") != nil && k.Endpoint("example.com/gone") == nil &&
 			k.Registrations("example.com/opts") == 2 && k.Endpoint("example.com/opts") != nil
 	})
@@ -193,7 +193,7 @@ func TestReloaderFollowsConfigMapSwaps(t *testing.T) {
 
 	// An invalid manifest changes nothing and is counted.
 	writeConfigMap(t, cmDir, strings.Replace(reloadAfter, "count: 5", "count: -5", 1)+"\n  - {name: bad}\n")
-	waitFor(t, 3*time.Second, "the invalid reload counted", func() bool {
+	waitFor(t, "the invalid reload counted", func() bool {
 		return counter(t, reloads, "sdp_manifest_reloads_total", "result", "invalid") == 1
 	})
 	if got := len(k.Devices("example.com/grow")); got != 5 {
@@ -205,7 +205,7 @@ func TestReloaderFollowsConfigMapSwaps(t *testing.T) {
 
 	// Back to a valid one: applied again.
 	writeConfigMap(t, cmDir, reloadBefore)
-	waitFor(t, 3*time.Second, "the old manifest back", func() bool {
+	waitFor(t, "the old manifest back", func() bool {
 		return k.Endpoint("example.com/gone") != nil && k.Endpoint("example.com/new") == nil
 	})
 }
@@ -222,7 +222,7 @@ func TestReloaderAppliesConfigMapSwapsAtOnce(t *testing.T) {
 	waitRegistered(t, k, "example.com/grow")
 
 	writeConfigMap(t, cmDir, reloadAfter)
-	waitFor(t, 3*time.Second, "the swap applied", func() bool { return len(k.Devices("example.com/grow")) == 5 })
+	waitFor(t, "the swap applied", func() bool { return len(k.Devices("example.com/grow")) == 5 })
 }
 
 func TestReloaderFollowsEditorsAndSIGHUP(t *testing.T) {
@@ -241,7 +241,7 @@ func TestReloaderFollowsEditorsAndSIGHUP(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Replace(reloadBefore, "example.com/grow, count: 2", "example.com/grow, count: 3", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Second, "in-place edit applied", func() bool { return len(k.Devices("example.com/grow")) == 3 })
+	waitFor(t, "in-place edit applied", func() bool { return len(k.Devices("example.com/grow")) == 3 })
 
 	// Replaced by rename, as editors save.
 	tmp := filepath.Join(mDir, ".m.yaml.swp")
@@ -251,11 +251,11 @@ func TestReloaderFollowsEditorsAndSIGHUP(t *testing.T) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Second, "rename applied", func() bool { return len(k.Devices("example.com/grow")) == 4 })
+	waitFor(t, "rename applied", func() bool { return len(k.Devices("example.com/grow")) == 4 })
 
 	// SIGHUP with nothing changed: counted as unchanged.
 	r.Trigger()
-	waitFor(t, 3*time.Second, "forced reload counted", func() bool {
+	waitFor(t, "forced reload counted", func() bool {
 		return counter(t, rh.Metrics().Registry, "sdp_manifest_reloads_total", "result", "unchanged") == 1
 	})
 }
@@ -279,12 +279,12 @@ resources:
 	k := startKubelet(t, dir)
 	rh := startHost(t, dir, m)
 	waitRegistered(t, k, "example.com/h")
-	waitFor(t, 2*time.Second, "all healthy", func() bool { return healthOf(k.Devices("example.com/h"))["h-1"] == pluginapi.Healthy })
+	waitFor(t, "all healthy", func() bool { return healthOf(k.Devices("example.com/h"))["h-1"] == pluginapi.Healthy })
 
 	if err := os.Remove(filepath.Join(healthDir, "h-1")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "h-1 unhealthy", func() bool { return healthOf(k.Devices("example.com/h"))["h-1"] == pluginapi.Unhealthy })
+	waitFor(t, "h-1 unhealthy", func() bool { return healthOf(k.Devices("example.com/h"))["h-1"] == pluginapi.Unhealthy })
 	_, err := k.Endpoint("example.com/h").Client.Allocate(context.Background(), &pluginapi.AllocateRequest{
 		ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{"h-1"}}},
 	})
@@ -298,7 +298,7 @@ resources:
 	if err := os.WriteFile(filepath.Join(healthDir, "h-1"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "h-1 healthy again", func() bool { return healthOf(k.Devices("example.com/h"))["h-1"] == pluginapi.Healthy })
+	waitFor(t, "h-1 healthy again", func() bool { return healthOf(k.Devices("example.com/h"))["h-1"] == pluginapi.Healthy })
 	if got := k.Registrations("example.com/h"); got != 1 {
 		t.Errorf("health changes re-registered: %d registrations", got)
 	}
@@ -326,7 +326,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	}
 	k := startKubelet(t, dir)
 	waitRegistered(t, k, allThree...)
-	waitFor(t, 2*time.Second, "/readyz 200", func() bool { code, _ := get("/readyz"); return code == 200 })
+	waitFor(t, "/readyz 200", func() bool { code, _ := get("/readyz"); return code == 200 })
 	_, body := get("/metrics")
 	for _, want := range []string{
 		`sdp_devices{health="Healthy",resource="example.com/a"} 4`,

@@ -12,8 +12,7 @@ import (
 
 // service answers the kubelet's DevicePlugin RPCs for one session of a
 // plugin. It reads the plugin's current snapshot and holds no state of its
-// own: the kubelet owns allocation state. Allocate is allocateWire
-// (allocate.go), routed by devicePluginService.
+// own. Allocate is in allocate.go.
 type service struct {
 	pluginapi.UnimplementedDevicePluginServer
 	p    *Plugin
@@ -34,7 +33,7 @@ func (s *service) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingSe
 	for {
 		snap, changed := s.p.watch()
 		if sent == nil || snap != sent && !sameList(sent, snap) {
-			if err := stream.SendMsg(encodeList(snap.res, snap.unhealthy)); err != nil {
+			if err := stream.Send(deviceList(snap)); err != nil {
 				return fmt.Errorf("send device list: %w", err)
 			}
 		}
@@ -52,6 +51,27 @@ func (s *service) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingSe
 			return nil
 		}
 	}
+}
+
+// deviceList is the ListAndWatch message of snap. It is built at each send
+// rather than kept: a large host holds half a million devices, and their
+// IDs are all it needs between sends.
+func deviceList(snap *snapshot) *pluginapi.ListAndWatchResponse {
+	res := snap.res
+	devices := make([]pluginapi.Device, len(res.IDs)) // one allocation, not one per device
+	list := &pluginapi.ListAndWatchResponse{Devices: make([]*pluginapi.Device, len(res.IDs))}
+	for i, id := range res.IDs {
+		d := &devices[i]
+		d.ID, d.Health = id, pluginapi.Healthy
+		if snap.unhealthy[i] {
+			d.Health = pluginapi.Unhealthy
+		}
+		if node, ok := res.NUMANode(i); ok {
+			d.Topology = &pluginapi.TopologyInfo{Nodes: []*pluginapi.NUMANode{{ID: int64(node)}}}
+		}
+		list.Devices[i] = d
+	}
+	return list
 }
 
 // sameList reports whether two snapshots advertise the same devices, so a

@@ -1,18 +1,20 @@
 package host
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/stats"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 )
 
@@ -21,7 +23,8 @@ import (
 // kubelet restarted, registration options changed, server error) ends the
 // session, and the plugin starts a new one.
 type session struct {
-	listener *trackingListener
+	listener net.Listener
+	conns    *connCounter // the kubelet's connections to server
 	server   *grpc.Server
 	serving  chan struct{} // closed when Serve returns; the session owns that goroutine
 	serveErr error         // Serve's result, valid once serving is closed
@@ -48,7 +51,7 @@ var (
 	errSocketRemoved  = errors.New("socket removed")
 	errKubeletRestart = errors.New("kubelet restarted")
 	errReregister     = errors.New("registration options changed")
-	errNotOurSocket   = errors.New("not a socket")
+	errPathTaken      = errors.New("socket path taken")
 	errDirUnusable    = errors.New("device-plugin dir unusable")
 	errKubeletAbsent  = errors.New("kubelet not listening")
 	errKubeletRefused = errors.New("kubelet refused the registration")
@@ -90,14 +93,14 @@ func (p *Plugin) startSession() (*session, error) {
 	fi, err := os.Lstat(p.socketPath)
 	switch {
 	case err == nil && fi.Mode()&fs.ModeSocket == 0:
-		return nil, fmt.Errorf("%s exists and is %s, not a socket; refusing to remove it (remove or rename it, or rename the resource): %w",
-			p.socketPath, describeMode(fi.Mode()), errNotOurSocket)
+		return nil, fmt.Errorf("%w: %s exists and is %s, not a socket; refusing to remove it (remove or rename it, or rename the resource)",
+			errPathTaken, p.socketPath, describeMode(fi.Mode()))
 	case err == nil:
 		// A socket left by an earlier run (or a crashed one) is ours to
 		// replace; one that another process listens on is not.
 		if socketInUse(p.socketPath) {
-			return nil, fmt.Errorf("%s is a live socket: another process is listening on it; refusing to remove it (stop that process, or rename the resource): %w",
-				p.socketPath, errNotOurSocket)
+			return nil, fmt.Errorf("%w: %s is a live socket: another process is listening on it; refusing to remove it (stop that process, or rename the resource)",
+				errPathTaken, p.socketPath)
 		}
 		if err := os.Remove(p.socketPath); err != nil && !os.IsNotExist(err) {
 			return nil, fmt.Errorf("remove stale socket %s: %w: %w", p.socketPath, err, errDirUnusable)
@@ -113,7 +116,6 @@ func (p *Plugin) startSession() (*session, error) {
 	// Only our own socket: never unlink a file that a later session or
 	// another process put at this path.
 	lis.(*net.UnixListener).SetUnlinkOnClose(false)
-	tracked := &trackingListener{UnixListener: lis.(*net.UnixListener)}
 	id, err := statID(p.socketPath)
 	if err != nil {
 		lis.Close()
@@ -125,22 +127,20 @@ func (p *Plugin) startSession() (*session, error) {
 		return nil, fmt.Errorf("stat new socket %s: %w: %w", p.socketPath, err, errDirUnusable)
 	}
 	s := &session{
-		listener: tracked,
+		listener: lis,
+		conns:    newConnCounter(),
 		serving:  make(chan struct{}),
 		socketID: id,
 		ending:   make(chan struct{}),
 		notified: make(chan error, 1),
 	}
-	s.server = grpc.NewServer(
-		grpc.MaxRecvMsgSize(maxRecvMessageSize),
-		grpc.ForceServerCodecV2(serverCodec),
-	)
-	s.server.RegisterService(&devicePluginService, &service{p: p, sess: s})
+	s.server = grpc.NewServer(grpc.MaxRecvMsgSize(maxRecvMessageSize), grpc.StatsHandler(s.conns))
+	pluginapi.RegisterDevicePluginServer(s.server, &service{p: p, sess: s})
 	if p.host.cfg.Registration == RegisterPluginsRegistry {
 		registerapi.RegisterRegistrationServer(s.server, &registryService{p: p, sess: s})
 	}
 	go func() {
-		s.serveErr = s.server.Serve(tracked)
+		s.serveErr = s.server.Serve(lis)
 		close(s.serving)
 	}()
 	return s, nil
@@ -154,7 +154,7 @@ func (p *Plugin) stopSession(s *session, final bool, wait time.Duration) {
 	p.setRegistered(false)
 	s.final.Store(final)
 	close(s.ending)
-	s.listener.waitIdle(wait)
+	s.conns.waitIdle(wait)
 	s.server.Stop()
 	<-s.serving
 	if p.ownsSocket(s) {
@@ -192,60 +192,62 @@ func describeMode(m fs.FileMode) string {
 	return "a " + m.Type().String() + " file"
 }
 
-// trackingListener counts the server's open connections, so a session
-// can wait for the kubelet to hang up before the same endpoint registers
-// again (the kubelet would otherwise drop the new registration when it
-// notices the old stream's end). It hands gRPC each accepted connection
-// as the *net.UnixConn itself: gRPC pools the read buffers of idle
-// connections only for that exact type, and a wrapper cost 32 KB per
-// connection (17 MB with 500 resources). Nothing then says when a
-// connection closes, so waitIdle polls for closed descriptors; it runs
-// only when a session ends. (A gRPC stats handler sees connections end,
-// but costs every RPC 17 allocations and a copy of its metadata.)
-type trackingListener struct {
-	*net.UnixListener
-	mu    sync.Mutex
-	conns []*net.UnixConn // accepted; some may be closed since
+// connCounter counts the server's open connections, so a session can
+// wait for the kubelet to hang up before the same endpoint registers again
+// (the kubelet would otherwise drop the new registration when it notices
+// the old stream's end).
+type connCounter struct {
+	mu      sync.Mutex
+	open    int
+	changed chan struct{} // closed and replaced at every change of open
 }
 
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.AcceptUnix()
-	if err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	l.conns = append(slices.DeleteFunc(l.conns, isClosed), c)
-	l.mu.Unlock()
-	return c, nil
+func newConnCounter() *connCounter { return &connCounter{changed: make(chan struct{})} }
+
+func (c *connCounter) add(delta int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.open += delta
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
-// open is the number of accepted connections not yet closed.
-func (l *trackingListener) open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.conns = slices.DeleteFunc(l.conns, isClosed)
-	return len(l.conns)
+func (c *connCounter) state() (int, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.open, c.changed
 }
-
-// isClosed reports whether c's descriptor has been closed (by gRPC, when
-// the peer hung up or the server stopped).
-func isClosed(c *net.UnixConn) bool {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return true
-	}
-	return raw.Control(func(uintptr) {}) != nil
-}
-
-// idlePoll is how often waitIdle looks for closed connections: a kubelet
-// closes its connection within a millisecond of the stream's end, and a
-// look costs no system call.
-const idlePoll = 200 * time.Microsecond
 
 // waitIdle waits until no connection is open, at most d.
-func (l *trackingListener) waitIdle(d time.Duration) {
-	deadline := time.Now().Add(d)
-	for l.open() > 0 && time.Now().Before(deadline) {
-		time.Sleep(idlePoll)
+func (c *connCounter) waitIdle(d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		open, changed := c.state()
+		if open == 0 {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return
+		}
 	}
 }
+
+// The gRPC stats handler: connection begin and end are all it follows.
+
+func (c *connCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+func (c *connCounter) HandleConn(_ context.Context, st stats.ConnStats) {
+	switch st.(type) {
+	case *stats.ConnBegin:
+		c.add(1)
+	case *stats.ConnEnd:
+		c.add(-1)
+	}
+}
+
+func (c *connCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+
+func (c *connCounter) HandleRPC(context.Context, stats.RPCStats) {}

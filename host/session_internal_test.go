@@ -1,66 +1,76 @@
 package host
 
 import (
+	"context"
 	"net"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
-// The listener counts accepted connections until gRPC closes them, and
-// hands out the *net.UnixConn itself (gRPC pools read buffers only then).
-func TestTrackingListenerCountsOpenConnections(t *testing.T) {
-	dir := ShortTempDir(t)
-	lis, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "s.sock"), Net: "unix"})
+// The counter follows the server's connections as gRPC opens and closes
+// them, and waitIdle returns when the last one closes.
+func TestConnCounterFollowsConnections(t *testing.T) {
+	sock := filepath.Join(ShortTempDir(t), "s.sock")
+	lis, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &trackingListener{UnixListener: lis}
-	defer l.Close()
+	conns := newConnCounter()
+	server := grpc.NewServer(grpc.StatsHandler(conns))
+	served := make(chan struct{})
+	go func() { defer close(served); _ = server.Serve(lis) }()
+	defer func() { server.Stop(); <-served }()
 
-	var server []net.Conn
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	waitOpen := func(want int) {
+		t.Helper()
+		for {
+			open, changed := conns.state()
+			if open == want {
+				return
+			}
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				t.Fatalf("%d connections open, want %d", open, want)
+			}
+		}
+	}
+
+	var clients []*grpc.ClientConn
 	for range 2 {
-		client, err := net.Dial("unix", lis.Addr().String())
+		c, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer client.Close()
-		c, err := l.Accept()
-		if err != nil {
-			t.Fatal(err)
+		defer c.Close()
+		c.Connect()
+		for s := c.GetState(); s != connectivity.Ready; s = c.GetState() {
+			if !c.WaitForStateChange(ctx, s) {
+				t.Fatalf("client never connected (state %v)", s)
+			}
 		}
-		if _, ok := c.(*net.UnixConn); !ok {
-			t.Fatalf("Accept returned a %T, want the *net.UnixConn itself", c)
-		}
-		server = append(server, c)
+		clients = append(clients, c)
 	}
-	if n := l.open(); n != 2 {
-		t.Fatalf("open() = %d, want 2", n)
+	waitOpen(2)
+
+	// With connections open, waitIdle gives up at its limit.
+	conns.waitIdle(time.Millisecond)
+	if open, _ := conns.state(); open != 2 {
+		t.Fatalf("%d connections open after waitIdle timed out, want 2", open)
 	}
 
-	start := time.Now()
-	l.waitIdle(30 * time.Millisecond)
-	if waited := time.Since(start); waited < 30*time.Millisecond {
-		t.Fatalf("waitIdle returned after %v with connections open; want it to wait its full time", waited)
-	}
-
-	server[0].Close()
-	if n := l.open(); n != 1 {
-		t.Fatalf("open() after one close = %d, want 1", n)
-	}
-	closed := make(chan struct{})
-	go func() {
-		defer close(closed)
-		time.Sleep(10 * time.Millisecond)
-		server[1].Close()
-	}()
-	start = time.Now()
-	l.waitIdle(10 * time.Second)
-	<-closed
-	if waited := time.Since(start); waited > 5*time.Second {
-		t.Fatalf("waitIdle took %v after the last connection closed", waited)
-	}
-	if n := l.open(); n != 0 {
-		t.Fatalf("open() = %d, want 0", n)
+	clients[0].Close()
+	waitOpen(1)
+	go clients[1].Close()
+	conns.waitIdle(time.Minute)
+	if open, _ := conns.state(); open != 0 {
+		t.Fatalf("waitIdle returned with %d connections open", open)
 	}
 }

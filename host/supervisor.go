@@ -41,7 +41,7 @@ func (p *Plugin) run(ctx context.Context) {
 		}
 		delay := bo.Next()
 		p.log.Warn("plugin failed; retrying", "reason", reason, "err", err, "retry_in", delay.Round(time.Millisecond).String())
-		if !p.sleepBackoff(ctx, delay, errors.Is(err, errNotOurSocket)) {
+		if !p.sleepBackoff(ctx, delay, errors.Is(err, errPathTaken)) {
 			return
 		}
 	}
@@ -164,7 +164,7 @@ func restartReason(err error) string {
 		{errSocketRemoved, "socket_removed"},
 		{errKubeletRestart, "kubelet_restart"},
 		{errReregister, "reregister"},
-		{errNotOurSocket, "foreign_file"},
+		{errPathTaken, "foreign_file"},
 		{errDirUnusable, "dir_unusable"},
 		{errKubeletRefused, "registration_refused"},
 		{errServerStopped, "server_error"},

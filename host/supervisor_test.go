@@ -40,7 +40,7 @@ func TestKubeletAbsentAtStart(t *testing.T) {
 	}
 	k := startKubelet(t, dir)
 	waitRegistered(t, k, allThree...)
-	waitFor(t, 2*time.Second, "ready", func() bool { ok, _ := rh.Ready(); return ok })
+	waitFor(t, "ready", func() bool { ok, _ := rh.Ready(); return ok })
 }
 
 func TestDeletedSocketReRegistersOnlyThatPlugin(t *testing.T) {
@@ -51,7 +51,7 @@ func TestDeletedSocketReRegistersOnlyThatPlugin(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, manifest.SocketName("example.com/b"))); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 3*time.Second, "example.com/b registered again", func() bool { return k.Registrations("example.com/b") == 2 })
+	waitFor(t, "example.com/b registered again", func() bool { return k.Registrations("example.com/b") == 2 })
 	waitRegistered(t, k, allThree...)
 	time.Sleep(100 * time.Millisecond)
 	for _, name := range []string{"example.com/a", "example.com/c"} {
@@ -121,7 +121,7 @@ func TestDirRemovedAndRecreated(t *testing.T) {
 	k.Stop()
 	// The plugins recreate their sockets as fast as they are removed, so
 	// removing the dir can take a few tries, as it would with rm -rf.
-	waitFor(t, 2*time.Second, "dir removed", func() bool { return os.RemoveAll(dir) == nil })
+	waitFor(t, "dir removed", func() bool { return os.RemoveAll(dir) == nil })
 	time.Sleep(300 * time.Millisecond)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package manifest
 import (
 	"fmt"
 	"testing"
-	"time"
 )
 
 func idsN(n int, format string) []string {
@@ -45,20 +44,16 @@ func TestErrorsNameBoundedIDs(t *testing.T) {
 	}
 }
 
-// Must-include IDs are deduplicated with a set: 100,000 of them took
-// seconds when each was looked up in the list of those already taken.
-func TestPreferredManyMustIncludeIsLinear(t *testing.T) {
+// 100,000 must-include devices are all taken (BenchmarkPreferredMustInclude
+// shows the cost growing linearly with their number).
+func TestPreferredManyMustInclude(t *testing.T) {
 	r := mustResource(t, "name: example.com/big\ncount: 100000\nidTemplate: '{{ .Index }}'")
-	start := time.Now()
 	got, err := r.Preferred(r.IDs, r.IDs, len(r.IDs))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != len(r.IDs) {
 		t.Fatalf("got %d devices, want %d", len(got), len(r.IDs))
-	}
-	if took := time.Since(start); took > 3*time.Second {
-		t.Errorf("100,000 must-include devices took %v", took)
 	}
 	// Duplicates count once against the size.
 	if got, err := r.Preferred(r.IDs[:3], []string{"2", "2", "2"}, 1); err != nil || len(got) != 1 || got[0] != "2" {

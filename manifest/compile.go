@@ -1,7 +1,6 @@
 package manifest
 
 import (
-	"bytes"
 	"fmt"
 	"maps"
 	"path"
@@ -20,9 +19,9 @@ type Resource struct {
 
 	specIndex int // position in the manifest, for error paths
 
-	index     idIndex         // device ID -> index in IDs
+	position  map[string]int  // device ID -> index in IDs
 	unhealthy map[string]bool // the manifest's static unhealthy list
-	numa      []uint16        // NUMA node per device index (< maxNUMANodes); nil without topology
+	numa      []int           // NUMA node per device index; nil without topology
 
 	healthPaths    []string // per device index; nil without healthCheck
 	healthInterval time.Duration
@@ -52,58 +51,46 @@ type cdiTmpl struct {
 	perDevice bool
 }
 
-// minDeviceBytes is the least one device adds to ListAndWatch (a
-// 1-character ID). maxCount is the most devices that could fit in
-// MaxListAndWatchBytes: a larger count is rejected before any ID is
-// generated, so a typo like count: 1000000 costs nothing to report.
-var (
-	minDeviceBytes = ListAndWatchSize([]string{"x"}, false)
-	maxCount       = MaxListAndWatchBytes / minDeviceBytes
-)
+// DeviceListCheck is a limit on a resource's device list that comes from
+// outside the manifest, such as the size of the message that carries it
+// to the kubelet. It returns why the list is refused, or nil.
+type DeviceListCheck func(ids []string, topology bool) error
 
-const (
-	// MaxListAndWatchBytes bounds the encoded size of one ListAndWatch
-	// message: half the kubelet client's 4 MiB default gRPC receive limit,
-	// so health changes (longer "Unhealthy" strings) and protocol framing
-	// never push a valid manifest over it.
-	MaxListAndWatchBytes = 2 << 20
-	// KubeletReceiveLimit is the kubelet's default gRPC receive limit.
-	KubeletReceiveLimit = 4 << 20
-	// sampleIDs is how many devices sample renders use at validation.
-	sampleIDs = 3
-)
+// maxCount bounds count before any ID is generated, so a typo such as
+// count: 100000000 costs nothing to report. A DeviceListCheck sets the
+// real limit, far below.
+const maxCount = 1 << 20
+
+// sampleIDs is how many devices sample renders use at validation.
+const sampleIDs = 3
 
 // compileResource applies every per-resource rule that needs more than a
 // struct tag, and builds the compiled form. It returns nil when the
 // resource cannot be compiled (its errors are in errs).
-func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
+func compileResource(spec ResourceSpec, p string, checks []DeviceListCheck, errs *ErrorList) *Resource {
 	before := len(*errs)
 	r := &Resource{Spec: spec, Name: spec.Name}
 
+	countField := p + ".count"
 	switch {
 	case spec.Count != nil && spec.IDs != nil:
 		errs.add(p, "sets both count and ids; keep one: count for generated IDs, ids for an explicit list")
 	case spec.Count == nil && spec.IDs == nil:
-		errs.add(p+".count", "is required: set count (1 or more) or ids (an explicit list)")
+		errs.add(countField, "is required: set count (1 or more) or ids (an explicit list)")
 	case spec.Count != nil && *spec.Count > maxCount:
-		n := *spec.Count
-		errs.add(p+".count", "%d devices encode to a ListAndWatch message of at least %s even with 1-character IDs; %s",
-			n, fmtBytes(n*minDeviceBytes), sizeAdvice)
+		errs.add(countField, "%d devices are more than one resource can serve (at most %d); use fewer devices, or split the resource", *spec.Count, maxCount)
 	case spec.Count != nil && *spec.Count >= 1:
 		r.IDs = generateIDs(spec, p, errs)
-	case spec.IDs != nil && len(spec.IDs) > maxCount:
-		// Too many to fit whatever the IDs; not indexed, so the index's
-		// int32 slots always suffice.
-		errs.add(p+".ids", "%d devices encode to a %s ListAndWatch message; %s", len(spec.IDs), fmtBytes(ListAndWatchSize(spec.IDs, spec.Topology != nil)), sizeAdvice)
 	case spec.IDs != nil:
+		countField = p + ".ids"
 		if spec.IDTemplate != "" {
 			errs.add(p+".idTemplate", "applies only with count; with ids the list is the IDs, so remove idTemplate")
 		}
 		r.IDs = spec.IDs
 	}
-	r.index = newIDIndex(len(r.IDs))
+	r.position = make(map[string]int, len(r.IDs))
 	for i, id := range r.IDs {
-		if j := r.index.add(r.IDs, i); j >= 0 {
+		if j, dup := r.position[id]; dup {
 			if spec.IDs == nil {
 				// One error is enough for a template: it would repeat for
 				// every device.
@@ -111,15 +98,15 @@ func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
 				break
 			}
 			errs.add(fmt.Sprintf("%s.ids[%d]", p, i), "device ID %q appears twice (also at index %d); device IDs must be unique", id, j)
+			continue
 		}
+		r.position[id] = i
 	}
 	if len(r.IDs) > 0 {
-		if size := ListAndWatchSize(r.IDs, spec.Topology != nil); size > MaxListAndWatchBytes {
-			field := p + ".count"
-			if spec.IDs != nil {
-				field = p + ".ids"
+		for _, check := range checks {
+			if err := check(r.IDs, spec.Topology != nil); err != nil {
+				errs.add(countField, "%s", err)
 			}
-			errs.add(field, "%d devices encode to a %s ListAndWatch message; %s", len(r.IDs), fmtBytes(size), sizeAdvice)
 		}
 	}
 
@@ -141,24 +128,16 @@ func compileResource(spec ResourceSpec, p string, errs *ErrorList) *Resource {
 	return r
 }
 
-// sizeAdvice ends every device-count error: the limits and what to do.
-var sizeAdvice = fmt.Sprintf("the kubelet accepts at most %s and this plugin allows %s to stay safely under it; use fewer devices or shorter IDs, or split the resource",
-	fmtBytes(KubeletReceiveLimit), fmtBytes(MaxListAndWatchBytes))
-
 // generateIDs renders idTemplate (or the default "<name part>-<index>") for
-// every index, checking each ID. The IDs are slices of one string (packedStrings).
+// every index, checking each ID.
 func generateIDs(spec ResourceSpec, p string, errs *ErrorList) []string {
 	n := *spec.Count
+	ids := make([]string, n)
 	if spec.IDTemplate == "" {
 		prefix := path.Base(spec.Name) + "-"
-		store := newPackedStrings(n, n*(len(prefix)+len(strconv.Itoa(n-1))))
-		var digits [20]byte
-		for i := range n {
-			store.b.WriteString(prefix)
-			store.b.Write(strconv.AppendInt(digits[:0], int64(i), 10))
-			store.end()
+		for i := range ids {
+			ids[i] = prefix + strconv.Itoa(i)
 		}
-		ids := store.strings()
 		// An invalid name has its own error; its IDs would only repeat it.
 		if why := checkDeviceID(ids[n-1]); why != "" && checkExtendedResourceName(spec.Name) == "" {
 			errs.add(p+".name", "default device IDs are <name part>-<index>, and %s; set idTemplate to something shorter", why)
@@ -171,29 +150,19 @@ func generateIDs(spec ResourceSpec, p string, errs *ErrorList) []string {
 		errs.add(p+".idTemplate", "%s", err)
 		return nil
 	}
-	var b bytes.Buffer
-	store := newPackedStrings(n, 0)
-	data := &IDData{Resource: spec.Name} // one value, passed by pointer: no boxing per ID
-	for i := range n {
-		b.Reset()
-		data.Index = i
-		if err := t.render(&b, data); err != nil {
+	for i := range ids {
+		id, err := t.renderString(IDData{Resource: spec.Name, Index: i})
+		if err != nil {
 			errs.add(p+".idTemplate", "does not render: %s (idTemplate sees .Index and .Resource)", cleanTemplateErr(err, "idTemplate"))
 			return nil
 		}
-		// Checked before it joins the others, so the first bad device is
-		// named; the check allocates nothing for a good ID.
-		if why := checkDeviceIDBytes(b.Bytes()); why != "" {
+		// Checked one by one, so the first bad device is named.
+		if why := checkDeviceID(id); why != "" {
 			errs.add(p+".idTemplate", "renders device %d as an invalid ID: %s", i, why)
 			return nil
 		}
-		if i == 0 {
-			store.b.Grow(n * (b.Len() + 1)) // IDs of one template are about as long as each other
-		}
-		store.b.Write(b.Bytes())
-		store.end()
+		ids[i] = id
 	}
-	ids := store.strings()
 	if t.literal && n > 1 {
 		errs.add(p+".idTemplate", "has no {{ .Index }}, so all %d devices get the ID %q; IDs must be unique", n, ids[0])
 		return nil
@@ -216,12 +185,12 @@ func (r *Resource) compileTopology(p string, errs *ErrorList) {
 			errs.add(p+".topology.numaNodes", "%d NUMA nodes for %d devices leaves some nodes empty; use at most %d", topo.NUMANodes, len(r.IDs), len(r.IDs))
 			return
 		}
-		r.numa = make([]uint16, len(r.IDs))
+		r.numa = make([]int, len(r.IDs))
 		for i := range r.numa {
-			r.numa[i] = uint16(i * topo.NUMANodes / len(r.IDs))
+			r.numa[i] = i * topo.NUMANodes / len(r.IDs)
 		}
 	case len(topo.NodeOf) > 0:
-		r.numa = make([]uint16, len(r.IDs))
+		r.numa = make([]int, len(r.IDs))
 		for _, id := range slices.Sorted(maps.Keys(topo.NodeOf)) {
 			if !r.Has(id) {
 				errs.add(fmt.Sprintf("%s.topology.nodeOf[%s]", p, id), "%q is not a device of this resource (%s)", id, describeIDs(r.IDs))
@@ -237,7 +206,7 @@ func (r *Resource) compileTopology(p string, errs *ErrorList) {
 			if node < 0 || node >= maxNUMANodes {
 				continue // the field rule says what is wrong
 			}
-			r.numa[i] = uint16(node)
+			r.numa[i] = node
 		}
 		if len(missing) > 0 {
 			errs.add(p+".topology.nodeOf", "gives no NUMA node for %s; list every device", describeIDs(missing))
@@ -352,27 +321,17 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 			return
 		}
 		r.healthInterval = hc.Interval.Duration
-		var b bytes.Buffer
-		// Each device is probed as an allocation of itself. One value,
-		// passed by pointer and refilled per device; the paths are kept
-		// in one string, as the IDs are.
-		one := []string{""}
-		data := &DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: one, Count: 1}}
-		store := newPackedStrings(len(r.IDs), 0)
+		// Each device is probed as an allocation of itself.
+		paths := make([]string, 0, len(r.IDs))
 		var renderErr error
 		for i, id := range r.IDs {
-			b.Reset()
-			one[0], data.ID, data.Index = id, id, i
-			if renderErr = t.render(&b, data); renderErr != nil {
+			var hp string
+			cd := ContainerData{Resource: r.Name, IDs: []string{id}, Count: 1}
+			if hp, renderErr = t.renderString(DeviceData{ContainerData: cd, ID: id, Index: i}); renderErr != nil {
 				break
 			}
-			if i == 0 {
-				store.b.Grow(len(r.IDs) * (b.Len() + 1))
-			}
-			store.b.Write(b.Bytes())
-			store.end()
+			paths = append(paths, hp)
 		}
-		paths := store.strings()
 		for i, hp := range paths {
 			// Every device's path is checked: an ID such as "../x" can make
 			// one unclean where the others are fine. An empty template is
@@ -427,44 +386,6 @@ func (r *Resource) renderSample(t *tmpl, perDevice bool) ([]string, error) {
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-// ListAndWatchSize is the protobuf-encoded size of a ListAndWatch response
-// listing ids, every device Unhealthy (the longest health string) and, with
-// topology, on the largest NUMA node ID we allow. A test in host checks it
-// against proto.Size of the real message.
-func ListAndWatchSize(ids []string, topology bool) int {
-	const unhealthyLen = len("Unhealthy")
-	total := 0
-	for _, id := range ids {
-		dev := 1 + varintLen(len(id)) + len(id) + 1 + varintLen(unhealthyLen) + unhealthyLen
-		if topology {
-			numaNode := 1 + varintLen(1023)             // NUMANode{ID: 1023}
-			nodes := 1 + varintLen(numaNode) + numaNode // TopologyInfo.nodes
-			dev += 1 + varintLen(nodes) + nodes         // Device.topology
-		}
-		total += 1 + varintLen(dev) + dev
-	}
-	return total
-}
-
-func varintLen(v int) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
-}
-
-func fmtBytes(n int) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // describeIDs names a few of ids for an error message.

@@ -25,12 +25,12 @@ type Manifest struct {
 
 // Load reads and parses the manifest at path. An invalid manifest gives an
 // error that wraps an ErrorList with every problem found.
-func Load(path string) (*Manifest, error) {
+func Load(path string, checks ...DeviceListCheck) (*Manifest, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read manifest: %w", err)
 	}
-	m, err := Parse(data)
+	m, err := Parse(data, checks...)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s is invalid:\n%w", path, err)
 	}
@@ -39,7 +39,10 @@ func Load(path string) (*Manifest, error) {
 
 // Parse loads a manifest from YAML (or JSON): strict decoding, defaults,
 // validation and compilation. It returns an ErrorList on any problem.
-func Parse(data []byte) (*Manifest, error) { return parseManifest(data, nil) }
+// checks are applied to every resource's device list.
+func Parse(data []byte, checks ...DeviceListCheck) (*Manifest, error) {
+	return parseManifest(data, nil, checks)
+}
 
 // Reparse is Parse of a new version of the manifest prev (a reload): a
 // resource whose spec, after defaults, is exactly as in prev reuses prev's
@@ -49,12 +52,14 @@ func Parse(data []byte) (*Manifest, error) { return parseManifest(data, nil) }
 // resources still run on the whole manifest, and compiling a resource
 // depends on nothing but its spec, which passed those checks in prev.
 // prev may be nil.
-func Reparse(data []byte, prev *Manifest) (*Manifest, error) { return parseManifest(data, prev) }
+func Reparse(data []byte, prev *Manifest, checks ...DeviceListCheck) (*Manifest, error) {
+	return parseManifest(data, prev, checks)
+}
 
 // emptyManifest is the answer to no text, only comments, or a bare "null".
 const emptyManifest = "the manifest is empty; start from examples/manifest.yaml"
 
-func parseManifest(data []byte, prev *Manifest) (*Manifest, error) {
+func parseManifest(data []byte, prev *Manifest, checks []DeviceListCheck) (*Manifest, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, ErrorList{{Message: emptyManifest}}
 	}
@@ -97,7 +102,7 @@ func parseManifest(data []byte, prev *Manifest) (*Manifest, error) {
 		return nil, ErrorList{{Message: "cannot decode the manifest: " + err.Error()}}
 	}
 	applyDefaults(&spec)
-	m, err := compile(spec, prev)
+	m, err := compile(spec, prev, checks)
 	if len(schemaErrs) == 0 {
 		return m, err
 	}
@@ -234,7 +239,7 @@ func applyDefaults(spec *Spec) {
 
 // compile validates spec as a whole and builds the compiled resources,
 // reusing those of prev (if not nil) whose spec did not change.
-func compile(spec Spec, prev *Manifest) (*Manifest, error) {
+func compile(spec Spec, prev *Manifest, checks []DeviceListCheck) (*Manifest, error) {
 	var errs ErrorList
 	if spec.APIVersion != "" && spec.APIVersion != APIVersion {
 		errs.add("apiVersion", "%q is not a version this build knows; known: %s", spec.APIVersion, strings.Join(KnownAPIVersions, ", "))
@@ -255,7 +260,7 @@ func compile(spec Spec, prev *Manifest) (*Manifest, error) {
 			reused := *old
 			r = &reused
 		} else {
-			r = compileResource(spec.Resources[i], fmt.Sprintf("resources[%d]", i), &errs)
+			r = compileResource(spec.Resources[i], fmt.Sprintf("resources[%d]", i), checks, &errs)
 		}
 		if r != nil {
 			r.specIndex = i

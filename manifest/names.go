@@ -149,20 +149,6 @@ func checkDeviceID(id string) string {
 	return ""
 }
 
-// checkDeviceIDBytes is checkDeviceID of a rendered ID still in a buffer:
-// a valid ID, the usual case, costs no string.
-func checkDeviceIDBytes(id []byte) string {
-	if len(id) == 0 || len(id) > MaxDeviceIDLength {
-		return checkDeviceID(string(id))
-	}
-	for _, c := range id {
-		if c <= ' ' || c > '~' {
-			return checkDeviceID(string(id))
-		}
-	}
-	return ""
-}
-
 // checkCDIName returns why s is not a fully qualified CDI device name
 // (vendor/class=name, per the CDI specification), or "".
 func checkCDIName(s string) string {

@@ -58,29 +58,3 @@ func TestManyLongNamesValidate(t *testing.T) {
 		t.Fatalf("got %d resources, want 3", len(m.Resources))
 	}
 }
-
-func TestListAndWatchSize(t *testing.T) {
-	tests := []struct {
-		name     string
-		ids      []string
-		topology bool
-		want     int
-	}{
-		// Device{ID: "a", Health: "Unhealthy"}: tag+len+1, tag+len+9 = 14;
-		// the repeated field adds tag+len = 16.
-		{"one short ID", []string{"a"}, false, 16},
-		{"two IDs", []string{"a", "bb"}, false, 16 + 17},
-		// Topology{Nodes: [{ID: 1023}]}: NUMANode 3, nodes 5, field 7.
-		{"with topology", []string{"a"}, true, 16 + 7},
-		// A 128-byte device needs a two-byte length.
-		{"long device", []string{strings.Repeat("x", 115)}, false, 3 + 128},
-		{"none", nil, false, 0},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := ListAndWatchSize(tc.ids, tc.topology); got != tc.want {
-				t.Errorf("ListAndWatchSize = %d, want %d", got, tc.want)
-			}
-		})
-	}
-}

@@ -55,16 +55,12 @@ type IDData struct {
 	Index    int // 0..count-1
 }
 
-// tmpl is a compiled template. Templates without any action are kept as
-// their literal text, so rendering them costs nothing; simple ones (see
-// simple.go) as pieces to concatenate.
+// tmpl is a template parsed once at load.
 type tmpl struct {
 	source  string // as written, to tell identical templates apart
-	literal bool
-	text    string // what a literal template renders
-	pieces  []piece
-	needs   kindSet // the fields pieces read
+	literal bool   // no actions: it always renders the same text
 	t       *template.Template
+	fields  []fieldPart // non-nil when fields.go can render it
 }
 
 // compileTemplate parses src once; name labels parse errors.
@@ -73,51 +69,33 @@ func compileTemplate(name, src string) (*tmpl, error) {
 	if err != nil {
 		return nil, fmt.Errorf("template does not parse: %s", cleanTemplateErr(err, name))
 	}
-	c := &tmpl{source: src, t: t}
-	if text, ok := literalText(t); ok {
-		c.literal, c.text, c.t = true, text, nil
-		return c, nil
-	}
-	c.pieces, c.needs = simplePieces(t)
-	return c, nil
+	return &tmpl{source: src, literal: isLiteral(t), t: t, fields: fieldParts(t)}, nil
 }
 
-// literalText returns what t renders when it has no actions. That is the
-// text nodes joined, not the source: comments ("{{/* x */}}") and trim
-// markers ("{{- ... -}}") leave no action behind but change the text.
-func literalText(t *template.Template) (string, bool) {
+// isLiteral reports whether t has no actions. Comments ("{{/* x */}}")
+// and trim markers leave none behind, so the source is not enough.
+func isLiteral(t *template.Template) bool {
 	if t.Tree == nil || t.Tree.Root == nil {
-		return "", true
+		return true
 	}
-	var b strings.Builder
 	for _, n := range t.Tree.Root.Nodes {
-		text, ok := n.(*parse.TextNode)
-		if !ok {
-			return "", false
+		if _, ok := n.(*parse.TextNode); !ok {
+			return false
 		}
-		b.Write(text.Text)
 	}
-	return b.String(), true
+	return true
 }
 
-// render executes the template into w. data is a ContainerData,
-// DeviceData or IDData, or a pointer to one.
+// render executes the template into w.
 func (c *tmpl) render(w *bytes.Buffer, data any) error {
-	switch {
-	case c.literal:
-		w.WriteString(c.text)
-		return nil
-	case c.pieces != nil && c.writeSimple(w, data):
+	if c.fields != nil && renderFields(w, c.fields, data) {
 		return nil
 	}
-	return c.t.Execute(w, dereference(data))
+	return c.t.Execute(w, data)
 }
 
 // renderString executes the template and returns the text.
 func (c *tmpl) renderString(data any) (string, error) {
-	if c.literal {
-		return c.text, nil
-	}
 	var b bytes.Buffer
 	if err := c.render(&b, data); err != nil {
 		return "", err

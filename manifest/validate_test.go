@@ -64,16 +64,9 @@ var validationCases = []struct {
 	{"idTemplate unknown field", items("name: example.com/a\ncount: 2\nidTemplate: 'x{{ .ID }}'"), errs("resources[0].idTemplate", "can't evaluate field ID in type manifest.IDData (idTemplate sees .Index and .Resource)")},
 	{"default IDs too long", items("name: example.com/" + strings.Repeat("n", 62) + "\ncount: 10"), errs("resources[0].name", "default device IDs are <name part>-<index>, and \""+strings.Repeat("n", 62)+"-9\" is 64 characters; at most 63 are allowed; set idTemplate")},
 
-	// The ListAndWatch bound.
-	{"count under the size bound", items("name: example.com/x\ncount: 80000"), nil},
-	{"count over the size bound", items("name: example.com/x\ncount: 100000\nidTemplate: 'device-with-a-long-name-{{ .Index }}'"),
-		errs("resources[0].count", "100000 devices encode to a 4.2 MiB ListAndWatch message; the kubelet accepts at most 4.0 MiB and this plugin allows 2.0 MiB")},
-	{"count far over the size bound", items("name: example.com/x\ncount: 5000000"),
-		errs("resources[0].count", "5000000 devices encode to a ListAndWatch message of at least 76.3 MiB even with 1-character IDs; the kubelet accepts at most 4.0 MiB")},
-	{"count over the size bound with topology", items("name: example.com/x\ncount: 80000\ntopology: {numaNodes: 2}"),
-		errs("resources[0].count", "80000 devices encode to a 2.2 MiB ListAndWatch message")},
-	{"ids over the size bound", items("name: example.com/x\nids: [" + manyIDs(70000, 30) + "]"),
-		errs("resources[0].ids", "70000 devices encode to a 3.0 MiB ListAndWatch message")},
+	// A bound on count checked before any ID is generated.
+	{"count far over what a resource can serve", items("name: example.com/x\ncount: 5000000"),
+		errs("resources[0].count", "5000000 devices are more than one resource can serve (at most 1048576); use fewer devices, or split the resource")},
 
 	// env and annotations.
 	{"env names", items("name: example.com/a\ncount: 1\nenv: {A: x, _b: x, C_1: x, lower: x}"), nil},
@@ -241,5 +234,34 @@ func TestValidationRules(t *testing.T) {
 			_, err := Parse([]byte(manifestOf(tc.items...)))
 			checkErrors(t, err, tc.want)
 		})
+	}
+}
+
+// Checks passed to Parse see every resource's device list and whether it
+// has a topology; what they refuse is reported at count or ids, with the
+// other errors.
+func TestDeviceListChecks(t *testing.T) {
+	type seen struct {
+		ids      []string
+		topology bool
+	}
+	var calls []seen
+	check := func(ids []string, topology bool) error {
+		calls = append(calls, seen{ids, topology})
+		if len(ids) > 2 {
+			return fmt.Errorf("%d devices are too many here", len(ids))
+		}
+		return nil
+	}
+	yaml := manifestOf("name: example.com/a\ncount: 3", "name: example.com/b\nids: [p, q, r]\ntopology: {numaNodes: 2}", "name: example.com/c\ncount: 2", "name: example.com/d\ncount: 1\nenv: {BAD-NAME: x}")
+	_, err := Parse([]byte(yaml), check)
+	checkErrors(t, err, []wantErr{
+		{"resources[0].count", "3 devices are too many here"},
+		{"resources[1].ids", "3 devices are too many here"},
+		{"resources[3].env[BAD-NAME]", "is not an environment variable name"},
+	})
+	want := []seen{{[]string{"a-0", "a-1", "a-2"}, false}, {[]string{"p", "q", "r"}, true}, {[]string{"c-0", "c-1"}, false}, {[]string{"d-0"}, false}}
+	if fmt.Sprint(calls) != fmt.Sprint(want) {
+		t.Errorf("checks saw %v, want %v", calls, want)
 	}
 }

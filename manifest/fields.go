@@ -1,0 +1,105 @@
+package manifest
+
+import (
+	"bytes"
+	"strconv"
+	"text/template"
+	"text/template/parse"
+)
+
+// Templates made of text and plain field references ("/dev/fpga{{ .Index }}",
+// "{{ .Resource }}={{ .ID }}") are what nearly every per-device item
+// writes, and Allocate renders them once per allocated device: through
+// text/template that is most of the cost of a large allocation (see
+// docs/performance.md). Such a template is rendered here by
+// concatenation, with exactly text/template's output (strings as they
+// are, ints in decimal; TestFieldTemplatesMatchTextTemplate). Anything
+// else goes through text/template.
+
+// fieldPart is text, or the field it names when field is not "".
+type fieldPart struct {
+	text, field string
+}
+
+// fieldParts splits t into parts, or returns nil when t is anything but
+// text and single-field references.
+func fieldParts(t *template.Template) []fieldPart {
+	if t.Tree == nil || t.Tree.Root == nil {
+		return nil
+	}
+	var parts []fieldPart
+	for _, n := range t.Tree.Root.Nodes {
+		switch n := n.(type) {
+		case *parse.TextNode:
+			parts = append(parts, fieldPart{text: string(n.Text)})
+		case *parse.ActionNode:
+			p := n.Pipe
+			if len(p.Decl) > 0 || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
+				return nil
+			}
+			f, ok := p.Cmds[0].Args[0].(*parse.FieldNode)
+			if !ok || len(f.Ident) != 1 {
+				return nil
+			}
+			switch f.Ident[0] {
+			case "ID", "Index", "Resource", "Node", "Count":
+				parts = append(parts, fieldPart{field: f.Ident[0]})
+			default:
+				return nil
+			}
+		default:
+			return nil
+		}
+	}
+	return parts
+}
+
+// renderFields writes parts for data into w. It writes nothing and returns
+// false when data lacks a field: text/template then says what is wrong.
+func renderFields(w *bytes.Buffer, parts []fieldPart, data any) bool {
+	var d DeviceData
+	hasDevice, hasContainer := false, false
+	switch v := data.(type) {
+	case DeviceData:
+		d, hasDevice, hasContainer = v, true, true
+	case ContainerData:
+		d.ContainerData, hasContainer = v, true
+	case IDData:
+		d.Resource, d.Index = v.Resource, v.Index
+	default:
+		return false
+	}
+	for _, p := range parts {
+		switch p.field {
+		case "ID":
+			if !hasDevice {
+				return false
+			}
+		case "Index":
+			if !hasDevice && hasContainer {
+				return false
+			}
+		case "Node", "Count":
+			if !hasContainer {
+				return false
+			}
+		}
+	}
+	for _, p := range parts {
+		switch p.field {
+		case "":
+			w.WriteString(p.text)
+		case "ID":
+			w.WriteString(d.ID)
+		case "Index":
+			w.WriteString(strconv.Itoa(d.Index))
+		case "Resource":
+			w.WriteString(d.Resource)
+		case "Node":
+			w.WriteString(d.Node)
+		case "Count":
+			w.WriteString(strconv.Itoa(d.Count))
+		}
+	}
+	return true
+}

@@ -1,0 +1,63 @@
+package manifest
+
+import (
+	"bytes"
+	"testing"
+)
+
+// The fast path writes exactly what text/template writes, for every kind
+// of data, and declines (leaving text/template to explain) where
+// text/template fails.
+func TestFieldTemplatesMatchTextTemplate(t *testing.T) {
+	container := ContainerData{Resource: "example.com/fpga", IDs: []string{"fpga-1", "fpga-3"}, Count: 2, Node: "node-1"}
+	data := []any{
+		DeviceData{ContainerData: container, ID: "fpga-3", Index: 1},
+		DeviceData{ContainerData: ContainerData{Resource: "example.com/é", IDs: []string{""}}, ID: "", Index: 0},
+		container,
+		IDData{Resource: "example.com/fpga", Index: 12},
+	}
+	tests := []struct {
+		src  string
+		fast bool // rendered by fields.go
+	}{
+		{"/dev/fpga{{ .Index }}", true},
+		{"{{ .Resource }}={{ .ID }}", true},
+		{"/srv/{{ .Node }}/{{ .Count }}/{{.ID}}/x", true},
+		{"{{- .ID -}} ", true},
+		{"plain text", true},
+		{"", false}, // nothing to gain
+		{"{{ .ID | upper }}", false},
+		{"{{ .IDs }}", false},
+		{"{{ $x := .ID }}{{ $x }}", false},
+		{"{{ .ID.Foo }}", false},
+		{"{{ .Missing }}", false},
+		{"{{ if .ID }}x{{ end }}", false},
+	}
+	for _, tc := range tests {
+		c, err := compileTemplate("t", tc.src)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.src, err)
+		}
+		if (c.fields != nil) != tc.fast {
+			t.Errorf("%q: fast path %v, want %v", tc.src, c.fields != nil, tc.fast)
+		}
+		for _, d := range data {
+			var want bytes.Buffer
+			wantErr := c.t.Execute(&want, d)
+			var got bytes.Buffer
+			err := c.render(&got, d)
+			switch {
+			case (err != nil) != (wantErr != nil):
+				t.Errorf("%q on %T: error %v, text/template's %v", tc.src, d, err, wantErr)
+			case got.String() != want.String():
+				t.Errorf("%q on %T: %q, text/template writes %q", tc.src, d, got.String(), want.String())
+			}
+			if c.fields != nil {
+				var direct bytes.Buffer
+				if ok := renderFields(&direct, c.fields, d); ok != (wantErr == nil) || (ok && direct.String() != want.String()) {
+					t.Errorf("%q on %T: fields.go wrote %q (ok %v), text/template %q (error %v)", tc.src, d, direct.String(), ok, want.String(), wantErr)
+				}
+			}
+		}
+	}
+}
