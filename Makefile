@@ -4,7 +4,7 @@
 GO      ?= go
 BIN     ?= bin/simple-device-plugin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+LDFLAGS := -s -w -X simple-device-plugin/cli.version=$(VERSION)
 
 .PHONY: all build test unit e2e lint vet fmt-check fuzz soak soak-short bench bench-go clean
 

@@ -82,17 +82,8 @@ func TestREADME(t *testing.T) {
 	}
 
 	repo := freshCopy(t)
-	// deploy/ (and make image with it) comes with the cluster work. Until it
-	// is in the tree, the commands that need it are reported, not checked,
-	// so the README can land first; from then on they are checked like the
-	// others.
-	deployPending := deployMissing(repo)
 	for _, c := range commands {
 		name := fmt.Sprintf("%s:%d %s", c.file, c.line, c.text)
-		if deployPending && (strings.Contains(c.text, "deploy/") || c.text == "make image") {
-			t.Logf("not checked: %s (deploy/ is not in this tree yet)", name)
-			continue
-		}
 		if skip := skipReason(c.text); skip != nil {
 			t.Logf("not run: %s (%s)", name, skip.reason)
 			skip.check(t, repo, c.text)
@@ -109,13 +100,6 @@ func TestREADME(t *testing.T) {
 			checkOutput(t, c, stdout)
 		}
 	}
-}
-
-// deployMissing reports whether deploy/ is not in the tree under repo yet
-// (see TestREADME).
-func deployMissing(repo string) bool {
-	_, err := os.Stat(filepath.Join(repo, "deploy", "kustomization.yaml"))
-	return errors.Is(err, os.ErrNotExist)
 }
 
 func skipReason(command string) *notRun {
@@ -381,7 +365,6 @@ func TestDocLinks(t *testing.T) {
 	docs, _ := filepath.Glob("docs/*.md")
 	docs = append([]string{"README.md"}, docs...)
 	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
-	deployPending := deployMissing(".")
 	for _, doc := range docs {
 		data, err := os.ReadFile(doc)
 		if err != nil {
@@ -396,9 +379,6 @@ func TestDocLinks(t *testing.T) {
 			path := doc
 			if file != "" {
 				path = filepath.Join(filepath.Dir(doc), file)
-			}
-			if deployPending && (strings.HasPrefix(path, "deploy") || path == "Dockerfile") {
-				continue // see TestREADME
 			}
 			if _, err := os.Stat(path); err != nil {
 				t.Errorf("%s: link %s: %v", doc, target, err)

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -61,4 +61,21 @@ func plural(n int, noun string) string {
 		return fmt.Sprintf("%d %s", n, noun)
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// printManifestErrors prints every problem, one per line, with the file.
+func printManifestErrors(w io.Writer, path string, err error) {
+	list := manifest.Errors(err)
+	if list == nil {
+		fmt.Fprintf(w, "%s: %v\n", path, err)
+		return
+	}
+	problems := "problems"
+	if len(list) == 1 {
+		problems = "problem"
+	}
+	fmt.Fprintf(w, "%s is invalid (%d %s):\n", path, len(list), problems)
+	for _, e := range list {
+		fmt.Fprintf(w, "%s: %s\n", path, e.Error())
+	}
 }

@@ -1,6 +1,6 @@
 //go:build sdpprofile
 
-package main
+package cli
 
 // Built only with -tags sdpprofile (the bench's profiling build, see
 // docs/performance.md): $SDP_CPUPROFILE gets a CPU profile from start to

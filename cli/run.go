@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -140,36 +140,4 @@ func serve(ctx context.Context, h *host.Host, m *manifest.Manifest, path string,
 		})
 	}
 	return g.Wait()
-}
-
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: use text or json", format)
-}
-
-// printManifestErrors prints every problem, one per line, with the file.
-func printManifestErrors(w io.Writer, path string, err error) {
-	list := manifest.Errors(err)
-	if list == nil {
-		fmt.Fprintf(w, "%s: %v\n", path, err)
-		return
-	}
-	problems := "problems"
-	if len(list) == 1 {
-		problems = "problem"
-	}
-	fmt.Fprintf(w, "%s is invalid (%d %s):\n", path, len(list), problems)
-	for _, e := range list {
-		fmt.Fprintf(w, "%s: %s\n", path, e.Error())
-	}
 }

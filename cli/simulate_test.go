@@ -1,8 +1,6 @@
-package main
+package cli
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"maps"
 	"os"
@@ -37,32 +35,6 @@ resources:
       - {hostPath: /srv/edge, containerPath: /data/d} # validation tries a, b, c only
 
 `
-
-// runMain runs the command line as a user would, minus the process.
-func runMain(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	code = Main(context.Background(), args, &out, &errOut)
-	return code, out.String(), errOut.String()
-}
-
-// unsetEnv unsets variables for the test; t.Setenv restores them after.
-func unsetEnv(t *testing.T, names ...string) {
-	t.Helper()
-	for _, v := range names {
-		t.Setenv(v, "")
-		os.Unsetenv(v)
-	}
-}
-
-func writeFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 func TestSimulateCommand(t *testing.T) {
 	dir := t.TempDir()
@@ -265,7 +237,7 @@ func TestSimulateJSONForScripts(t *testing.T) {
 func TestSimulateEveryExample(t *testing.T) {
 	var files []string
 	for _, pattern := range []string{"examples/*.yaml", "deploy/*.yaml", "deploy/examples/*.yaml"} {
-		matches, err := filepath.Glob(pattern)
+		matches, err := filepath.Glob(filepath.Join("..", pattern))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -298,7 +270,7 @@ func TestSimulateEveryExample(t *testing.T) {
 			}
 		}
 	}
-	if _, ok := manifests[filepath.Join("examples", "manifest.yaml")]; !ok {
+	if _, ok := manifests[exampleManifest]; !ok {
 		t.Fatal("examples/manifest.yaml, the README's first command, is not a manifest")
 	}
 

@@ -1,10 +1,11 @@
-package main
+package cli
 
 import (
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 )
@@ -45,7 +46,7 @@ func parseWithEnv(fs *flag.FlagSet, args []string, lookup func(string) (string, 
 }
 
 // nodeNameDefault is the node name when no flag or SDP_NODE_NAME sets it:
-// NODE_NAME from the downward API, as DESIGN.md says.
+// NODE_NAME, which a DaemonSet sets from the downward API.
 func nodeNameDefault() string {
 	return os.Getenv("NODE_NAME")
 }
@@ -57,4 +58,20 @@ func parseFailure(err error) int {
 		return exitOK
 	}
 	return exitUsage
+}
+
+// newLogger builds the logger --log-format and --log-level ask for.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }
