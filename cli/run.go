@@ -65,7 +65,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "run: %v\n", err)
 		return exitFailure
 	}
-	m, err := manifest.Parse(data)
+	m, err := manifest.Parse(data, host.CheckDeviceList)
 	if err != nil {
 		printManifestErrors(stderr, *manifestPath, err)
 		return exitFailure

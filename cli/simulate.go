@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"simple-device-plugin/host"
 	"simple-device-plugin/manifest"
 	"simple-device-plugin/simulate"
 )
@@ -45,7 +46,7 @@ func simulateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintf(stderr, "simulate: %v\n", err)
 		return exitUsage
 	}
-	m, err := manifest.Load(*manifestPath)
+	m, err := manifest.Load(*manifestPath, host.CheckDeviceList)
 	if err != nil {
 		if manifest.Errors(err) != nil {
 			printManifestErrors(stderr, *manifestPath, err)

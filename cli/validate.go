@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"simple-device-plugin/host"
 	"simple-device-plugin/manifest"
 )
 
@@ -23,7 +24,7 @@ func validateCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	code := exitOK
 	for _, file := range fs.Args() {
-		m, err := manifest.Load(file)
+		m, err := manifest.Load(file, host.CheckDeviceList)
 		if err != nil {
 			code = exitFailure
 			if list := manifest.Errors(err); list != nil {

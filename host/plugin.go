@@ -46,8 +46,8 @@ type Plugin struct {
 }
 
 // snapshot is everything an RPC needs, immutable once published. The
-// device list is not kept in protobuf form: ListAndWatch encodes it from
-// res and unhealthy when it sends (encode.go).
+// device list is built from res and unhealthy at each send rather than
+// kept, so a large manifest holds its device IDs once.
 type snapshot struct {
 	res       *manifest.Resource
 	unhealthy []bool // by device index: static list or health probe

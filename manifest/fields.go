@@ -57,18 +57,20 @@ func fieldParts(t *template.Template) []fieldPart {
 // renderFields writes parts for data into w. It writes nothing and returns
 // false when data lacks a field: text/template then says what is wrong.
 func renderFields(w *bytes.Buffer, parts []fieldPart, data any) bool {
-	var d DeviceData
-	hasDevice, hasContainer := false, false
 	switch v := data.(type) {
 	case DeviceData:
-		d, hasDevice, hasContainer = v, true, true
+		return writeFields(w, parts, &v, true, true)
 	case ContainerData:
-		d.ContainerData, hasContainer = v, true
+		return writeFields(w, parts, &DeviceData{ContainerData: v}, false, true)
 	case IDData:
-		d.Resource, d.Index = v.Resource, v.Index
-	default:
-		return false
+		return writeFields(w, parts, &DeviceData{ContainerData: ContainerData{Resource: v.Resource}, Index: v.Index}, false, false)
 	}
+	return false
+}
+
+// writeFields is renderFields for data held in d: a device's (hasDevice),
+// a container's (hasContainer), or idTemplate's (neither).
+func writeFields(w *bytes.Buffer, parts []fieldPart, d *DeviceData, hasDevice, hasContainer bool) bool {
 	for _, p := range parts {
 		switch p.field {
 		case "ID":
@@ -92,13 +94,13 @@ func renderFields(w *bytes.Buffer, parts []fieldPart, data any) bool {
 		case "ID":
 			w.WriteString(d.ID)
 		case "Index":
-			w.WriteString(strconv.Itoa(d.Index))
+			w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(d.Index), 10))
 		case "Resource":
 			w.WriteString(d.Resource)
 		case "Node":
 			w.WriteString(d.Node)
 		case "Count":
-			w.WriteString(strconv.Itoa(d.Count))
+			w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(d.Count), 10))
 		}
 	}
 	return true

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -55,41 +56,15 @@ func (r *Resource) Render(ids []string, node string) (*Allocation, error) {
 	if err != nil {
 		return nil, err
 	}
-	cd := ContainerData{Resource: r.Name, IDs: sorted, Count: len(sorted), Node: node}
-	var b bytes.Buffer
-	render := func(t *tmpl, device int) (string, error) {
-		b.Reset()
-		var err error
-		if device < 0 {
-			err = t.render(&b, cd)
-		} else {
-			err = t.render(&b, DeviceData{ContainerData: cd, ID: sorted[device], Index: device})
-		}
-		if err == nil && !utf8.Valid(b.Bytes()) {
-			// The kubelet's protobuf decoder refuses such text; say where it came from.
-			err = errors.New("renders text that is not valid UTF-8")
-		}
-		return b.String(), err
-	}
-	// times is how often an item renders: once, or once per device (-1
-	// meaning the container).
-	times := func(perDevice bool) []int {
-		if !perDevice {
-			return []int{-1}
-		}
-		devices := make([]int, len(sorted))
-		for i := range devices {
-			devices[i] = i
-		}
-		return devices
-	}
-
+	w := writers.Get().(*writer)
+	defer w.release()
+	w.d = DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: sorted, Count: len(sorted), Node: node}}
 	a := &Allocation{}
 	if len(r.env) > 0 {
 		a.Envs = make(map[string]string, len(r.env))
 	}
 	for _, e := range r.env {
-		if a.Envs[e.key], err = render(e.t, -1); err != nil {
+		if a.Envs[e.key], err = w.string(e.t); err != nil {
 			return nil, fmt.Errorf("render env %s: %w", e.key, err)
 		}
 	}
@@ -97,71 +72,186 @@ func (r *Resource) Render(ids []string, node string) (*Allocation, error) {
 		a.Annotations = make(map[string]string, len(r.annotations))
 	}
 	for _, e := range r.annotations {
-		if a.Annotations[e.key], err = render(e.t, -1); err != nil {
+		if a.Annotations[e.key], err = w.string(e.t); err != nil {
 			return nil, fmt.Errorf("render annotation %s: %w", e.key, err)
 		}
 	}
-	if len(r.mounts) > 0 {
-		a.Mounts = []Mount{}
+	// Each list gets its final length up front: w.cut keeps pointers into it.
+	if r.mounts != nil {
+		a.Mounts = make([]Mount, 0, countEntries(r.mounts, len(sorted)))
 	}
 	for i, m := range r.mounts {
-		for _, device := range times(m.perDevice) {
-			var out Mount
-			if out.HostPath, err = render(m.host, device); err == nil {
-				out.ContainerPath, err = render(m.container, device)
+		for device := range w.times(m.perDevice) {
+			a.Mounts = append(a.Mounts, Mount{ReadOnly: m.readOnly})
+			out := &a.Mounts[len(a.Mounts)-1]
+			if err := w.cut(&out.HostPath, m.host, device); err != nil {
+				return nil, fmt.Errorf("render mounts[%d].hostPath: %w", i, err)
 			}
-			if err != nil {
-				return nil, fmt.Errorf("render mounts[%d]: %w", i, err)
+			if err := w.cut(&out.ContainerPath, m.container, device); err != nil {
+				return nil, fmt.Errorf("render mounts[%d].containerPath: %w", i, err)
 			}
-			out.ReadOnly = m.readOnly
-			a.Mounts = append(a.Mounts, out)
 		}
 	}
-	if len(r.devices) > 0 {
-		a.Devices = []DeviceNode{}
+	if r.devices != nil {
+		a.Devices = make([]DeviceNode, 0, countEntries(r.devices, len(sorted)))
 	}
 	for i, d := range r.devices {
-		for _, device := range times(d.perDevice) {
-			var out DeviceNode
-			if out.HostPath, err = render(d.host, device); err == nil {
-				out.ContainerPath, err = render(d.container, device)
+		for device := range w.times(d.perDevice) {
+			a.Devices = append(a.Devices, DeviceNode{Permissions: d.permissions})
+			out := &a.Devices[len(a.Devices)-1]
+			if err := w.cut(&out.HostPath, d.host, device); err != nil {
+				return nil, fmt.Errorf("render devices[%d].hostPath: %w", i, err)
 			}
-			if err != nil {
-				return nil, fmt.Errorf("render devices[%d]: %w", i, err)
+			if err := w.cut(&out.ContainerPath, d.container, device); err != nil {
+				return nil, fmt.Errorf("render devices[%d].containerPath: %w", i, err)
 			}
-			out.Permissions = d.permissions
-			a.Devices = append(a.Devices, out)
 		}
 	}
-	if len(r.cdi) > 0 {
-		a.CDIDevices = []string{}
+	if r.cdi != nil {
+		a.CDIDevices = make([]string, 0, countEntries(r.cdi, len(sorted)))
 	}
 	for i, c := range r.cdi {
-		for _, device := range times(c.perDevice) {
-			name, err := render(c.name, device)
-			if err != nil {
+		for device := range w.times(c.perDevice) {
+			a.CDIDevices = append(a.CDIDevices, "")
+			if err := w.cut(&a.CDIDevices[len(a.CDIDevices)-1], c.name, device); err != nil {
 				return nil, fmt.Errorf("render cdiDevices[%d]: %w", i, err)
 			}
-			a.CDIDevices = append(a.CDIDevices, name)
 		}
 	}
+	w.finish()
 	return a, nil
+}
+
+// countEntries is how many entries items produce for a container of n
+// devices: one each, or one per device for the perDevice ones.
+func countEntries[T interface{ entries(n int) int }](items []T, n int) int {
+	total := 0
+	for _, item := range items {
+		total += item.entries(n)
+	}
+	return total
+}
+
+func (p pathPairTmpl) entries(n int) int { return entriesFor(p.perDevice, n) }
+func (c cdiTmpl) entries(n int) int      { return entriesFor(c.perDevice, n) }
+
+func entriesFor(perDevice bool, n int) int {
+	if perDevice {
+		return n
+	}
+	return 1
+}
+
+// writer renders one allocation. Per-device items are most of a large
+// allocation, and this machine's allocator is the cost that counts: so
+// they are written into one buffer and cut into strings once, at finish,
+// rather than allocated one by one (see docs/performance.md).
+type writer struct {
+	d       DeviceData // the data templates see; ID and Index change per device
+	buf     bytes.Buffer
+	pending []pendingText
+}
+
+// writers keeps writers with their grown buffers between allocations.
+var writers = sync.Pool{New: func() any { return new(writer) }}
+
+func (w *writer) release() {
+	clear(w.pending) // drop the pointers into the allocation
+	w.pending = w.pending[:0]
+	w.buf.Reset()
+	w.d = DeviceData{}
+	writers.Put(w)
+}
+
+// pendingText is a string to cut from buf at finish.
+type pendingText struct {
+	dst        *string
+	start, end int
+}
+
+// times yields -1 (the container) for a shared item, or each device's
+// index for a per-device one.
+func (w *writer) times(perDevice bool) func(yield func(int) bool) {
+	return func(yield func(int) bool) {
+		if !perDevice {
+			yield(-1)
+			return
+		}
+		for i := range w.d.IDs {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+}
+
+// write renders t for the container (device < 0) or one of its devices
+// at the end of buf, and returns where the text starts.
+func (w *writer) write(t *tmpl, device int) (int, error) {
+	start := w.buf.Len()
+	if device >= 0 {
+		w.d.ID, w.d.Index = w.d.IDs[device], device
+	}
+	if err := t.renderFor(&w.buf, &w.d, device >= 0); err != nil {
+		w.buf.Truncate(start)
+		return 0, err
+	}
+	if !utf8.Valid(w.buf.Bytes()[start:]) {
+		// The kubelet's protobuf decoder refuses such text; say where it came from.
+		w.buf.Truncate(start)
+		return 0, errors.New("renders text that is not valid UTF-8")
+	}
+	return start, nil
+}
+
+// string renders t for the container as a string of its own.
+func (w *writer) string(t *tmpl) (string, error) {
+	start, err := w.write(t, -1)
+	if err != nil {
+		return "", err
+	}
+	s := string(w.buf.Bytes()[start:])
+	w.buf.Truncate(start)
+	return s, nil
+}
+
+// cut renders t and sets *dst to the text at finish.
+func (w *writer) cut(dst *string, t *tmpl, device int) error {
+	start, err := w.write(t, device)
+	if err == nil {
+		w.pending = append(w.pending, pendingText{dst: dst, start: start, end: w.buf.Len()})
+	}
+	return err
+}
+
+// finish sets every pending string, all cut from one copy of buf.
+func (w *writer) finish() {
+	text := w.buf.String()
+	for _, p := range w.pending {
+		*p.dst = text[p.start:p.end]
+	}
 }
 
 // inManifestOrder returns ids sorted by their position in IDs, or an
 // UnknownIDsError naming the IDs the resource does not have.
 func (r *Resource) inManifestOrder(ids []string) ([]string, error) {
+	positions := make([]int, 0, len(ids))
 	var unknown []string
 	for _, id := range ids {
-		if !r.Has(id) {
+		if i, ok := r.position[id]; ok {
+			positions = append(positions, i)
+		} else {
 			unknown = append(unknown, id)
 		}
 	}
 	if len(unknown) > 0 {
 		return nil, &UnknownIDsError{Resource: r.Name, IDs: unknown}
 	}
-	sorted := slices.Clone(ids)
-	slices.SortFunc(sorted, func(a, b string) int { return r.position[a] - r.position[b] })
+	slices.Sort(positions)
+	sorted := make([]string, len(positions))
+	for k, i := range positions {
+		sorted[k] = r.IDs[i]
+	}
 	return sorted, nil
 }
 

@@ -94,6 +94,19 @@ func (c *tmpl) render(w *bytes.Buffer, data any) error {
 	return c.t.Execute(w, data)
 }
 
+// renderFor executes the template as Render does: for the container, or
+// (perDevice) for the device d names. d is passed by pointer so that
+// text/template receives it without a copy.
+func (c *tmpl) renderFor(w *bytes.Buffer, d *DeviceData, perDevice bool) error {
+	if c.fields != nil && writeFields(w, c.fields, d, perDevice, true) {
+		return nil
+	}
+	if perDevice {
+		return c.t.Execute(w, d)
+	}
+	return c.t.Execute(w, &d.ContainerData)
+}
+
 // renderString executes the template and returns the text.
 func (c *tmpl) renderString(data any) (string, error) {
 	var b bytes.Buffer

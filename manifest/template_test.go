@@ -55,7 +55,7 @@ func TestFuncs(t *testing.T) {
 }
 
 // TestFuncsAreTheDocumentedSet guards the function set: anything added must
-// be documented in DESIGN.md and must not read files, env or run commands.
+// be documented in docs/manifest.md and must not read files, env or run commands.
 func TestFuncsAreTheDocumentedSet(t *testing.T) {
 	want := []string{"default", "join", "lower", "replace", "trimPrefix", "trimSuffix", "upper"}
 	if got := slices.Sorted(maps.Keys(Funcs)); !slices.Equal(got, want) {
