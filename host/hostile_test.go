@@ -95,6 +95,9 @@ func TestLiveForeignSocketIsNotRemoved(t *testing.T) {
 	waitFor(t, "the refusal logged", func() bool {
 		return logs.has("plugin failed; retrying", "resource=example.com/c", "reason=foreign_file", "another process is listening on it")
 	})
+	if logs.has("resource=example.com/c", "not a socket") {
+		t.Error("a live socket is reported as not a socket")
+	}
 	// The refusal ended the attempt, and the next one is an hour away.
 	if got := inode(t, path); got != foreign {
 		t.Fatalf("the foreign live socket was replaced (inode %d, was %d)", got, foreign)

@@ -171,3 +171,50 @@ func TestRetiredRegistrationConnClosesItsSocket(t *testing.T) {
 		t.Fatalf("the kubelet's end of a retired, unused registration connection: read %v, want EOF (closed by us)", err)
 	}
 }
+
+// blockingKubelet holds every Register call until the caller gives up.
+type blockingKubelet struct {
+	pluginapi.UnimplementedRegistrationServer
+	called chan struct{}
+}
+
+func (k *blockingKubelet) Register(ctx context.Context, _ *pluginapi.RegisterRequest) (*pluginapi.Empty, error) {
+	k.called <- struct{}{}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A plugin removed from the manifest while its Register call is under way
+// has stopped; the kubelet did not refuse it.
+func TestRegisterStoppedByRemovalIsNotARefusal(t *testing.T) {
+	dir := ShortTempDir(t)
+	m, err := manifest.Parse([]byte("apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n  - {name: example.com/w, count: 1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPlugin(New(Config{DevicePluginDir: dir}), m.Resources[0])
+	s, err := p.startSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stopSession(s, true, 0) })
+	lis, err := net.Listen("unix", filepath.Join(dir, kubeletSocketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &blockingKubelet{called: make(chan struct{}, 1)}
+	srv := grpc.NewServer()
+	pluginapi.RegisterRegistrationServer(srv, k)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.register(ctx, s) }()
+	<-k.called
+	cancel(errRemoved)
+	err = <-done
+	if errors.Is(err, errKubeletRefused) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("register stopped by a removal returned %v; want context.Canceled, not a refusal", err)
+	}
+}
