@@ -8,10 +8,8 @@ import (
 )
 
 // checkAcrossResources applies the rules that span resources: unique names
-// and sockets, and nothing two resources would both put into one container.
-// The kubelet merges a container's allocations from several resources by
-// key and by container path, first one wins in map order, and only logs the
-// conflict; so a clash would make a pod's environment depend on chance.
+// and sockets, and nothing two resources would both put into one container,
+// where the kubelet would keep one of them at random.
 func checkAcrossResources(spec Spec, compiled []*Resource, errs *ErrorList) {
 	names := map[string]int{}
 	sockets := map[string]int{}
@@ -32,61 +30,50 @@ func checkAcrossResources(spec Spec, compiled []*Resource, errs *ErrorList) {
 		sockets[sock] = i
 	}
 
-	type owner struct {
-		index int
-		name  string
-	}
-	// One namespace per thing the kubelet merges by key; mounts and device
-	// nodes share the container's file system, so they share one.
-	seen := map[string]map[string]owner{"env var": {}, "annotation": {}, "container path": {}}
+	// Mounts and device nodes share the container's file system, so they
+	// share one namespace.
+	seen := map[string]map[string]*Resource{"env var": {}, "annotation": {}, "container path": {}}
 	for _, r := range compiled {
 		reported := map[string]bool{} // a per-device path clashes once per sample device; say it once
 		for _, c := range r.sampleContributions() {
 			o, dup := seen[c.kind][c.value]
-			if dup && o.index != r.specIndex {
+			if dup && o != r {
 				if !reported[c.field] {
 					reported[c.field] = true
 					errs.add(c.field, "%s %q is also set by resources[%d] (%s); a pod asking for both would get only one of them, chosen at random; rename it in one resource",
-						c.kind, c.value, o.index, o.name)
+						c.kind, c.value, o.specIndex, o.Name)
 				}
 				continue
 			}
-			seen[c.kind][c.value] = owner{index: r.specIndex, name: r.Name}
+			seen[c.kind][c.value] = r
 		}
 	}
 	checkSharedPerDevicePaths(compiled, errs)
 }
 
-// checkSharedPerDevicePaths catches what sampling the first devices misses:
-// one per-device container path template copied into two resources whose
-// ID lists overlap beyond the sample (both "/data/{{ .ID }}", both with a
-// device "x") puts two things on one path for a pod asking for both.
+// checkSharedPerDevicePaths catches what the sample misses: one per-device
+// container path template in two resources whose device IDs overlap beyond
+// the first few devices.
 func checkSharedPerDevicePaths(compiled []*Resource, errs *ErrorList) {
 	type use struct {
-		r     *Resource
-		field string
-		t     *tmpl
+		r *Resource
+		containerPath
 	}
 	bySource := map[string][]use{}
 	for _, r := range compiled {
-		for _, l := range []struct {
-			list  string
-			items []pathPairTmpl
-		}{{"mounts", r.mounts}, {"devices", r.devices}} {
-			list := l.list
-			for j, it := range l.items {
-				if it.perDevice {
-					field := fmt.Sprintf("resources[%d].%s[%d].containerPath", r.specIndex, list, j)
-					bySource[it.container.source] = append(bySource[it.container.source], use{r, field, it.container})
-				}
+		for _, c := range r.containerPaths() {
+			if c.perDevice {
+				bySource[c.container.source] = append(bySource[c.container.source], use{r, c})
 			}
 		}
 	}
+	render := func(u use, id string) (string, error) {
+		return u.container.renderString(DeviceData{ContainerData: ContainerData{Resource: u.r.Name, IDs: []string{id}, Count: 1}, ID: id})
+	}
 	for _, src := range slices.Sorted(maps.Keys(bySource)) {
 		uses := bySource[src]
-		for i := 1; i < len(uses); i++ {
-			for _, earlier := range uses[:i] {
-				a, b := earlier, uses[i]
+		for i, b := range uses {
+			for _, a := range uses[:i] {
 				if a.r == b.r {
 					continue
 				}
@@ -94,8 +81,8 @@ func checkSharedPerDevicePaths(compiled []*Resource, errs *ErrorList) {
 				if id == "" {
 					continue
 				}
-				pa, errA := a.t.renderString(DeviceData{ContainerData: ContainerData{Resource: a.r.Name, IDs: []string{id}, Count: 1}, ID: id})
-				pb, errB := b.t.renderString(DeviceData{ContainerData: ContainerData{Resource: b.r.Name, IDs: []string{id}, Count: 1}, ID: id})
+				pa, errA := render(a, id)
+				pb, errB := render(b, id)
 				if errA == nil && errB == nil && pa == pb {
 					errs.add(b.field, "container path %q (device %s) is also set by resources[%d] (%s), which has a device with the same ID; a pod asking for both would get only one of them; make the paths differ, e.g. with {{ .Resource }}",
 						pb, id, a.r.specIndex, a.r.Name)
@@ -110,12 +97,31 @@ func firstSharedID(a, b *Resource) string {
 	if len(a.IDs) > len(b.IDs) {
 		a, b = b, a
 	}
-	for _, id := range a.IDs {
-		if b.Has(id) {
-			return id
-		}
+	if i := slices.IndexFunc(a.IDs, b.Has); i >= 0 {
+		return a.IDs[i]
 	}
 	return ""
+}
+
+// containerPath is a mount or device node with the YAML path of its
+// containerPath field.
+type containerPath struct {
+	field string
+	pathPairTmpl
+}
+
+// containerPaths lists the resource's mounts, then its device nodes.
+func (r *Resource) containerPaths() []containerPath {
+	// Not Sprintf, which allocates more, and this runs on every reload.
+	p := "resources[" + strconv.Itoa(r.specIndex) + "]"
+	var out []containerPath
+	for j, m := range r.mounts {
+		out = append(out, containerPath{p + ".mounts[" + strconv.Itoa(j) + "].containerPath", m})
+	}
+	for j, d := range r.devices {
+		out = append(out, containerPath{p + ".devices[" + strconv.Itoa(j) + "].containerPath", d})
+	}
+	return out
 }
 
 // contribution is one key or path a resource puts into a container.
@@ -134,19 +140,12 @@ func (r *Resource) sampleContributions() []contribution {
 	for _, a := range r.annotations {
 		out = append(out, contribution{"annotation", fmt.Sprintf("%s.annotations[%s]", p, a.key), a.key})
 	}
-	paths := func(list string, items []pathPairTmpl) {
-		for j, it := range items {
-			// Not Sprintf: boxing list and p costs allocations on every reload.
-			field := p + "." + list + "[" + strconv.Itoa(j) + "].containerPath"
-			// Every template rendered on the sample at compile time; a
-			// failing one has no paths to clash.
-			rendered, _ := r.renderSample(it.container, it.perDevice)
-			for _, s := range rendered {
-				out = append(out, contribution{"container path", field, s})
-			}
+	for _, c := range r.containerPaths() {
+		// A template that fails on the sample was reported at compile time.
+		rendered, _ := r.renderSample(c.container, c.perDevice)
+		for _, s := range rendered {
+			out = append(out, contribution{"container path", c.field, s})
 		}
 	}
-	paths("mounts", r.mounts)
-	paths("devices", r.devices)
 	return out
 }

@@ -19,7 +19,7 @@ type Resource struct {
 
 	specIndex int // position in the manifest, for error paths
 
-	position  map[string]int  // device ID -> index in IDs
+	byID      []int32         // indices into IDs, sorted by ID: Position's binary search
 	unhealthy map[string]bool // the manifest's static unhealthy list
 	numa      []int           // NUMA node per device index; nil without topology
 
@@ -88,19 +88,29 @@ func compileResource(spec ResourceSpec, p string, checks []DeviceListCheck, errs
 		}
 		r.IDs = spec.IDs
 	}
-	r.position = make(map[string]int, len(r.IDs))
-	for i, id := range r.IDs {
-		if j, dup := r.position[id]; dup {
-			if spec.IDs == nil {
-				// One error is enough for a template: it would repeat for
-				// every device.
-				errs.add(p+".idTemplate", "renders device %d and device %d both as %q; device IDs must be unique, so use {{ .Index }} in it", j, i, id)
-				break
-			}
-			errs.add(fmt.Sprintf("%s.ids[%d]", p, i), "device ID %q appears twice (also at index %d); device IDs must be unique", id, j)
+	r.byID = make([]int32, len(r.IDs))
+	for i := range r.byID {
+		r.byID[i] = int32(i)
+	}
+	slices.SortStableFunc(r.byID, func(a, b int32) int { return strings.Compare(r.IDs[a], r.IDs[b]) })
+	// Equal IDs are now next to each other, the first occurrence first.
+	dupOf, dupAt := -1, -1 // for a template, the first device whose ID repeats an earlier one
+	for k, first := 1, 0; k < len(r.byID); k++ {
+		i := int(r.byID[k])
+		if r.IDs[i] != r.IDs[r.byID[first]] {
+			first = k
 			continue
 		}
-		r.position[id] = i
+		j := int(r.byID[first])
+		if spec.IDs != nil {
+			errs.add(fmt.Sprintf("%s.ids[%d]", p, i), "device ID %q appears twice (also at index %d); device IDs must be unique", r.IDs[i], j)
+		} else if dupAt < 0 || i < dupAt {
+			dupOf, dupAt = j, i
+		}
+	}
+	if dupAt >= 0 {
+		// One error is enough for a template: it would repeat for every device.
+		errs.add(p+".idTemplate", "renders device %d and device %d both as %q; device IDs must be unique, so use {{ .Index }} in it", dupOf, dupAt, r.IDs[dupAt])
 	}
 	if len(r.IDs) > 0 {
 		for _, check := range checks {
@@ -143,7 +153,7 @@ func generateIDs(spec ResourceSpec, p string, errs *ErrorList) []string {
 			errs.add(p+".name", "default device IDs are <name part>-<index>, and %s; set idTemplate to something shorter", why)
 			return nil
 		}
-		return ids
+		return packIDs(ids)
 	}
 	t, err := compileTemplate("idTemplate", spec.IDTemplate)
 	if err != nil {
@@ -166,6 +176,22 @@ func generateIDs(spec ResourceSpec, p string, errs *ErrorList) []string {
 	if t.literal && n > 1 {
 		errs.add(p+".idTemplate", "has no {{ .Index }}, so all %d devices get the ID %q; IDs must be unique", n, ids[0])
 		return nil
+	}
+	return packIDs(ids)
+}
+
+// packIDs makes ids slices of one string: a resource holds its IDs for
+// its whole life, and one allocation per resource instead of one per
+// device is much of what keeps a large manifest small.
+func packIDs(ids []string) []string {
+	var b strings.Builder
+	for _, id := range ids {
+		b.WriteString(id)
+	}
+	all, start := b.String(), 0
+	for i, id := range ids {
+		ids[i] = all[start : start+len(id)]
+		start += len(id)
 	}
 	return ids
 }

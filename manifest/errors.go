@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -32,7 +33,6 @@ func (l ErrorList) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// add appends a problem at path.
 func (l *ErrorList) add(path, format string, args ...any) {
 	*l = append(*l, FieldError{Path: path, Message: fmt.Sprintf(format, args...)})
 }
@@ -41,14 +41,7 @@ func (l *ErrorList) add(path, format string, args ...any) {
 // resources[2] comes before resources[10], and drops exact duplicates.
 func (l ErrorList) sorted() ErrorList {
 	sort.SliceStable(l, func(i, j int) bool { return naturalLess(l[i].Path, l[j].Path) })
-	out := l[:0]
-	for i, e := range l {
-		if i > 0 && e == l[i-1] {
-			continue
-		}
-		out = append(out, e)
-	}
-	return out
+	return slices.Compact(l)
 }
 
 // naturalLess compares strings treating runs of digits as numbers.
@@ -73,10 +66,7 @@ func naturalLess(a, b string) bool {
 	return len(a) < len(b)
 }
 
+// digitPrefix returns the run of digits that s starts with.
 func digitPrefix(s string) string {
-	i := 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	return s[:i]
+	return s[:len(s)-len(strings.TrimLeft(s, "0123456789"))]
 }

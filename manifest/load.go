@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -18,9 +19,7 @@ import (
 type Manifest struct {
 	Spec      Spec
 	Resources []*Resource
-	// Hash identifies the manifest's content (after defaults): two loads of
-	// equivalent YAML have the same hash.
-	Hash string
+	Hash      string // of the content after defaults, so equivalent YAML hashes alike
 }
 
 // Load reads and parses the manifest at path. An invalid manifest gives an
@@ -37,29 +36,20 @@ func Load(path string, checks ...DeviceListCheck) (*Manifest, error) {
 	return m, nil
 }
 
+// emptyManifest is the answer to no text, only comments, or a bare "null".
+const emptyManifest = "the manifest is empty; start from examples/manifest.yaml"
+
 // Parse loads a manifest from YAML (or JSON): strict decoding, defaults,
 // validation and compilation. It returns an ErrorList on any problem.
 // checks are applied to every resource's device list.
 func Parse(data []byte, checks ...DeviceListCheck) (*Manifest, error) {
-	return parseManifest(data, nil, checks)
+	return Reparse(data, nil, checks...)
 }
 
-// Reparse is Parse of a new version of the manifest prev (a reload): a
-// resource whose spec, after defaults, is exactly as in prev reuses prev's
-// compiled form instead of generating its device IDs and compiling its
-// templates again, which is nearly all the cost of a large manifest. The
-// result is what Parse would return: field rules and the checks across
-// resources still run on the whole manifest, and compiling a resource
-// depends on nothing but its spec, which passed those checks in prev.
-// prev may be nil.
+// Reparse is Parse for a reload: a resource whose spec is unchanged from
+// prev (which may be nil) reuses prev's compiled form, since compiling
+// depends on nothing but the spec. The result is what Parse would return.
 func Reparse(data []byte, prev *Manifest, checks ...DeviceListCheck) (*Manifest, error) {
-	return parseManifest(data, prev, checks)
-}
-
-// emptyManifest is the answer to no text, only comments, or a bare "null".
-const emptyManifest = "the manifest is empty; start from examples/manifest.yaml"
-
-func parseManifest(data []byte, prev *Manifest, checks []DeviceListCheck) (*Manifest, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, ErrorList{{Message: emptyManifest}}
 	}
@@ -83,7 +73,7 @@ func parseManifest(data []byte, prev *Manifest, checks []DeviceListCheck) (*Mani
 		return nil, ErrorList{{Message: fmt.Sprintf("the manifest must be a mapping with apiVersion, kind and resources, got %s", describe(doc))}}
 	}
 	var schemaErrs ErrorList
-	checkSchema(doc, reflect.TypeOf(Spec{}), "", &schemaErrs)
+	checkSchema(doc, reflect.TypeFor[Spec](), "", &schemaErrs)
 	if len(schemaErrs) > 0 {
 		// checkSchema removed what it reported; validate what is left too,
 		// so the user sees every problem in one go.
@@ -117,13 +107,11 @@ func parseManifest(data []byte, prev *Manifest, checks []DeviceListCheck) (*Mani
 	return nil, all.sorted()
 }
 
-// oneDocument checks that data holds one YAML document with content and
-// returns it for the converter, which reads only the first document: a
-// second one (two manifests concatenated) would be dropped without a word,
-// and empty documents before the manifest would make it look empty.
-// Markers of those empty documents are blanked, so lines keep their
-// numbers. At the start of a line "---" always begins a document and
-// "..." always ends one, even inside a block scalar, so lines are enough.
+// oneDocument refuses a second YAML document, which the converter would
+// silently drop, and blanks the markers of empty documents before the
+// manifest, which would make it look empty; lines keep their numbers.
+// Scanning lines is enough: "---" and "..." at a line's start always
+// mark documents, even inside a block scalar.
 func oneDocument(data []byte) ([]byte, error) {
 	lines := strings.Split(string(data), "\n")
 	var emptyMarkers []int // marker lines before the manifest's content
@@ -160,17 +148,12 @@ func oneDocument(data []byte) ([]byte, error) {
 			return nil, fmt.Errorf("line %d: a second YAML document starts here; a manifest is one document, so merge the resources lists", start)
 		}
 	}
-	// Blank the markers of the empty documents before the manifest, but
-	// keep a "---" that starts it: it may carry content.
-	changed := false
+	// Keep a "---" that starts the manifest: it may carry content.
 	for k, i := range emptyMarkers {
 		if _, isStart := cutMarker(strings.TrimRight(lines[i], "\r"), "---"); isStart && k == len(emptyMarkers)-1 {
 			continue
 		}
-		lines[i], changed = "", true
-	}
-	if !changed {
-		return data, nil
+		lines[i] = ""
 	}
 	return []byte(strings.Join(lines, "\n")), nil
 }
@@ -195,9 +178,8 @@ func coveredBy(path string, errs ErrorList) bool {
 	return false
 }
 
-// yamlErrors turns the converter's error into one error per problem,
-// dropping its prefixes and keeping the line numbers. The YAML decoder
-// reports every duplicate key at once, one per line of its message.
+// yamlErrors turns the converter's error, one problem per line, into one
+// FieldError per problem, keeping the line numbers.
 func yamlErrors(err error) ErrorList {
 	s := err.Error()
 	for _, p := range []string{"error converting YAML to JSON: ", "yaml: ", "unmarshal errors:"} {
@@ -225,14 +207,14 @@ func applyDefaults(spec *Spec) {
 		r := &spec.Resources[i]
 		for j := range r.Devices {
 			if r.Devices[j].Permissions == "" {
-				r.Devices[j].Permissions = DefaultPermissions
+				r.Devices[j].Permissions = "rw"
 			}
 		}
 		if r.AllocationPolicy == "" {
-			r.AllocationPolicy = DefaultAllocationPolicy
+			r.AllocationPolicy = PolicyPacked
 		}
 		if r.HealthCheck != nil && r.HealthCheck.Interval.Duration == 0 {
-			r.HealthCheck.Interval.Duration = DefaultHealthCheckInterval
+			r.HealthCheck.Interval.Duration = 5 * time.Second
 		}
 	}
 }
@@ -242,7 +224,7 @@ func applyDefaults(spec *Spec) {
 func compile(spec Spec, prev *Manifest, checks []DeviceListCheck) (*Manifest, error) {
 	var errs ErrorList
 	if spec.APIVersion != "" && spec.APIVersion != APIVersion {
-		errs.add("apiVersion", "%q is not a version this build knows; known: %s", spec.APIVersion, strings.Join(KnownAPIVersions, ", "))
+		errs.add("apiVersion", "%q is not a version this build knows; known: %s", spec.APIVersion, APIVersion)
 	}
 	if spec.Kind != "" && spec.Kind != Kind {
 		errs.add("kind", "%q is not known; write kind: %s", spec.Kind, Kind)
@@ -250,13 +232,17 @@ func compile(spec Spec, prev *Manifest, checks []DeviceListCheck) (*Manifest, er
 	validateFields(&spec, &errs)
 
 	m := &Manifest{Spec: spec}
-	compiled := prev.byName()
+	compiled := map[string]*Resource{}
+	if prev != nil {
+		for _, r := range prev.Resources {
+			compiled[r.Name] = r
+		}
+	}
 	for i := range spec.Resources {
 		var r *Resource
 		if old := compiled[spec.Resources[i].Name]; old != nil && reflect.DeepEqual(old.Spec, spec.Resources[i]) {
-			// A copy: the old one is being served, and specIndex may differ.
-			// What the copy shares (IDs, index, templates) is never written
-			// after compileResource.
+			// A copy, as the old one is being served and specIndex may
+			// differ; what it shares is never written after compiling.
 			reused := *old
 			r = &reused
 		} else {
@@ -282,23 +268,8 @@ func compile(spec Spec, prev *Manifest, checks []DeviceListCheck) (*Manifest, er
 
 // Errors returns the ErrorList inside err, if there is one.
 func Errors(err error) ErrorList {
-	var l ErrorList
-	if errors.As(err, &l) {
-		return l
-	}
-	return nil
-}
-
-// byName maps resource names to compiled resources; nil for a nil m.
-func (m *Manifest) byName() map[string]*Resource {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]*Resource, len(m.Resources))
-	for _, r := range m.Resources {
-		out[r.Name] = r
-	}
-	return out
+	l, _ := errors.AsType[ErrorList](err)
+	return l
 }
 
 // Resource returns the compiled resource with the given name, or nil.

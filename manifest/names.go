@@ -2,14 +2,14 @@ package manifest
 
 import (
 	"fmt"
+	"hash/fnv"
 	"path"
 	"regexp"
 	"strings"
 )
 
-// The rules below restate, in our own words, what Kubernetes and the CDI
-// spec accept, so that a manifest the validator passes is one the kubelet
-// and the container runtime accept too.
+// These rules restate what Kubernetes and the CDI spec accept, so a manifest
+// that validates is one the kubelet and the container runtime accept too.
 
 var (
 	dns1123LabelRe   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -21,13 +21,11 @@ var (
 )
 
 const (
-	requestsPrefix   = "requests."
-	nativeDomain     = "kubernetes.io/"
-	maxQualifiedName = 63
-	maxSubdomain     = 253
-	// MaxDeviceIDLength bounds device IDs (the kubelet checkpoints them and
-	// they appear in env vars and paths).
-	MaxDeviceIDLength = 63
+	requestsPrefix    = "requests."
+	nativeDomain      = "kubernetes.io/"
+	maxQualifiedName  = 63
+	maxSubdomain      = 253
+	maxDeviceIDLength = 63 // the kubelet checkpoints IDs; they appear in env vars and paths
 )
 
 // checkDNSSubdomain returns why s is not an RFC 1123 subdomain, or "".
@@ -74,9 +72,8 @@ func checkQualifiedName(s string) string {
 	return ""
 }
 
-// checkAnnotationKey returns why s is not an annotation key, or "".
-// Kubernetes checks annotation keys as qualified names after lowering
-// their case, so "Example.com/Key" is accepted, as the API server does.
+// checkAnnotationKey returns why s is not an annotation key, or "". Its case
+// is lowered first, as the API server does, so "Example.com/Key" passes.
 func checkAnnotationKey(s string) string {
 	if why := yamlBoolKey(s); why != "" {
 		return why
@@ -88,10 +85,7 @@ func checkAnnotationKey(s string) string {
 }
 
 // checkExtendedResourceName returns why name is not an extended resource
-// name the kubelet accepts at registration, or "". The kubelet's rule: it
-// has a domain ("<domain>/<name>"), the domain is not kubernetes.io (or a
-// subdomain of it), it does not start with "requests.", and
-// "requests.<name>" is a qualified name.
+// name the kubelet accepts at registration, or "".
 func checkExtendedResourceName(name string) string {
 	switch {
 	case !strings.Contains(name, "/"):
@@ -110,11 +104,8 @@ func checkExtendedResourceName(name string) string {
 	return ""
 }
 
-// yamlBoolKey explains a map key of "true" or "false": YAML 1.1, which the
-// loader follows, reads unquoted y, n, yes, no, on and off (and their
-// capitalised forms) as booleans, so `N: "4"` becomes the key "false".
-// No one means an env var or annotation named "true", so it is reported
-// rather than served.
+// yamlBoolKey explains a map key of "true" or "false": YAML 1.1 reads an
+// unquoted key such as N or on as a boolean, which no one means as a name.
 func yamlBoolKey(s string) string {
 	if s == "true" || s == "false" {
 		return fmt.Sprintf("%q is how YAML reads an unquoted y, n, yes, no, on, off, true or false as a key; quote the key you meant, for example \"N\"", s)
@@ -138,8 +129,8 @@ func checkDeviceID(id string) string {
 	switch {
 	case id == "":
 		return "must not be empty"
-	case len(id) > MaxDeviceIDLength:
-		return fmt.Sprintf("%q is %d characters; at most %d are allowed", id, len(id), MaxDeviceIDLength)
+	case len(id) > maxDeviceIDLength:
+		return fmt.Sprintf("%q is %d characters; at most %d are allowed", id, len(id), maxDeviceIDLength)
 	}
 	for _, r := range id {
 		if r <= ' ' || r > '~' {
@@ -186,24 +177,20 @@ func checkPermissions(p string) string {
 	if p == "" {
 		return "must not be empty; allowed are r, w, m (for example rw)"
 	}
-	seen := map[rune]bool{}
-	for _, r := range p {
+	for i, r := range p {
 		if !strings.ContainsRune("rwm", r) {
 			return fmt.Sprintf("%q has %q; allowed are r, w, m", p, r)
 		}
-		if seen[r] {
+		if strings.ContainsRune(p[:i], r) {
 			return fmt.Sprintf("%q has %q twice; allowed are r, w, m, each at most once", p, r)
 		}
-		seen[r] = true
 	}
 	return ""
 }
 
-// checkGlob returns why pattern is not a valid node-name glob, or "".
-// Besides the syntax (path.Match's), it refuses globs that can never match
-// a node name, which is a DNS subdomain: lower-case letters, digits, '-'
-// and '.'. Such a glob is a mistake, and it would silently serve the
-// resource on no node (or, for a shell-style [!x], on the wrong ones).
+// checkGlob returns why pattern is not a valid node-name glob, or "". It
+// also refuses globs that can never match a node name (a DNS subdomain),
+// which would silently serve the resource on no node, or the wrong ones.
 func checkGlob(pattern string) string {
 	if _, err := path.Match(pattern, ""); err != nil {
 		return fmt.Sprintf("%q is not a valid glob (use *, ? and [a-z]): %v", pattern, err)
@@ -257,23 +244,16 @@ func nodeNameChar(c byte) bool {
 	return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.'
 }
 
-// SocketName is the file name of a resource's device plugin socket:
-// the resource name with '/' replaced by '_'. Names too long for a unix
-// socket path are shortened and given a hash suffix so they stay unique.
+// SocketName is the file name of a resource's device plugin socket: the
+// resource name with '/' replaced by '_'. Names too long for a unix socket
+// path are shortened and given a hash suffix so they stay unique.
 func SocketName(resource string) string {
-	const maxBase = 60 // leaves room for /var/lib/kubelet/plugins_registry/ in sun_path (108)
+	const maxBase = 60 // leaves room for the kubelet's plugin directory in sun_path
 	base := strings.ReplaceAll(resource, "/", "_")
 	if len(base)+len(".sock") <= maxBase {
 		return base + ".sock"
 	}
-	return fmt.Sprintf("%s-%08x.sock", base[:maxBase-len(".sock")-9], fnv32(resource))
-}
-
-func fnv32(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
+	h := fnv.New32a()
+	h.Write([]byte(resource))
+	return fmt.Sprintf("%s-%08x.sock", base[:maxBase-len(".sock")-9], h.Sum32())
 }

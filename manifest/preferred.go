@@ -17,17 +17,14 @@ import (
 //     fewest chosen devices so far, lowest position within the node.
 //
 // Without topology every policy is "first". Available IDs the resource
-// does not have are left out rather than refused: right after a reload
-// removed devices, the kubelet may still offer them, and an error here
-// would fail the admission of the pod being placed. It returns an error
-// (naming the IDs) when a mustInclude ID is unknown or not available, or
-// when size cannot be met from the known available devices.
+// does not have are left out rather than refused, as the kubelet may still
+// offer devices a reload removed. It returns an error when a mustInclude ID
+// is unknown or not available, or when size cannot be met.
 func (r *Resource) Preferred(available, mustInclude []string, size int) ([]string, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("allocation size %d: must be at least 1", size)
 	}
-	// Positions, not IDs, from here on: a bitmap of what is available walks
-	// in device order, so the kubelet's unordered list needs no sorting.
+	// Device positions from here on, so walking avail needs no sorting.
 	avail := make([]bool, len(r.IDs))
 	nAvail := 0
 	var ignored []string // available IDs the resource does not have
@@ -43,7 +40,7 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 		}
 	}
 	must := make([]int, 0, len(mustInclude))
-	mustSeen := make(map[int]bool, len(mustInclude)) // a set: the kubelet may send 100,000 IDs
+	isMust := make([]bool, len(r.IDs))
 	var unknown, notAvailable []string
 	for _, id := range mustInclude {
 		i := r.Position(id)
@@ -55,8 +52,8 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 			notAvailable = append(notAvailable, id)
 			continue
 		}
-		if !mustSeen[i] {
-			mustSeen[i] = true
+		if !isMust[i] {
+			isMust[i] = true
 			must = append(must, i)
 		}
 	}
@@ -76,13 +73,10 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 		}
 		return nil, fmt.Errorf("allocation size %d is more than the %d available devices", size, nAvail)
 	}
-	for _, i := range must {
-		avail[i] = false
-	}
 	need := size - len(must)
-	rest := make([]int, 0, nAvail-len(must)) // available, not must-include, in device order
+	rest := make([]int, 0, nAvail-len(must)) // in device order
 	for i, ok := range avail {
-		if ok {
+		if ok && !isMust[i] {
 			rest = append(rest, i)
 		}
 	}
@@ -107,44 +101,22 @@ func (r *Resource) Preferred(available, mustInclude []string, size int) ([]strin
 	return out, nil
 }
 
-// nodeSlots is one more than the highest NUMA node of the resource: the
-// length of slices indexed by node.
-func (r *Resource) nodeSlots() int {
-	top := 0
-	for _, n := range r.numa {
-		top = max(top, int(n))
-	}
-	return top + 1
-}
-
 // byNode groups device positions (in device order) by NUMA node: the nodes
 // that have any, ascending, and the positions on each, indexed by node.
 func (r *Resource) byNode(positions []int) (nodes []int, groups [][]int) {
-	sizes := make([]int, r.nodeSlots())
+	groups = make([][]int, slices.Max(r.numa)+1)
 	for _, i := range positions {
-		sizes[r.numa[i]]++
+		groups[r.numa[i]] = append(groups[r.numa[i]], i)
 	}
-	// One backing array, cut per node.
-	backing := make([]int, 0, len(positions))
-	groups = make([][]int, len(sizes))
-	for n, size := range sizes {
-		if size > 0 {
+	for n, g := range groups {
+		if len(g) > 0 {
 			nodes = append(nodes, n)
-			groups[n] = backing[len(backing) : len(backing) : len(backing)+size]
-			backing = backing[:len(backing)+size]
 		}
-	}
-	for _, i := range positions {
-		n := r.numa[i]
-		groups[n] = append(groups[n], i)
 	}
 	return nodes, groups
 }
 
 func (r *Resource) pickPacked(must, rest []int, need int) []int {
-	if need == 0 {
-		return nil
-	}
 	nodes, groups := r.byNode(rest)
 	used := make([]bool, len(groups))
 	for _, i := range must {

@@ -9,13 +9,10 @@ import (
 	"time"
 )
 
-var durationType = reflect.TypeOf(Duration{})
-
-// checkSchema walks the decoded document against the Go types and reports
-// every unknown field and wrongly typed value with its path, so a user sees
-// all of them at once instead of the first one encoding/json trips on. It
-// removes what it reports from the document (and returns false for a value
-// that must go), so the rest can still be decoded and validated.
+// checkSchema reports every unknown field and wrongly typed value in the
+// decoded document, where encoding/json would stop at the first. It returns
+// false for a value that must go, and removes what it reports, so the rest
+// can still be decoded and validated.
 func checkSchema(v any, t reflect.Type, path string, errs *ErrorList) bool {
 	if v == nil {
 		return true // an empty value is the same as an absent one
@@ -23,7 +20,7 @@ func checkSchema(v any, t reflect.Type, path string, errs *ErrorList) bool {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t == durationType {
+	if t == reflect.TypeFor[Duration]() {
 		s, ok := v.(string)
 		if !ok {
 			errs.add(path, "expected a duration string such as \"5s\", got %s", describe(v))
@@ -110,8 +107,6 @@ func describe(v any) string {
 		return fmt.Sprintf("the string %q", x)
 	case float64:
 		return fmt.Sprintf("the number %v", x)
-	case bool:
-		return fmt.Sprintf("%v", x)
 	case []any:
 		return "a list"
 	case map[string]any:
@@ -127,15 +122,16 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
+// jsonName is the field's name in the manifest.
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	return name
+}
+
 func jsonFields(t reflect.Type) map[string]reflect.StructField {
 	out := map[string]reflect.StructField{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "" || name == "-" {
-			continue
-		}
-		out[name] = f
+	for f := range t.Fields() {
+		out[jsonName(f)] = f
 	}
 	return out
 }

@@ -16,9 +16,6 @@ const APIVersion = "simple-device-plugin/v1alpha1"
 // Kind is the manifest's kind.
 const Kind = "Manifest"
 
-// KnownAPIVersions lists every apiVersion Load accepts, for error messages.
-var KnownAPIVersions = []string{APIVersion}
-
 // Spec is the manifest exactly as the user writes it (after defaults).
 type Spec struct {
 	APIVersion string         `json:"apiVersion" validate:"required"`
@@ -80,7 +77,7 @@ type TopologySpec struct {
 	NodeOf    map[string]int `json:"nodeOf,omitempty" validate:"omitempty,dive,keys,required,endkeys,min=0,max=1023"`
 }
 
-// maxNUMANodes bounds topology.numaNodes (the struct tag says it too).
+// maxNUMANodes bounds topology.numaNodes, as its struct tag does.
 const maxNUMANodes = 1024
 
 // Allocation policies for GetPreferredAllocation.
@@ -88,13 +85,6 @@ const (
 	PolicyPacked = "packed"
 	PolicySpread = "spread"
 	PolicyFirst  = "first"
-)
-
-// Defaults applied by Load.
-const (
-	DefaultPermissions         = "rw"
-	DefaultAllocationPolicy    = PolicyPacked
-	DefaultHealthCheckInterval = 5 * time.Second
 )
 
 // Duration is a time.Duration written as a Go duration string ("5s", "1m").

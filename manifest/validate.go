@@ -11,13 +11,6 @@ import (
 	"github.com/go-playground/validator/v10"
 )
 
-// The validator is built once: it caches struct metadata.
-var (
-	validatorOnce sync.Once
-	fieldValidate *validator.Validate
-	validatorErr  error
-)
-
 // stringRules maps a custom validator tag to the check that explains it.
 var stringRules = map[string]func(string) string{
 	"extendedresource": checkExtendedResourceName,
@@ -33,41 +26,29 @@ const (
 	maxHealthInterval = time.Hour
 )
 
-func getValidator() (*validator.Validate, error) {
-	validatorOnce.Do(func() {
-		v := validator.New(validator.WithRequiredStructEnabled())
-		// Report YAML names, not Go names, in namespaces.
-		v.RegisterTagNameFunc(func(f reflect.StructField) string {
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name == "-" {
-				return ""
-			}
-			return name
-		})
-		for tag, check := range stringRules {
-			if err := v.RegisterValidation(tag, func(fl validator.FieldLevel) bool {
-				return check(fl.Field().String()) == ""
-			}); err != nil {
-				validatorErr = fmt.Errorf("register validation %s: %w", tag, err)
-				return
-			}
+// fieldValidator is built once, as it caches struct metadata.
+var fieldValidator = sync.OnceValues(func() (*validator.Validate, error) {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(jsonName) // YAML names in error paths, not Go names
+	for tag, check := range stringRules {
+		if err := v.RegisterValidation(tag, func(fl validator.FieldLevel) bool { return check(fl.Field().String()) == "" }); err != nil {
+			return nil, fmt.Errorf("register validation %s: %w", tag, err)
 		}
-		if err := v.RegisterValidation("interval", func(fl validator.FieldLevel) bool {
-			d, ok := fl.Field().Interface().(Duration)
-			return ok && d.Duration >= minHealthInterval && d.Duration <= maxHealthInterval
-		}); err != nil {
-			validatorErr = fmt.Errorf("register validation interval: %w", err)
-			return
-		}
-		fieldValidate = v
+	}
+	err := v.RegisterValidation("interval", func(fl validator.FieldLevel) bool {
+		d, ok := fl.Field().Interface().(Duration)
+		return ok && d.Duration >= minHealthInterval && d.Duration <= maxHealthInterval
 	})
-	return fieldValidate, validatorErr
-}
+	if err != nil {
+		return nil, fmt.Errorf("register validation interval: %w", err)
+	}
+	return v, nil
+})
 
 // validateFields applies the per-field rules (struct tags) and translates
 // each failure into a FieldError at its YAML path.
 func validateFields(spec *Spec, errs *ErrorList) {
-	v, err := getValidator()
+	v, err := fieldValidator()
 	if err != nil {
 		errs.add("", "internal error: %v", err)
 		return
@@ -76,24 +57,15 @@ func validateFields(spec *Spec, errs *ErrorList) {
 	if err == nil {
 		return
 	}
-	var verrs validator.ValidationErrors
-	if !errors.As(err, &verrs) {
+	verrs, ok := errors.AsType[validator.ValidationErrors](err)
+	if !ok {
 		errs.add("", "validate: %v", err)
 		return
 	}
 	for _, fe := range verrs {
-		errs.add(yamlPath(fe.Namespace()), "%s", fieldMessage(fe))
+		// The namespace starts with the Go type: "Spec.resources[0].name".
+		errs.add(strings.TrimPrefix(fe.Namespace(), "Spec."), "%s", fieldMessage(fe))
 	}
-}
-
-// yamlPath turns validator's "Spec.resources[0].mounts[1].hostPath" into
-// "resources[0].mounts[1].hostPath".
-func yamlPath(namespace string) string {
-	_, rest, found := strings.Cut(namespace, ".")
-	if !found {
-		return namespace
-	}
-	return rest
 }
 
 func fieldMessage(fe validator.FieldError) string {
