@@ -76,8 +76,10 @@ func BenchmarkListAndWatchMessage(b *testing.B) {
 	snap := p.snapshot()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := proto.Marshal(deviceList(snap)); err != nil {
+		list := deviceList(snap)
+		if _, err := proto.Marshal(&list.msg); err != nil {
 			b.Fatal(err)
 		}
+		list.release()
 	}
 }

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"path"
@@ -139,59 +140,65 @@ func compileResource(spec ResourceSpec, p string, checks []DeviceListCheck, errs
 }
 
 // generateIDs renders idTemplate (or the default "<name part>-<index>") for
-// every index, checking each ID.
+// every index, checking each ID. The IDs are written into one buffer and
+// cut into strings once: a resource holds its IDs for its whole life, and
+// one allocation per resource instead of one per device is much of what
+// keeps a large manifest small.
 func generateIDs(spec ResourceSpec, p string, errs *ErrorList) []string {
 	n := *spec.Count
-	ids := make([]string, n)
+	var b bytes.Buffer
+	ends := make([]int, 0, n)
+	cut := func() []string {
+		all, ids, start := b.String(), make([]string, len(ends)), 0
+		for i, end := range ends {
+			ids[i], start = all[start:end], end
+		}
+		return ids
+	}
 	if spec.IDTemplate == "" {
 		prefix := path.Base(spec.Name) + "-"
-		for i := range ids {
-			ids[i] = prefix + strconv.Itoa(i)
+		for i := range n {
+			b.WriteString(prefix)
+			b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(i), 10))
+			ends = append(ends, b.Len())
 		}
+		ids := cut()
 		// An invalid name has its own error; its IDs would only repeat it.
 		if why := checkDeviceID(ids[n-1]); why != "" && checkExtendedResourceName(spec.Name) == "" {
 			errs.add(p+".name", "default device IDs are <name part>-<index>, and %s; set idTemplate to something shorter", why)
 			return nil
 		}
-		return packIDs(ids)
+		return ids
 	}
 	t, err := compileTemplate("idTemplate", spec.IDTemplate)
 	if err != nil {
 		errs.add(p+".idTemplate", "%s", err)
 		return nil
 	}
-	for i := range ids {
-		id, err := t.renderString(IDData{Resource: spec.Name, Index: i})
-		if err != nil {
-			errs.add(p+".idTemplate", "does not render: %s (idTemplate sees .Index and .Resource)", cleanTemplateErr(err, "idTemplate"))
-			return nil
+	d := &DeviceData{ContainerData: ContainerData{Resource: spec.Name}}
+	var renderErr error
+	for i := range n {
+		d.Index = i
+		if renderErr = t.renderFor(&b, d, forID); renderErr != nil {
+			break
 		}
-		// Checked one by one, so the first bad device is named.
+		ends = append(ends, b.Len())
+	}
+	// The first bad device is named: an invalid ID before a failed render.
+	ids := cut()
+	for i, id := range ids {
 		if why := checkDeviceID(id); why != "" {
 			errs.add(p+".idTemplate", "renders device %d as an invalid ID: %s", i, why)
 			return nil
 		}
-		ids[i] = id
+	}
+	if renderErr != nil {
+		errs.add(p+".idTemplate", "does not render: %s (idTemplate sees .Index and .Resource)", cleanTemplateErr(renderErr, "idTemplate"))
+		return nil
 	}
 	if t.literal && n > 1 {
 		errs.add(p+".idTemplate", "has no {{ .Index }}, so all %d devices get the ID %q; IDs must be unique", n, ids[0])
 		return nil
-	}
-	return packIDs(ids)
-}
-
-// packIDs makes ids slices of one string: a resource holds its IDs for
-// its whole life, and one allocation per resource instead of one per
-// device is much of what keeps a large manifest small.
-func packIDs(ids []string) []string {
-	var b strings.Builder
-	for _, id := range ids {
-		b.WriteString(id)
-	}
-	all, start := b.String(), 0
-	for i, id := range ids {
-		ids[i] = all[start : start+len(id)]
-		start += len(id)
 	}
 	return ids
 }

@@ -59,30 +59,29 @@ func fieldParts(t *template.Template) []fieldPart {
 func renderFields(w *bytes.Buffer, parts []fieldPart, data any) bool {
 	switch v := data.(type) {
 	case DeviceData:
-		return writeFields(w, parts, &v, true, true)
+		return writeFields(w, parts, &v, forDevice)
 	case ContainerData:
-		return writeFields(w, parts, &DeviceData{ContainerData: v}, false, true)
+		return writeFields(w, parts, &DeviceData{ContainerData: v}, forContainer)
 	case IDData:
-		return writeFields(w, parts, &DeviceData{ContainerData: ContainerData{Resource: v.Resource}, Index: v.Index}, false, false)
+		return writeFields(w, parts, &DeviceData{ContainerData: ContainerData{Resource: v.Resource}, Index: v.Index}, forID)
 	}
 	return false
 }
 
-// writeFields is renderFields for data held in d: a device's (hasDevice),
-// a container's (hasContainer), or idTemplate's (neither).
-func writeFields(w *bytes.Buffer, parts []fieldPart, d *DeviceData, hasDevice, hasContainer bool) bool {
+// writeFields is renderFields for data held in d, seen as s says.
+func writeFields(w *bytes.Buffer, parts []fieldPart, d *DeviceData, s scope) bool {
 	for _, p := range parts {
 		switch p.field {
 		case "ID":
-			if !hasDevice {
+			if s != forDevice {
 				return false
 			}
 		case "Index":
-			if !hasDevice && hasContainer {
+			if s == forContainer {
 				return false
 			}
 		case "Node", "Count":
-			if !hasContainer {
+			if s == forID {
 				return false
 			}
 		}

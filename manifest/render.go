@@ -188,11 +188,11 @@ func (w *writer) times(perDevice bool) func(yield func(int) bool) {
 // write renders t for the container (device < 0) or one of its devices
 // at the end of buf, and returns where the text starts.
 func (w *writer) write(t *tmpl, device int) (int, error) {
-	start := w.buf.Len()
+	start, s := w.buf.Len(), forContainer
 	if device >= 0 {
-		w.d.ID, w.d.Index = w.d.IDs[device], device
+		w.d.ID, w.d.Index, s = w.d.IDs[device], device, forDevice
 	}
-	if err := t.renderFor(&w.buf, &w.d, device >= 0); err != nil {
+	if err := t.renderFor(&w.buf, &w.d, s); err != nil {
 		w.buf.Truncate(start)
 		return 0, err
 	}

@@ -94,17 +94,28 @@ func (c *tmpl) render(w *bytes.Buffer, data any) error {
 	return c.t.Execute(w, data)
 }
 
-// renderFor executes the template as Render does: for the container, or
-// (perDevice) for the device d names. d is passed by pointer so that
-// text/template receives it without a copy.
-func (c *tmpl) renderFor(w *bytes.Buffer, d *DeviceData, perDevice bool) error {
-	if c.fields != nil && writeFields(w, c.fields, d, perDevice, true) {
+// scope is what a template is rendered for, which decides the fields it sees.
+type scope int
+
+const (
+	forID        scope = iota // idTemplate: IDData
+	forContainer              // ContainerData
+	forDevice                 // DeviceData
+)
+
+// renderFor executes the template on d, seen as scope says. d is passed by
+// pointer so that text/template receives it without a copy.
+func (c *tmpl) renderFor(w *bytes.Buffer, d *DeviceData, s scope) error {
+	if c.fields != nil && writeFields(w, c.fields, d, s) {
 		return nil
 	}
-	if perDevice {
+	switch s {
+	case forDevice:
 		return c.t.Execute(w, d)
+	case forContainer:
+		return c.t.Execute(w, &d.ContainerData)
 	}
-	return c.t.Execute(w, &d.ContainerData)
+	return c.t.Execute(w, IDData{Resource: d.Resource, Index: d.Index})
 }
 
 // renderString executes the template and returns the text.
