@@ -7,16 +7,16 @@ import (
 	"text/template/parse"
 )
 
-// Templates made of text and plain field references ("/dev/fpga{{ .Index }}",
-// "{{ .Resource }}={{ .ID }}") are what nearly every per-device item
-// writes, and Allocate renders them once per allocated device: through
-// text/template that is most of the cost of a large allocation (see
-// docs/performance.md). Such a template is rendered here by
-// concatenation, with exactly text/template's output (strings as they
-// are, ints in decimal; TestFieldTemplatesMatchTextTemplate). Anything
-// else goes through text/template.
+// Templates made of text, plain field references ("/dev/fpga{{ .Index }}")
+// and `join .IDs SEP` are what nearly every manifest writes, and Allocate
+// renders them once per allocated device: through text/template that is
+// most of the cost of a large allocation (see docs/performance.md). Such a
+// template is rendered here by concatenation, with exactly text/template's
+// output (TestFieldTemplatesMatchTextTemplate). Anything else goes through
+// text/template.
 
-// fieldPart is text, or the field it names when field is not "".
+// fieldPart is text, or the field it names when field is not "" (with
+// field "join", the IDs joined by text).
 type fieldPart struct {
 	text, field string
 }
@@ -34,7 +34,14 @@ func fieldParts(t *template.Template) []fieldPart {
 			parts = append(parts, fieldPart{text: string(n.Text)})
 		case *parse.ActionNode:
 			p := n.Pipe
-			if len(p.Decl) > 0 || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
+			if len(p.Decl) > 0 || len(p.Cmds) != 1 {
+				return nil
+			}
+			if sep, ok := joinIDs(p.Cmds[0].Args); ok {
+				parts = append(parts, fieldPart{text: sep, field: "join"})
+				continue
+			}
+			if len(p.Cmds[0].Args) != 1 {
 				return nil
 			}
 			f, ok := p.Cmds[0].Args[0].(*parse.FieldNode)
@@ -52,6 +59,20 @@ func fieldParts(t *template.Template) []fieldPart {
 		}
 	}
 	return parts
+}
+
+// joinIDs reports whether args are `join .IDs "SEP"`, and returns SEP.
+func joinIDs(args []parse.Node) (string, bool) {
+	if len(args) != 3 {
+		return "", false
+	}
+	fn, ok1 := args[0].(*parse.IdentifierNode)
+	f, ok2 := args[1].(*parse.FieldNode)
+	sep, ok3 := args[2].(*parse.StringNode)
+	if !ok1 || !ok2 || !ok3 || fn.Ident != "join" || len(f.Ident) != 1 || f.Ident[0] != "IDs" {
+		return "", false
+	}
+	return sep.Text, true
 }
 
 // renderFields writes parts for data into w. It writes nothing and returns
@@ -80,7 +101,7 @@ func writeFields(w *bytes.Buffer, parts []fieldPart, d *DeviceData, s scope) boo
 			if s == forContainer {
 				return false
 			}
-		case "Node", "Count":
+		case "Node", "Count", "join":
 			if s == forID {
 				return false
 			}
@@ -100,6 +121,13 @@ func writeFields(w *bytes.Buffer, parts []fieldPart, d *DeviceData, s scope) boo
 			w.WriteString(d.Node)
 		case "Count":
 			w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(d.Count), 10))
+		case "join":
+			for i, id := range d.IDs {
+				if i > 0 {
+					w.WriteString(p.text)
+				}
+				w.WriteString(id)
+			}
 		}
 	}
 	return true

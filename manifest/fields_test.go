@@ -26,6 +26,10 @@ func TestFieldTemplatesMatchTextTemplate(t *testing.T) {
 		{"{{- .ID -}} ", true},
 		{"plain text", true},
 		{"", false}, // nothing to gain
+		{`{{ join .IDs "," }}`, true},
+		{`ids={{ join .IDs ", " }};{{ .Count }}`, true},
+		{`{{ join .IDs .Node }}`, false},
+		{`{{ join .Resource "," }}`, false},
 		{"{{ .ID | upper }}", false},
 		{"{{ .IDs }}", false},
 		{"{{ $x := .ID }}{{ $x }}", false},
