@@ -112,18 +112,17 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	defer cancel()
 	hostCtx, stopHost := context.WithCancel(ctx)
 	h := host.New(host.Config{DevicePluginDir: dir, NodeName: opts.NodeName, Logger: opts.Logger})
-	hostDone := make(chan error, 1)
-	go func() { hostDone <- h.Run(hostCtx, m) }()
+	hostRun := inBackground(func() error { return h.Run(hostCtx, m) })
 	defer func() {
 		stopHost()
-		<-hostDone
+		<-hostRun.done
 	}()
 
 	names := make([]string, len(served))
 	for i, r := range served {
 		names[i] = r.Name
 	}
-	if err := waitRegistered(ctx, kubelet, names, hostDone); err != nil {
+	if err := waitRegistered(ctx, kubelet, names, hostRun); err != nil {
 		return nil, err
 	}
 	waitHealth(ctx, kubelet, served)
@@ -181,19 +180,36 @@ func socketDir() (string, error) {
 	return dir, nil
 }
 
+// background is a function running in a goroutine of its own. Its end is
+// a closed channel, not a value sent, so that any number of waiters see it:
+// Run waits for the host both while it registers and when it cleans up.
+type background struct {
+	done chan struct{} // closed when the function returned
+	err  error         // its result, once done is closed
+}
+
+func inBackground(f func() error) *background {
+	b := &background{done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		b.err = f()
+	}()
+	return b
+}
+
 // waitRegistered waits for the kubelet to see every resource, or for the
-// host to fail.
-func waitRegistered(ctx context.Context, k *Kubelet, names []string, hostDone <-chan error) error {
+// host to stop.
+func waitRegistered(ctx context.Context, k *Kubelet, names []string, hostRun *background) error {
 	waitCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- k.WaitRegistered(waitCtx, names) }()
+	wait := inBackground(func() error { return k.WaitRegistered(waitCtx, names) })
 	select {
-	case err := <-errc:
-		return err
-	case err := <-hostDone:
+	case <-wait.done:
+		return wait.err
+	case <-hostRun.done:
 		cancel()
-		<-errc
+		<-wait.done
+		err := hostRun.err
 		if err == nil {
 			err = errors.New("the host stopped")
 		}
