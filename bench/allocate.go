@@ -36,8 +36,12 @@ func (b *bench) allocate() error {
 	}
 	defer minDone()
 
+	allocateManifest, err := b.readTestdata(allocateManifestFile)
+	if err != nil {
+		return err
+	}
 	manifestPath := filepath.Join(hostDir, "manifest.yaml")
-	if err := os.WriteFile(manifestPath, []byte(allocateManifest), 0o644); err != nil {
+	if err := os.WriteFile(manifestPath, allocateManifest, 0o644); err != nil {
 		return err
 	}
 	host, err := b.startHost("allocate-host", hostDir, manifestPath)
