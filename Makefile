@@ -20,6 +20,7 @@ lint: vet fmt-check
 vet:
 	$(GO) vet ./...
 	cd e2e && $(GO) vet ./...
+	cd bench && $(GO) vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -60,14 +61,16 @@ fuzz:
 # End-to-end benchmarks (docs/performance.md): the built binary in its own
 # process against a minimal device plugin in another, through the real gRPC
 # API on unix sockets; takes about 15 minutes. Writes the tables and raw
-# results to docs/bench/ and the start-up plot (bench/plot is a module of
-# its own, so the plotting library stays out of go.mod). Not part of
-# `make test`: nothing here is a timed assertion.
+# results to docs/bench/ and the start-up plot. bench is a module of its
+# own (sdp-bench is no part of the daemon), and so is bench/plot, which
+# keeps the plotting library out of go.mod. sdp-bench reads the allocate
+# manifest from testdata/, so it runs from here. Not part of `make test`:
+# nothing here is a timed assertion.
 # BENCH_FLAGS: e.g. -quick (a smoke run), -only allocate,recovery, -rounds N,
 # -versus OLD_BINARY (before/after of a change).
 BENCH_FLAGS ?=
 bench: build bench-go
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/sdp-bench ./bench
+	cd bench && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o ../bin/sdp-bench .
 	bin/sdp-bench -bin $(BIN) -json docs/bench/results.json -md docs/bench/results.md $(BENCH_FLAGS)
 	cd bench/plot && $(GO) run . -in ../../docs/bench/results.json -out ../../docs/bench/startup.svg
 

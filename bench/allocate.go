@@ -36,8 +36,12 @@ func (b *bench) allocate() error {
 	}
 	defer minDone()
 
+	allocateManifest, err := b.readTestdata(allocateManifestFile)
+	if err != nil {
+		return err
+	}
 	manifestPath := filepath.Join(hostDir, "manifest.yaml")
-	if err := os.WriteFile(manifestPath, []byte(allocateManifest), 0o644); err != nil {
+	if err := os.WriteFile(manifestPath, allocateManifest, 0o644); err != nil {
 		return err
 	}
 	host, err := b.startHost("allocate-host", hostDir, manifestPath)
@@ -45,10 +49,13 @@ func (b *bench) allocate() error {
 		return err
 	}
 	defer host.stop(5 * time.Second)
-	if _, err := hk.waitAllListed([]string{fpga}, 30*time.Second); err != nil {
+	if _, err := waitAllListed(hk, []string{fpga}, 30*time.Second); err != nil {
 		return err
 	}
-	hostClient := hk.client(fpga)
+	hostClient, err := client(hk, fpga)
+	if err != nil {
+		return err
+	}
 
 	// The requests: devices spread over the resource, in the kubelet's
 	// (unsorted) order. The host's answers become the baseline's fixed ones.
@@ -78,10 +85,13 @@ func (b *bench) allocate() error {
 		return err
 	}
 	defer minimal.stop(5 * time.Second)
-	if _, err := mk.waitAllListed([]string{fpga}, 30*time.Second); err != nil {
+	if _, err := waitAllListed(mk, []string{fpga}, 30*time.Second); err != nil {
 		return err
 	}
-	minClient := mk.client(fpga)
+	minClient, err := client(mk, fpga)
+	if err != nil {
+		return err
+	}
 	for _, n := range sizes {
 		resp, err := minClient.Allocate(context.Background(), requests[n])
 		if err != nil {

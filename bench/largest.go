@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
+	"simple-device-plugin/internal/kubeletsim"
 	"simple-device-plugin/manifest"
 )
 
@@ -183,15 +184,14 @@ func (b *bench) hostServes(shape idShape, n int) (string, error) {
 		return "", err
 	}
 	defer p.stop(10 * time.Second)
-	if _, err := k.waitAllListed([]string{"example.com/big"}, 60*time.Second); err != nil {
-		s := k.snapshot("example.com/big")
-		return "", fmt.Errorf("host with %d devices: %w (last stream error: %v)", n, err, s.recvErr)
+	if _, err := waitAllListed(k, []string{"example.com/big"}, 60*time.Second); err != nil {
+		return "", fmt.Errorf("host with %d devices: %w (last stream error: %v)", n, err, k.Record("example.com/big").StreamErr)
 	}
-	s := k.snapshot("example.com/big")
-	if s.devices != n {
-		return "", fmt.Errorf("host with %d devices: the kubelet client got %d", n, s.devices)
+	got := len(k.Devices("example.com/big"))
+	if got != n {
+		return "", fmt.Errorf("host with %d devices: the kubelet client got %d", n, got)
 	}
-	return fmt.Sprintf("all %d, every one Unhealthy", s.devices), nil
+	return fmt.Sprintf("all %d, every one Unhealthy", got), nil
 }
 
 // validateRefusal runs `simple-device-plugin validate` on n devices and
@@ -221,6 +221,7 @@ type listServer struct {
 	pluginapi.UnimplementedDevicePluginServer
 	socket string
 	server *grpc.Server
+	served chan struct{} // closed when Serve returned
 	list   atomic.Pointer[pluginapi.ListAndWatchResponse]
 }
 
@@ -229,13 +230,19 @@ func startListServer(socket string) (*listServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &listServer{socket: socket, server: grpc.NewServer()}
+	s := &listServer{socket: socket, server: grpc.NewServer(), served: make(chan struct{})}
 	pluginapi.RegisterDevicePluginServer(s.server, s)
-	go s.server.Serve(lis)
+	go func() {
+		defer close(s.served)
+		_ = s.server.Serve(lis)
+	}()
 	return s, nil
 }
 
-func (s *listServer) stop() { s.server.Stop() }
+func (s *listServer) stop() {
+	s.server.Stop()
+	<-s.served
+}
 
 func (s *listServer) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingServer[pluginapi.ListAndWatchResponse]) error {
 	return stream.Send(s.list.Load())
@@ -246,7 +253,7 @@ func (s *listServer) accepted(list *pluginapi.ListAndWatchResponse) (bool, error
 	s.list.Store(list)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := dialLikeKubelet(ctx, s.socket)
+	conn, err := kubeletsim.Dial(ctx, s.socket)
 	if err != nil {
 		return false, err
 	}

@@ -33,6 +33,9 @@ type bench struct {
 	configs string
 	nRounds int
 	versus  string // baseline host binary for before/after runs; "" = the minimal plugin
+	// testdata is the repository's testdata dir: the test manifests the
+	// modules share.
+	testdata string
 
 	Machine string         `json:"machine"`
 	Started time.Time      `json:"started"`
@@ -70,6 +73,7 @@ func benchMain(args []string) int {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process (the kubelet side) to this file")
 	versus := fs.String("versus", "", "an older host binary to use as the baseline instead of the minimal plugin (before/after of a change)")
 	rounds := fs.Int("rounds", 0, "rounds per measurement, instead of each section's default")
+	testdata := fs.String("testdata", "testdata", "the repository's testdata dir (the allocate manifest is there)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -119,7 +123,7 @@ func benchMain(args []string) int {
 		return 1
 	}
 	var md strings.Builder
-	b := &bench{bin: binPath, self: minimal, logs: logs, quick: *quick, out: io.MultiWriter(os.Stdout, &md), configs: *configs, nRounds: *rounds, versus: *versus,
+	b := &bench{bin: binPath, self: minimal, logs: logs, quick: *quick, out: io.MultiWriter(os.Stdout, &md), configs: *configs, nRounds: *rounds, versus: *versus, testdata: *testdata,
 		Machine: machine(), Started: time.Now()}
 	fmt.Fprintf(b.out, "# sdp-bench %s\n\n%s; subjects' logs in %s\n\n", b.Started.Format(time.RFC3339), b.Machine, logs)
 

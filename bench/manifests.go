@@ -9,36 +9,21 @@ import (
 	"time"
 )
 
-// allocateManifest is the bundled example's FPGA resource (every kind of
-// template: env, annotations, shared and per-device mounts, device nodes,
-// CDI devices), with 128 devices.
-const allocateManifest = `apiVersion: simple-device-plugin/v1alpha1
-kind: Manifest
-resources:
-  - name: example.com/fpga
-    count: 128
-    idTemplate: "fpga-{{ .Index }}"
-    env:
-      FPGA_IDS: '{{ join .IDs "," }}'
-      FPGA_COUNT: "{{ .Count }}"
-    annotations:
-      example.com/fpga.ids: '{{ join .IDs "," }}'
-    mounts:
-      - hostPath: /var/lib/fpga/shared
-        containerPath: /opt/fpga
-        readOnly: true
-      - hostPath: "/var/lib/fpga/{{ .ID }}"
-        containerPath: "/dev/fpga/{{ .ID }}"
-        perDevice: true
-    devices:
-      - hostPath: /dev/null
-        containerPath: "/dev/fpga{{ .Index }}"
-        permissions: rw
-        perDevice: true
-    cdiDevices:
-      - name: "example.com/fpga={{ .ID }}"
-        perDevice: true
-`
+// allocateManifestFile, in the repository's testdata dir, is the bundled
+// example's FPGA resource (every kind of template: env, annotations, shared
+// and per-device mounts, device nodes, CDI devices) with 128 devices; the
+// host's benchmarks and the e2e tests allocate from it too.
+const allocateManifestFile = "fpga-128.yaml"
+
+// readTestdata reads one of the test manifests the repository shares
+// between its modules.
+func (b *bench) readTestdata(name string) ([]byte, error) {
+	data, err := os.ReadFile(filepath.Join(b.testdata, name))
+	if err != nil {
+		return nil, fmt.Errorf("test manifest: %w (run from the repository root, as make bench does, or set -testdata)", err)
+	}
+	return data, nil
+}
 
 // scaleManifest has resources × devices, each resource with its own env
 // var, annotation and per-device mount (names differ so resources do not

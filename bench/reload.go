@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"simple-device-plugin/internal/kubeletsim"
 )
 
 // reloadSubject is a host serving a manifest from a ConfigMap-style dir.
@@ -50,7 +52,7 @@ func (b *bench) startReloadSubject(tag, bin string, resources int) (*reloadSubje
 		"--registration", "kubelet-socket", "--node-name", "bench-node"); err != nil {
 		return fail(err)
 	}
-	if _, err := r.run.k.waitAllListed(r.run.names, 120*time.Second); err != nil {
+	if _, err := waitAllListed(r.run.k, r.run.names, 120*time.Second); err != nil {
 		return fail(err)
 	}
 	return r, nil
@@ -81,30 +83,32 @@ func (r *reloadSubject) change(i int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	before := map[string]seen{}
+	before := map[string]kubeletsim.Record{}
 	for _, n := range r.run.names {
-		before[n] = k.snapshot(n)
+		before[n] = k.Record(n)
 	}
 	name := scaleName(i)
 	start := time.Now()
 	if err := swap(); err != nil {
 		return 0, err
 	}
-	err = k.waitFor(30*time.Second, name+"'s new device list", func() bool { return k.resources[name].devices == want })
+	err = waitFor(k, 30*time.Second, name+"'s new device list", func(record func(string) kubeletsim.Record) bool {
+		return len(record(name).Devices) == want
+	})
 	if err != nil {
 		return 0, err
 	}
-	took := k.snapshot(name).listAt.Sub(start)
+	took := k.Record(name).ListAt.Sub(start)
 	time.Sleep(300 * time.Millisecond) // anything else the reload did shows by now
 	for _, n := range r.run.names {
-		was, now := before[n], k.snapshot(n)
-		wantLists := was.lists
+		was, now := before[n], k.Record(n)
+		wantLists := was.Lists
 		if n == name {
 			wantLists++
 		}
-		if now.registrations != was.registrations || now.lists != wantLists || now.conn != was.conn {
+		if now.Registrations != was.Registrations || now.Lists != wantLists || now.Endpoint != was.Endpoint {
 			return 0, fmt.Errorf("changing %s: %s registered %d → %d times, got %d → %d lists (want %d), same connection %v",
-				name, n, was.registrations, now.registrations, was.lists, now.lists, wantLists, now.conn == was.conn)
+				name, n, was.Registrations, now.Registrations, was.Lists, now.Lists, wantLists, now.Endpoint == was.Endpoint)
 		}
 	}
 	return took, r.run.proc.alive()

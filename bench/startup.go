@@ -146,7 +146,7 @@ func (b *bench) startOnce(host bool, manifestPath string, resources, devices int
 	if err != nil {
 		return r, err
 	}
-	last, err := k.waitAllListed(scaleNames(resources), 120*time.Second)
+	last, err := waitAllListed(k, scaleNames(resources), 120*time.Second)
 	if err != nil {
 		p.stop(5 * time.Second)
 		return r, err

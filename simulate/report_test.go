@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -53,7 +52,7 @@ resources:
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := Run(context.Background(), Options{Manifest: mustParse(t, tc.manifest), Request: tc.request,
-				Containers: tc.containers, NodeName: tc.node, Timeout: 10 * time.Second})
+				Containers: tc.containers, NodeName: tc.node, Timeout: hangTimeout})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,7 +82,7 @@ resources:
 // yaml and json are for scripts: they carry the whole report and read back
 // into the same Report.
 func TestWriteYAMLAndJSONRoundTrip(t *testing.T) {
-	r, err := Run(context.Background(), Options{Manifest: mustParse(t, mixed), Request: map[string]int{"example.com/fpga": 2, "example.com/seat": 1}, Timeout: 10 * time.Second})
+	r, err := Run(context.Background(), Options{Manifest: mustParse(t, mixed), Request: map[string]int{"example.com/fpga": 2, "example.com/seat": 1}, Timeout: hangTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

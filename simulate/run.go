@@ -1,3 +1,7 @@
+// Package simulate plays the kubelet's part against the real host over the
+// real device plugin gRPC API, so a manifest can be tried without a cluster:
+// a stand-in kubelet registers every plugin, follows its device list, and
+// asks it for preferred allocations and allocations as the kubelet would.
 package simulate
 
 import (
@@ -15,6 +19,7 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"simple-device-plugin/host"
+	"simple-device-plugin/internal/kubeletsim"
 	"simple-device-plugin/manifest"
 )
 
@@ -71,6 +76,9 @@ func ParseRequest(s string) (map[string]int, error) {
 	return out, nil
 }
 
+// ErrNoEndpoint is returned for a resource that has not registered.
+var ErrNoEndpoint = errors.New("resource not registered")
+
 // healthWait bounds the wait for the first health probe to reach the
 // simulated kubelet; the host probes at start, so it is normally at once.
 const healthWait = 2 * time.Second
@@ -102,7 +110,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	kubelet, err := StartKubelet(dir)
+	kubelet, err := kubeletsim.Start(dir, kubeletsim.Config{})
 	if err != nil {
 		return nil, err
 	}
@@ -112,18 +120,17 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	defer cancel()
 	hostCtx, stopHost := context.WithCancel(ctx)
 	h := host.New(host.Config{DevicePluginDir: dir, NodeName: opts.NodeName, Logger: opts.Logger})
-	hostDone := make(chan error, 1)
-	go func() { hostDone <- h.Run(hostCtx, m) }()
+	hostRun := inBackground(func() error { return h.Run(hostCtx, m) })
 	defer func() {
 		stopHost()
-		<-hostDone
+		<-hostRun.done
 	}()
 
 	names := make([]string, len(served))
 	for i, r := range served {
 		names[i] = r.Name
 	}
-	if err := waitRegistered(ctx, kubelet, names, hostDone); err != nil {
+	if err := waitRegistered(ctx, kubelet, names, hostRun); err != nil {
 		return nil, err
 	}
 	waitHealth(ctx, kubelet, served)
@@ -181,19 +188,36 @@ func socketDir() (string, error) {
 	return dir, nil
 }
 
+// background is a function running in a goroutine of its own. Its end is
+// a closed channel, not a value sent, so that any number of waiters see it:
+// Run waits for the host both while it registers and when it cleans up.
+type background struct {
+	done chan struct{} // closed when the function returned
+	err  error         // its result, once done is closed
+}
+
+func inBackground(f func() error) *background {
+	b := &background{done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		b.err = f()
+	}()
+	return b
+}
+
 // waitRegistered waits for the kubelet to see every resource, or for the
-// host to fail.
-func waitRegistered(ctx context.Context, k *Kubelet, names []string, hostDone <-chan error) error {
+// host to stop.
+func waitRegistered(ctx context.Context, k *kubeletsim.Kubelet, names []string, hostRun *background) error {
 	waitCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- k.WaitRegistered(waitCtx, names) }()
+	wait := inBackground(func() error { return k.WaitRegistered(waitCtx, names) })
 	select {
-	case err := <-errc:
-		return err
-	case err := <-hostDone:
+	case <-wait.done:
+		return wait.err
+	case <-hostRun.done:
 		cancel()
-		<-errc
+		<-wait.done
+		err := hostRun.err
 		if err == nil {
 			err = errors.New("the host stopped")
 		}
@@ -206,7 +230,7 @@ func waitRegistered(ctx context.Context, k *Kubelet, names []string, hostDone <-
 // probes at start, but its first device list may go out before the probe.
 // If a path changes meanwhile the wait ends at healthWait and the report
 // shows what the kubelet saw last.
-func waitHealth(ctx context.Context, k *Kubelet, served []*manifest.Resource) {
+func waitHealth(ctx context.Context, k *kubeletsim.Kubelet, served []*manifest.Resource) {
 	want := map[string][]string{} // resource -> expected health by device index
 	for _, r := range served {
 		paths, _ := r.HealthCheck()
@@ -227,13 +251,13 @@ func waitHealth(ctx context.Context, k *Kubelet, served []*manifest.Resource) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, healthWait)
 	defer cancel()
-	_ = k.WaitFor(ctx, func(k *Kubelet) bool {
+	_ = k.WaitFor(ctx, func(record func(string) kubeletsim.Record) bool {
 		for name, health := range want {
-			ep := k.plugins[name]
-			if ep == nil || len(ep.devices) != len(health) {
+			devices := record(name).Devices
+			if len(devices) != len(health) {
 				return false
 			}
-			for i, d := range ep.devices {
+			for i, d := range devices {
 				if d.Health != health[i] {
 					return false
 				}
@@ -291,7 +315,7 @@ func defaultRequest(resources []ResourceReport) (request map[string]int, notRequ
 // given to an earlier container, ask the plugin for a preferred allocation,
 // allocate, and call PreStartContainer when the plugin asks for it; then
 // merge the responses as the kubelet does.
-func allocateContainer(ctx context.Context, k *Kubelet, m *manifest.Manifest, name string, request map[string]int, used map[string]map[string]bool) (ContainerReport, error) {
+func allocateContainer(ctx context.Context, k *kubeletsim.Kubelet, m *manifest.Manifest, name string, request map[string]int, used map[string]map[string]bool) (ContainerReport, error) {
 	cr := ContainerReport{Name: name, Devices: map[string][]string{}}
 	var responses []resourceResponse
 	for _, res := range slices.Sorted(maps.Keys(request)) {

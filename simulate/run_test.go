@@ -54,6 +54,11 @@ resources:
     nodes: ["edge-*"]
 `
 
+// hangTimeout bounds a simulation in the tests. A run takes milliseconds;
+// the bound is generous so that it only turns a hang into a failure, on a
+// loaded machine too.
+const hangTimeout = time.Minute
+
 func mustParse(t *testing.T, yaml string) *manifest.Manifest {
 	t.Helper()
 	m, err := manifest.Parse([]byte(yaml))
@@ -269,7 +274,7 @@ resources:
 			t.Parallel()
 			r, err := Run(context.Background(), Options{
 				Manifest: mustParse(t, tc.manifest), Request: tc.request, Containers: tc.containers,
-				NodeName: tc.node, Timeout: 10 * time.Second,
+				NodeName: tc.node, Timeout: hangTimeout,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -307,7 +312,7 @@ func TestRunRefusesWhatTheKubeletWouldRefuse(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r, err := Run(context.Background(), Options{Manifest: m, Request: tc.request, Containers: tc.containers, NodeName: tc.node, Timeout: 10 * time.Second})
+			r, err := Run(context.Background(), Options{Manifest: m, Request: tc.request, Containers: tc.containers, NodeName: tc.node, Timeout: hangTimeout})
 			if err == nil {
 				t.Fatalf("Run succeeded with %+v, want an error", r)
 			}
@@ -343,7 +348,7 @@ resources:
     healthCheck: {path: "`+dir+`/{{ .ID }}", interval: 1h}
 `)
 	for i := 0; i < 5; i++ {
-		r, err := Run(context.Background(), Options{Manifest: m, Timeout: 10 * time.Second})
+		r, err := Run(context.Background(), Options{Manifest: m, Timeout: hangTimeout})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -367,7 +372,7 @@ func TestRunWithALongTMPDIR(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("TMPDIR", long)
-	r, err := Run(context.Background(), Options{Manifest: mustParse(t, mixed), Timeout: 10 * time.Second})
+	r, err := Run(context.Background(), Options{Manifest: mustParse(t, mixed), Timeout: hangTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,16 +381,47 @@ func TestRunWithALongTMPDIR(t *testing.T) {
 	}
 }
 
+// Run must return whenever its context ends: cancelled before the start,
+// or as the kubelet and the host start; with resources to wait for, or
+// none served on the node (the host then stops at once). Each run gets
+// hangTimeout, only to turn a hang into a failure.
 func TestRunStopsWithItsContext(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	start := time.Now()
-	_, err := Run(ctx, Options{Manifest: mustParse(t, mixed)})
-	if err == nil {
-		t.Fatal("Run succeeded with a cancelled context")
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("Run took %v to give up", d)
+	served := mustParse(t, mixed)
+	noneServed := mustParse(t, `
+apiVersion: simple-device-plugin/v1alpha1
+kind: Manifest
+resources:
+  - {name: example.com/a, count: 1, nodes: [gpu-*]}
+`)
+	for i := range 200 {
+		opts := Options{Manifest: served}
+		if i%4 >= 2 {
+			opts = Options{Manifest: noneServed, NodeName: "cpu-1"}
+		}
+		var ctx context.Context
+		var cancel context.CancelFunc
+		if i%2 == 0 {
+			ctx, cancel = context.WithCancel(context.Background())
+			cancel()
+		} else {
+			// Deadlines from 0 to 2 ms end the context at different steps.
+			ctx, cancel = context.WithTimeout(context.Background(), time.Duration(i%20)*100*time.Microsecond)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := Run(ctx, opts)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			cancel()
+			if i%4 == 0 && err == nil {
+				t.Fatalf("run %d: Run succeeded with a cancelled context", i)
+			}
+		case <-time.After(hangTimeout):
+			cancel()
+			t.Fatalf("run %d: Run did not return within %v of its context's end", i, hangTimeout)
+		}
 	}
 }
 
