@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
+	"simple-device-plugin/host"
 	"simple-device-plugin/internal/kubeletsim"
 	"simple-device-plugin/manifest"
 )
@@ -57,7 +58,7 @@ func (b *bench) largest() error {
 	b.section("Largest resource", "Kubelet limit: the largest device count whose ListAndWatch message a client dialled exactly like the kubelet's "+
 		"(grpc.DialContext with WithBlock/WithAuthority/insecure, no call options: grpc-go's default 4 MiB receive limit) receives, bisected over a "+
 		"real stream on a unix socket; with every device Healthy and, the worst case, Unhealthy. Validation bound: the largest count "+
-		"`manifest.Parse` accepts (it sizes the message with every device Unhealthy against `MaxListAndWatchBytes`). Host at bound: the real binary "+
+		"`manifest.Parse` with `host.CheckDeviceList` accepts (it sizes the message with every device Unhealthy against `MaxListAndWatchBytes`). Host at bound: the real binary "+
 		"serving that count, received in full by the kubelet-like client. The kubelet's own client code runs in `e2e/` (another module); this bench "+
 		"copies its dial options.")
 	fmt.Fprintln(b.out, "| device IDs | kubelet limit, all Healthy | kubelet limit, all Unhealthy | validation bound | bound / limit (Unhealthy) | host at bound: kubelet received | bound + 1 refused with |")
@@ -72,7 +73,7 @@ func (b *bench) largest() error {
 			return err
 		}
 		bound, err := bisect(func(n int) (bool, error) {
-			_, err := manifest.Parse([]byte(largestManifest(shape, n, false)))
+			_, err := manifest.Parse([]byte(largestManifest(shape, n, false)), host.CheckDeviceList)
 			return err == nil, nil
 		})
 		if err != nil {

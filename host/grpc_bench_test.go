@@ -11,8 +11,8 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"simple-device-plugin/host"
+	"simple-device-plugin/internal/kubeletsim"
 	"simple-device-plugin/manifest"
-	"simple-device-plugin/simulate"
 )
 
 // Allocate through the real gRPC server on its unix socket, in one
@@ -20,7 +20,7 @@ import (
 // processes against a baseline plugin).
 func BenchmarkAllocateGRPC(b *testing.B) {
 	dir := host.ShortTempDir(b)
-	k, err := simulate.StartKubelet(dir)
+	k, err := kubeletsim.Start(dir, kubeletsim.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"simple-device-plugin/host"
+	"simple-device-plugin/internal/kubeletsim"
 	"simple-device-plugin/manifest"
-	"simple-device-plugin/simulate"
 )
 
 const threeResources = `
@@ -100,9 +100,9 @@ func (rh *runningHost) stop(t *testing.T) error {
 	return nil
 }
 
-func startKubelet(t *testing.T, dir string) *simulate.Kubelet {
+func startKubelet(t *testing.T, dir string) *kubeletsim.Kubelet {
 	t.Helper()
-	k, err := simulate.StartKubelet(dir)
+	k, err := kubeletsim.Start(dir, kubeletsim.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func startKubelet(t *testing.T, dir string) *simulate.Kubelet {
 
 // restartKubelet does what a restarting kubelet does: stop, delete every
 // socket in the dir, listen on a new kubelet.sock.
-func restartKubelet(t *testing.T, k *simulate.Kubelet, dir string) *simulate.Kubelet {
+func restartKubelet(t *testing.T, k *kubeletsim.Kubelet, dir string) *kubeletsim.Kubelet {
 	t.Helper()
 	k.Stop()
 	removeSockets(t, dir)
@@ -149,7 +149,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func waitRegistered(t *testing.T, k *simulate.Kubelet, names ...string) {
+func waitRegistered(t *testing.T, k *kubeletsim.Kubelet, names ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), eventually)
 	defer cancel()
