@@ -153,7 +153,7 @@ func diffLines(got, want []string) string {
 	return b.String()
 }
 
-// Scenario 2: a pod of two containers asking for a mix of resources is
+// A pod of two containers asking for a mix of resources is
 // admitted by the kubelet; each container gets exactly what the manifest
 // says for the devices the kubelet chose, the two get disjoint devices,
 // and a request beyond what is left is refused by the kubelet while the

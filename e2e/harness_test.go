@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
@@ -55,7 +54,7 @@ func TestHarnessWithKubeletStub(t *testing.T) {
 	register()
 
 	want := allHealthy(map[string]int64{res: 2})
-	eventually(t, 5*time.Second, "the stub's devices", func() (bool, string) { return countsMatch(k.capacity(), want) })
+	eventually(t, registerTimeout, "the stub's devices", func() (bool, string) { return countsMatch(k.capacity(), want) })
 	if got := registrations(t, res); got != before+1 {
 		t.Fatalf("kubelet registration counter: %d, want %d", got, before+1)
 	}
@@ -80,7 +79,7 @@ func TestHarnessWithKubeletStub(t *testing.T) {
 	// A kubelet restart wipes the stub's socket; it comes back only once
 	// the stub serves and registers again.
 	k.restart()
-	eventually(t, 5*time.Second, "capacity to drop after the kubelet restart", func() (bool, string) {
+	eventually(t, registerTimeout, "capacity to drop after the kubelet restart", func() (bool, string) {
 		return countsMatch(k.capacity(), map[string]resourceCounts{res: {}})
 	})
 	if err := stub.Stop(k.logger); err != nil {
@@ -88,7 +87,7 @@ func TestHarnessWithKubeletStub(t *testing.T) {
 	}
 	stub = plugin.NewDevicePluginStub(k.logger, devs, filepath.Join(pluginDir, "stub.sock"), res, false, false)
 	register()
-	eventually(t, 5*time.Second, "the stub's devices after the restart", func() (bool, string) { return countsMatch(k.capacity(), want) })
+	eventually(t, registerTimeout, "the stub's devices after the restart", func() (bool, string) { return countsMatch(k.capacity(), want) })
 	if got := k.devices(pod, "c")[res]; len(got) != 1 || got[0] != ids[0] {
 		t.Fatalf("after the kubelet restart stub-user/c holds %v, want %v (from the checkpoint)", got, ids)
 	}

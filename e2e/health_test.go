@@ -51,7 +51,7 @@ resources:
 	took = eventually(t, registerTimeout, "dev-2 healthy again", k.capacityIs(allHealthy(map[string]int64{healthRes: 4})))
 	t.Logf("unhealthy list emptied -> kubelet allocatable 4: %v", took.Round(time.Millisecond))
 	if after := registrations(t, healthRes); after != before {
-		t.Errorf("%s registered again for a health change (counter %d -> %d); issue 4: a ListAndWatch update", healthRes, before, after)
+		t.Errorf("%s registered again for a health change (counter %d -> %d); a health change is a ListAndWatch update", healthRes, before, after)
 	}
 }
 

@@ -76,13 +76,13 @@ func removeBuiltBinary() {
 	}
 }
 
-// socketPath is where the host serves resource's device plugin, by the
-// contract in DESIGN.md: the resource name with "/" replaced by "_", plus
-// ".sock". (The main module shortens names too long for a unix socket; the
-// tests' names are short.) Written out here rather than imported, so the
-// e2e module does not require the main module, whose newer grpc and
-// prometheus would otherwise replace the versions the kubelet v1.37.2 code
-// under test is released with.
+// socketPath is where the host serves resource's device plugin: the
+// resource name with "/" replaced by "_", plus ".sock". (The main module
+// shortens names too long for a unix socket; the tests' names are short.)
+// Written out here rather than imported, so the e2e module does not
+// require the main module, whose newer grpc and prometheus would otherwise
+// replace the versions the kubelet v1.37.2 code under test is released
+// with.
 func socketPath(resource string) string {
 	return filepath.Join(pluginDir, strings.ReplaceAll(resource, "/", "_")+".sock")
 }
@@ -180,7 +180,8 @@ func freeLocalAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// stop sends SIGTERM and waits; after 5 s it kills the process.
+// stop sends SIGTERM and waits for the exit. A host still running after
+// registerTimeout is hung: that fails the test, and it is killed.
 func (h *host) stop() {
 	if h.exited() {
 		return
@@ -188,8 +189,8 @@ func (h *host) stop() {
 	_ = h.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-h.done:
-	case <-time.After(5 * time.Second):
-		h.t.Errorf("host ignored SIGTERM for 5s; killing it")
+	case <-time.After(registerTimeout):
+		h.t.Errorf("the host did not exit within %v of SIGTERM; killing it", registerTimeout)
 		_ = h.cmd.Process.Kill()
 		<-h.done
 	}

@@ -12,17 +12,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// hostileRecoveryLimit bounds how long the host may take to recover by
-// itself once a condition clears (its slow poll is 5 s; its retry backoff
-// is capped at 30 s but the conditions here last a couple of seconds).
-const hostileRecoveryLimit = 8 * time.Second
-
 // Hostile filesystem: the device-plugin dir is removed and recreated, made
 // read-only, and one resource's socket is replaced by a stale socket, by a
 // foreign regular file and by another process's live socket. Each time
 // the host says clearly what is wrong (log lines checked), keeps the other
 // resources serving, recovers by itself once the condition clears, and
-// never deletes a file that is not its own socket.
+// never deletes a file that is not its own socket. Recovery is waited for,
+// not timed: even a retry delayed by the longest backoff (30 s) comes well
+// within registerTimeout, so only a host that never recovers fails.
 func TestHostileFilesystem(t *testing.T) {
 	t.Run("dir removed and recreated", func(t *testing.T) {
 		k, h, counts := serve(t, threeResources)
@@ -55,9 +52,6 @@ func TestHostileFilesystem(t *testing.T) {
 		k.start() // creates the dir, as a kubelet does
 		took := k.registeredAll(t, counts)
 		t.Logf("dir recreated by a starting kubelet -> every resource registered in %v", took.Round(time.Millisecond))
-		if took > hostileRecoveryLimit {
-			t.Errorf("recovery took %v, want at most %v", took.Round(time.Millisecond), hostileRecoveryLimit)
-		}
 		eventually(t, registerTimeout, "/readyz 200", h.statusIs("/readyz", 200))
 	})
 
@@ -80,13 +74,8 @@ func TestHostileFilesystem(t *testing.T) {
 			t.Errorf("%s has no socket but the kubelet counts %d allocatable", victim, c.Allocatable)
 		}
 		unmount(t, pluginDir)
-		cleared := time.Now()
-		eventually(t, registerTimeout, victim+" back once the dir is writable", k.capacityIs(allHealthy(counts)))
-		took := time.Since(cleared)
+		took := eventually(t, registerTimeout, victim+" back once the dir is writable", k.capacityIs(allHealthy(counts)))
 		t.Logf("dir writable again -> %s registered in %v", victim, took.Round(time.Millisecond))
-		if took > hostileRecoveryLimit {
-			t.Errorf("recovery took %v, want at most %v", took.Round(time.Millisecond), hostileRecoveryLimit)
-		}
 	})
 
 	// One resource's socket replaced by something else, by rename as tools
@@ -131,13 +120,8 @@ func TestHostileFilesystem(t *testing.T) {
 				t.Fatalf("the host touched the %s: %v", tc.name, err)
 			}
 			clear()
-			cleared := time.Now()
-			eventually(t, registerTimeout, victim+" back once the "+tc.name+" is gone", k.capacityIs(allHealthy(counts)))
-			took := time.Since(cleared)
+			took := eventually(t, registerTimeout, victim+" back once the "+tc.name+" is gone", k.capacityIs(allHealthy(counts)))
 			t.Logf("%s removed -> %s registered in %v", tc.name, victim, took.Round(time.Millisecond))
-			if took > hostileRecoveryLimit {
-				t.Errorf("recovery took %v, want at most %v", took.Round(time.Millisecond), hostileRecoveryLimit)
-			}
 		})
 	}
 }

@@ -18,7 +18,7 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 )
 
-// The largest resource (issue 7): how many devices one resource can list
+// The largest resource: how many devices one resource can list
 // before the kubelet's ListAndWatch client refuses the message (grpc-go's
 // default 4 MiB receive limit; the kubelet sets no other), measured with
 // the kubelet's own device manager, and where validation's bound sits

@@ -57,9 +57,9 @@ resources:
     count: 1
 `
 
-// reloadsMetric counts the host's manifest reloads by result (issue 4: "a
-// metric counts the failed reload"): the tests' way to know the host has
-// seen a new manifest, before checking that nothing changed.
+// reloadsMetric counts the host's manifest reloads by result, the failed
+// ones included: the tests' way to know the host has seen a new manifest,
+// before checking that nothing changed.
 const reloadsMetric = "sdp_manifest_reloads_total"
 
 // Hot reload from a ConfigMap laid out as the kubelet projects it. A pod
@@ -105,7 +105,7 @@ func TestConfigMapHotReload(t *testing.T) {
 		t.Errorf("%s is unchanged but registered again with the kubelet (counter %d -> %d)", keep, before[keep], after[keep])
 	}
 	if after[grow] != before[grow] {
-		t.Errorf("%s only changed its device count but registered again (counter %d -> %d); issue 4: a ListAndWatch update, no re-registration", grow, before[grow], after[grow])
+		t.Errorf("%s only changed its device count but registered again (counter %d -> %d); a count change is a ListAndWatch update, no re-registration", grow, before[grow], after[grow])
 	}
 	if after[added] <= before[added] {
 		t.Errorf("%s never registered (counter %d)", added, after[added])

@@ -26,8 +26,7 @@ func TestSoakStreamChurnBinary(t *testing.T) {
 	names := resourceNames(counts)
 	before := registrationsOf(t, names...)
 	eventually(t, registerTimeout, "/readyz 200", h.statusIs("/readyz", 200))
-	time.Sleep(200 * time.Millisecond)
-	base := h.usage(t)
+	base := h.steadyUsage(t)
 
 	var next, failed atomic.Int64
 	var mu sync.Mutex

@@ -93,6 +93,35 @@ func pluginSocketCount(t testing.TB) int {
 	return n
 }
 
+// steadyEvery and steadyReads define a steady host: steadyReads readings
+// steadyEvery apart, all the same.
+const (
+	steadyEvery = 50 * time.Millisecond
+	steadyReads = 4
+)
+
+// steadyUsage waits until the host's usage reads the same several times in
+// a row and returns it: a baseline taken while a registration or a probe's
+// request is still in flight would be too high and hide a leak.
+func (h *host) steadyUsage(t testing.TB) procUsage {
+	t.Helper()
+	var last procUsage
+	same := 0
+	_, ok, why := pollEach(steadyEvery, registerTimeout, func() (bool, string) {
+		u := h.usage(t)
+		if u == last {
+			same++
+		} else {
+			last, same = u, 1
+		}
+		return same >= steadyReads, fmt.Sprintf("still changing: last %v", u)
+	})
+	if !ok {
+		t.Fatalf("waited %v for the host's usage to settle: %s", registerTimeout, why)
+	}
+	return last
+}
+
 // settledUsage waits up to timeout for the host's goroutines and fds to
 // come back within slack of base and its sockets to be exactly base's, and
 // returns the last measurement and whether they did.
@@ -114,7 +143,7 @@ func (h *host) settledUsage(t testing.TB, base, slack procUsage, timeout time.Du
 // checkHostNoLeak fails t when the host's usage does not come back to base.
 func (h *host) checkHostNoLeak(t testing.TB, what string, base, slack procUsage) procUsage {
 	t.Helper()
-	after, ok := h.settledUsage(t, base, slack, 10*time.Second)
+	after, ok := h.settledUsage(t, base, slack, registerTimeout)
 	t.Logf("%s: host before %v, after %v", what, base, after)
 	if !ok {
 		t.Errorf("%s: the host's %v did not come back to %v (slack: %d goroutines, %d fds)", what, after, base, slack.goroutines, slack.fds)
