@@ -197,7 +197,7 @@ func (w *writer) write(t *tmpl, device int) (int, error) {
 		return 0, err
 	}
 	if !utf8.Valid(w.buf.Bytes()[start:]) {
-		// The kubelet's protobuf decoder refuses such text; say where it came from.
+		// Such text cannot travel to the kubelet; say where it came from.
 		w.buf.Truncate(start)
 		return 0, errors.New("renders text that is not valid UTF-8")
 	}
