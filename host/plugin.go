@@ -60,6 +60,7 @@ func newPlugin(h *Host, res *manifest.Resource) *Plugin {
 		name:         res.Name,
 		socketPath:   filepath.Join(h.socketDir(), manifest.SocketName(res.Name)),
 		host:         h,
+		log:          h.log.With("resource", res.Name),
 		changed:      make(chan struct{}),
 		check:        make(chan struct{}, 1),
 		healthWake:   make(chan struct{}, 1),
@@ -69,8 +70,7 @@ func newPlugin(h *Host, res *manifest.Resource) *Plugin {
 		mPreferred:   h.metrics.preferredCalls.WithLabelValues(res.Name),
 		mRegistered:  h.metrics.registered.WithLabelValues(res.Name),
 	}
-	p.log = h.log.With("resource", res.Name)
-	p.publish(res)
+	p.publish(res) // p is not shared yet: no lock needed
 	return p
 }
 
@@ -83,15 +83,9 @@ func (p *Plugin) watch() (*snapshot, <-chan struct{}) {
 	return p.state.Load(), p.changed
 }
 
-// publish builds and swaps in a snapshot of res with the current health,
-// waking every ListAndWatch stream.
+// publish swaps in a snapshot of res with the current health, waking every
+// ListAndWatch stream. p.mu is held.
 func (p *Plugin) publish(res *manifest.Resource) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.publishLocked(res)
-}
-
-func (p *Plugin) publishLocked(res *manifest.Resource) {
 	s := buildSnapshot(res, p.probe)
 	p.state.Store(s)
 	close(p.changed)
@@ -109,7 +103,7 @@ func (p *Plugin) update(res *manifest.Resource) (devicesChanged, reregister bool
 	if devicesChanged {
 		p.probe = nil // a new device list: the health check starts over
 	}
-	p.publishLocked(res)
+	p.publish(res)
 	p.mu.Unlock()
 	poke(p.healthWake)
 	if reregister {
@@ -124,15 +118,14 @@ func (p *Plugin) update(res *manifest.Resource) (devicesChanged, reregister bool
 func (p *Plugin) setProbe(res *manifest.Resource, unhealthy []bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	cur := p.state.Load()
-	if cur.res != res {
+	if p.state.Load().res != res {
 		return false // a reload replaced the resource meanwhile; the next probe covers it
 	}
 	if slices.Equal(p.probe, unhealthy) {
 		return false
 	}
 	p.probe = unhealthy
-	p.publishLocked(res)
+	p.publish(res)
 	return true
 }
 

@@ -22,7 +22,6 @@ import (
 // server, one registration. Anything that invalidates it ends it, and the
 // plugin starts a new one.
 type session struct {
-	listener net.Listener
 	conns    *connCounter // the kubelet's connections to server
 	server   *grpc.Server
 	serving  chan struct{} // closed when Serve returns; the session owns that goroutine
@@ -115,14 +114,12 @@ func (p *Plugin) startSession() (*session, error) {
 	if err != nil {
 		lis.Close()
 		if os.IsNotExist(err) {
-			// Deleted as soon as created: a restarting kubelet is wiping
-			// the dir. Not a failure; start again.
+			// A restarting kubelet is wiping the dir: start again.
 			return nil, fmt.Errorf("new socket %s: %w", p.socketPath, errSocketRemoved)
 		}
 		return nil, fmt.Errorf("stat new socket %s: %w: %w", p.socketPath, err, errDirUnusable)
 	}
 	s := &session{
-		listener: lis,
 		conns:    newConnCounter(),
 		serving:  make(chan struct{}),
 		socketID: id,
@@ -227,9 +224,10 @@ func (c *connCounter) waitIdle(d time.Duration) {
 	}
 }
 
-// connCounter is a gRPC stats handler that follows connections only.
-
+// The stats.Handler methods: connCounter follows connections only.
 func (c *connCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (c *connCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (c *connCounter) HandleRPC(context.Context, stats.RPCStats)                         {}
 
 func (c *connCounter) HandleConn(_ context.Context, st stats.ConnStats) {
 	switch st.(type) {
@@ -239,7 +237,3 @@ func (c *connCounter) HandleConn(_ context.Context, st stats.ConnStats) {
 		c.add(-1)
 	}
 }
-
-func (c *connCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
-
-func (c *connCounter) HandleRPC(context.Context, stats.RPCStats) {}
