@@ -14,8 +14,7 @@ import (
 )
 
 // Allocate renders each container request from the resource's templates.
-// Nothing is stored: the kubelet owns allocation state and replays the
-// answer on container restarts.
+// Nothing is stored: the kubelet owns allocation state.
 func (s *service) Allocate(_ context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
 	start := time.Now()
 	resp, err := allocate(s.p.snapshot(), s.p.host.cfg.NodeName, req)
@@ -50,34 +49,32 @@ func allocate(snap *snapshot, node string, req *pluginapi.AllocateRequest) (*plu
 	return resp, nil
 }
 
-// containerResponse is a rendered allocation in the kubelet's types. The
-// structs of each list share one array: a 64-device allocation would
-// otherwise cost some 200 allocations.
+// containerResponse is a rendered allocation in the kubelet's types.
 func containerResponse(a *manifest.Allocation) *pluginapi.ContainerAllocateResponse {
-	out := &pluginapi.ContainerAllocateResponse{Envs: a.Envs, Annotations: a.Annotations}
-	if len(a.Mounts) > 0 {
-		mounts := make([]pluginapi.Mount, len(a.Mounts))
-		out.Mounts = make([]*pluginapi.Mount, len(a.Mounts))
-		for i, m := range a.Mounts {
-			mounts[i] = pluginapi.Mount{ContainerPath: m.ContainerPath, HostPath: m.HostPath, ReadOnly: m.ReadOnly}
-			out.Mounts[i] = &mounts[i]
-		}
+	return &pluginapi.ContainerAllocateResponse{
+		Envs:        a.Envs,
+		Annotations: a.Annotations,
+		Mounts: pointers(a.Mounts, func(out *pluginapi.Mount, m manifest.Mount) {
+			out.ContainerPath, out.HostPath, out.ReadOnly = m.ContainerPath, m.HostPath, m.ReadOnly
+		}),
+		Devices: pointers(a.Devices, func(out *pluginapi.DeviceSpec, d manifest.DeviceNode) {
+			out.ContainerPath, out.HostPath, out.Permissions = d.ContainerPath, d.HostPath, d.Permissions
+		}),
+		CdiDevices: pointers(a.CDIDevices, func(out *pluginapi.CDIDevice, name string) { out.Name = name }),
 	}
-	if len(a.Devices) > 0 {
-		devices := make([]pluginapi.DeviceSpec, len(a.Devices))
-		out.Devices = make([]*pluginapi.DeviceSpec, len(a.Devices))
-		for i, d := range a.Devices {
-			devices[i] = pluginapi.DeviceSpec{ContainerPath: d.ContainerPath, HostPath: d.HostPath, Permissions: d.Permissions}
-			out.Devices[i] = &devices[i]
-		}
+}
+
+// pointers fills one array from in and points into it (nil if in is
+// empty): one allocation per list rather than one per struct.
+func pointers[T, U any](in []T, fill func(*U, T)) []*U {
+	if len(in) == 0 {
+		return nil
 	}
-	if len(a.CDIDevices) > 0 {
-		cdi := make([]pluginapi.CDIDevice, len(a.CDIDevices))
-		out.CdiDevices = make([]*pluginapi.CDIDevice, len(a.CDIDevices))
-		for i, name := range a.CDIDevices {
-			cdi[i].Name = name
-			out.CdiDevices[i] = &cdi[i]
-		}
+	vals := make([]U, len(in))
+	out := make([]*U, len(in))
+	for i, v := range in {
+		fill(&vals[i], v)
+		out[i] = &vals[i]
 	}
 	return out
 }

@@ -27,9 +27,7 @@ func (b *Backoff) Next() time.Duration {
 	for i := 0; i < b.attempt && d < b.Max; i++ {
 		d *= 2
 	}
-	if d > b.Max {
-		d = b.Max
-	}
+	d = min(d, b.Max)
 	b.attempt++
 	half := d / 2
 	if half <= 0 {

@@ -8,9 +8,8 @@ import (
 	"simple-device-plugin/manifest"
 )
 
-// runHealth probes the plugin's health check, if its resource has one,
-// every interval until ctx ends. A device is healthy while its templated
-// path exists. A reload that changes the check wakes it at once.
+// runHealth probes the resource's health check, if any, every interval
+// until ctx ends; a device is healthy while its path exists.
 func (p *Plugin) runHealth(ctx context.Context) {
 	for {
 		res := p.snapshot().res
@@ -29,9 +28,8 @@ func (p *Plugin) runHealth(ctx context.Context) {
 	}
 }
 
-// probeHealth checks the paths of res, the resource they came from: a reload
-// since then makes setProbe drop the result instead of applying it to
-// another device list.
+// probeHealth checks the paths of res; setProbe drops the result if a
+// reload replaced res meanwhile.
 func (p *Plugin) probeHealth(res *manifest.Resource, paths []string) {
 	unhealthy := make([]bool, len(paths))
 	bad := 0

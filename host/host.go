@@ -10,7 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -29,20 +30,18 @@ type Config struct {
 	Logger   *slog.Logger
 	// Metrics, if nil, are created.
 	Metrics *Metrics
-	// PollInterval is the safety-net re-check of sockets and kubelet.sock,
-	// behind fsnotify. Default 5 s.
+	// PollInterval re-checks sockets and kubelet.sock in case fsnotify
+	// missed an event. Default 5 s.
 	PollInterval time.Duration
 	// Backoff for restarting a failed plugin. Default DefaultBackoff().
 	Backoff Backoff
 	// Registration is RegisterKubeletSocket (default) or RegisterPluginsRegistry.
 	Registration Registration
-	// PluginsRegistryDir is the kubelet's plugin watcher dir, where sockets
-	// go in plugins-registry mode. Default: plugins_registry next to
-	// DevicePluginDir.
+	// PluginsRegistryDir holds the sockets in plugins-registry mode.
+	// Default: plugins_registry next to DevicePluginDir.
 	PluginsRegistryDir string
-	// NUMANodesFile lists the machine's NUMA nodes (a kernel node list),
-	// to warn about topologies the kubelet cannot align. Default
-	// DefaultNUMANodesFile; unreadable means no warning.
+	// NUMANodesFile lists the machine's NUMA nodes, to warn about
+	// topologies the kubelet cannot align; unreadable means no warning.
 	NUMANodesFile string
 }
 
@@ -54,8 +53,7 @@ const (
 	// <device-plugin-dir>/kubelet.sock, and again after a kubelet restart.
 	RegisterKubeletSocket Registration = "kubelet-socket"
 	// RegisterPluginsRegistry: each plugin's socket sits in the kubelet's
-	// plugins_registry dir and serves the pluginregistration API; the
-	// kubelet's plugin watcher finds it, also after a kubelet restart.
+	// plugins_registry dir, where the kubelet's plugin watcher finds it.
 	RegisterPluginsRegistry Registration = "plugins-registry"
 )
 
@@ -89,7 +87,6 @@ type Host struct {
 	bySocket   map[string]*Plugin // by socket file name
 	current    *manifest.Manifest
 	generation int
-	skipped    []string // resources the manifest has but this node does not serve
 
 	machineNUMA []int // the machine's NUMA nodes; nil if unknown
 
@@ -142,10 +139,8 @@ func (h *Host) Metrics() *Metrics { return h.metrics }
 // ErrNotRunning is returned by Apply before Run or after it returned.
 var ErrNotRunning = errors.New("host is not running")
 
-// Run serves m until ctx ends, then stops every plugin (each sends an empty
-// device list and removes its socket) and returns nil. It returns an error
-// at once if the device-plugin dir is unusable: that is a deployment
-// mistake (wrong hostPath, missing mount), not something to wait out.
+// Run serves m until ctx ends, then stops every plugin. An unusable socket
+// dir is an error at once: a deployment mistake is not worth waiting out.
 func (h *Host) Run(ctx context.Context, m *manifest.Manifest) error {
 	if err := CheckDir(h.socketDir()); err != nil {
 		return err
@@ -201,12 +196,9 @@ type ApplyResult struct {
 	Added, Updated, Removed, Unchanged, Skipped []string
 }
 
-// Apply makes the running plugins match m: unchanged resources are left
-// alone (same socket, same stream, no registration), changed ones are
-// updated in place, new ones start, and removed ones send an empty device
-// list, stop and remove their socket before Apply returns. The host's lock
-// is not held while they stop, so /readyz and the socket watcher never wait
-// for a removal.
+// Apply makes the running plugins match m; removed ones have stopped when
+// it returns. h.mu is not held while they stop, so /readyz and the socket
+// watcher never wait for a removal.
 func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 	h.applying.Lock()
 	defer h.applying.Unlock()
@@ -262,10 +254,8 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 			p.log.Info("resource updated", "devices_changed", devicesChanged, "reregister", reregister, "devices", len(r.IDs))
 		}
 	}
-	h.skipped = h.skipped[:0]
 	for _, r := range skipped {
 		res.Skipped = append(res.Skipped, r.Name)
-		h.skipped = append(h.skipped, r.Name)
 	}
 	if len(skipped) > 0 {
 		h.log.Info("resources not served on this node (nodes: does not match)", "node", h.cfg.NodeName, "resources", res.Skipped)
@@ -277,7 +267,7 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 	h.metrics.manifestGen.Set(float64(h.generation))
 	h.metrics.resources.Set(float64(len(h.plugins)))
 	for _, l := range [][]string{res.Added, res.Updated, res.Removed, res.Unchanged, res.Skipped} {
-		sort.Strings(l)
+		slices.Sort(l)
 	}
 	return res, nil
 }
@@ -293,8 +283,7 @@ func (h *Host) start(r *manifest.Resource) {
 		p.run(ctx)
 		return nil
 	})
-	// Health has its own goroutine per resource: a probe stuck on a hung
-	// mount stalls that resource's health only.
+	// A probe stuck on a hung mount stalls that resource's health only.
 	h.group.Go(func() error {
 		p.runHealth(ctx)
 		return nil
@@ -322,7 +311,7 @@ func (h *Host) Ready() (bool, []string) {
 			waiting = append(waiting, name)
 		}
 	}
-	sort.Strings(waiting)
+	slices.Sort(waiting)
 	return len(waiting) == 0, waiting
 }
 
@@ -344,7 +333,7 @@ func (h *Host) Statuses() []Status {
 		s := p.snapshot()
 		out = append(out, Status{Resource: p.name, Socket: p.socketPath, Registered: p.registered.Load(), Devices: len(s.res.IDs), Healthy: s.healthy})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Resource < out[j].Resource })
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Resource, b.Resource) })
 	return out
 }
 
@@ -353,17 +342,6 @@ func (h *Host) Manifest() *manifest.Manifest {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.current
-}
-
-// pluginList returns the running plugins.
-func (h *Host) pluginList() []*Plugin {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]*Plugin, 0, len(h.plugins))
-	for _, p := range h.plugins {
-		out = append(out, p)
-	}
-	return out
 }
 
 func (h *Host) forEachPlugin(fn func(*Plugin)) {

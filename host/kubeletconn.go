@@ -8,9 +8,8 @@ import (
 	"sync"
 )
 
-// kubeletConn is one connection to the kubelet's registration socket,
-// handed to gRPC once: a Register over it reaches the kubelet that
-// accepted it, or fails.
+// kubeletConn is one connection to kubelet.sock, handed to gRPC once so a
+// Register over it reaches the kubelet that accepted it, or fails.
 type kubeletConn struct {
 	mu   sync.Mutex
 	conn net.Conn // nil once handed over or closed
@@ -18,9 +17,8 @@ type kubeletConn struct {
 
 var errRegistrationConnGone = errors.New("the connection to the kubelet is gone")
 
-// dialKubelet connects to the kubelet.sock at path, which must still be
-// the file id (stat before and after the connect): otherwise a kubelet
-// restarted meanwhile and the caller should start over.
+// dialKubelet connects to the kubelet.sock at path, which must still be the
+// file id: otherwise a kubelet restarted meanwhile.
 func dialKubelet(ctx context.Context, path string, id fileID) (*kubeletConn, error) {
 	conn, err := (&net.Dialer{}).DialContext(ctx, "unix", path)
 	if err != nil {

@@ -31,8 +31,7 @@ func CheckDeviceList(ids []string, topology bool) error {
 
 // ListAndWatchSize is the encoded size of the ListAndWatch message listing
 // ids at their largest: every device Unhealthy and, with topology, on the
-// largest NUMA node allowed. TestListAndWatchSizeMatchesProto holds it to
-// proto.Size of the real message.
+// largest NUMA node allowed.
 func ListAndWatchSize(ids []string, topology bool) int {
 	tag := protowire.SizeTag(1) // every field number here is below 16: one byte
 	numaNode := tag + protowire.SizeVarint(maxNUMANodeID)

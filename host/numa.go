@@ -10,9 +10,8 @@ import (
 	"simple-device-plugin/manifest"
 )
 
-// DefaultNUMANodesFile lists the NUMA nodes the kernel has online: the
-// nodes cAdvisor reports, and so the only ones the kubelet's topology
-// manager knows.
+// DefaultNUMANodesFile lists the NUMA nodes the kernel has online, the only
+// ones the kubelet's topology manager knows.
 const DefaultNUMANodesFile = "/sys/devices/system/node/online"
 
 // readNUMANodes reads a kernel node list such as "0", "0-1" or "0,2-3".
@@ -45,12 +44,9 @@ func parseNodeList(s string) ([]int, error) {
 	return nodes, nil
 }
 
-// warnUnknownNUMANodes says when a resource's topology puts devices on
-// NUMA nodes this machine does not have. The kubelet drops such nodes from
-// its topology hints, so under an aligning policy (single-numa-node,
-// restricted) pods never get those devices, and requests that need them
-// are refused: a rehearsal of NUMA alignment needs a machine with at least
-// the declared nodes. Nothing is said when the machine's nodes are unknown.
+// warnUnknownNUMANodes says when a resource's topology puts devices on NUMA
+// nodes this machine does not have: the kubelet leaves them out of its
+// topology hints, so aligned pods never get those devices.
 func (h *Host) warnUnknownNUMANodes(r *manifest.Resource) {
 	if h.machineNUMA == nil {
 		return

@@ -3,9 +3,9 @@ package host
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -16,9 +16,8 @@ import (
 )
 
 // Plugin is the device plugin of one resource: what it serves (a snapshot
-// swapped atomically on reload or health change) and its lifecycle (run).
-// The RPC handlers (service.go) read snapshots and never block on the
-// lifecycle; the lifecycle (session.go, register.go) never renders.
+// swapped atomically on reload or health change) and its lifecycle (run),
+// kept apart so the RPC handlers never block on the lifecycle.
 type Plugin struct {
 	name       string
 	socketPath string
@@ -39,15 +38,13 @@ type Plugin struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 
-	// Metric children resolved once, not per call.
-	mAllocations prometheus.Counter
+	mAllocations prometheus.Counter // resolved once, not per call
 	mPreferred   prometheus.Counter
 	mRegistered  prometheus.Gauge
 }
 
-// snapshot is everything an RPC needs, immutable once published. The
-// device list is built from res and unhealthy at each send rather than
-// kept, so a large manifest holds its device IDs once.
+// snapshot is everything an RPC needs, immutable once published. It keeps
+// no device list, so a large manifest holds its device IDs once.
 type snapshot struct {
 	res       *manifest.Resource
 	unhealthy []bool // by device index: static list or health probe
@@ -63,6 +60,7 @@ func newPlugin(h *Host, res *manifest.Resource) *Plugin {
 		name:         res.Name,
 		socketPath:   filepath.Join(h.socketDir(), manifest.SocketName(res.Name)),
 		host:         h,
+		log:          h.log.With("resource", res.Name),
 		changed:      make(chan struct{}),
 		check:        make(chan struct{}, 1),
 		healthWake:   make(chan struct{}, 1),
@@ -72,12 +70,10 @@ func newPlugin(h *Host, res *manifest.Resource) *Plugin {
 		mPreferred:   h.metrics.preferredCalls.WithLabelValues(res.Name),
 		mRegistered:  h.metrics.registered.WithLabelValues(res.Name),
 	}
-	p.log = h.log.With("resource", res.Name)
-	p.publish(res)
+	p.publish(res) // p is not shared yet: no lock needed
 	return p
 }
 
-// snapshot returns what the plugin serves right now.
 func (p *Plugin) snapshot() *snapshot { return p.state.Load() }
 
 // watch returns the current snapshot and a channel closed at its next change.
@@ -87,15 +83,9 @@ func (p *Plugin) watch() (*snapshot, <-chan struct{}) {
 	return p.state.Load(), p.changed
 }
 
-// publish builds and swaps in a snapshot of res with the current health,
-// waking every ListAndWatch stream.
+// publish swaps in a snapshot of res with the current health, waking every
+// ListAndWatch stream. p.mu is held.
 func (p *Plugin) publish(res *manifest.Resource) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.publishLocked(res)
-}
-
-func (p *Plugin) publishLocked(res *manifest.Resource) {
 	s := buildSnapshot(res, p.probe)
 	p.state.Store(s)
 	close(p.changed)
@@ -105,9 +95,7 @@ func (p *Plugin) publishLocked(res *manifest.Resource) {
 }
 
 // update applies a changed resource from a reload and says what changed.
-// Device changes reach the kubelet as a ListAndWatch update on the open
-// stream; a change of the registration options makes the plugin register
-// again.
+// Only a change of the registration options needs a new registration.
 func (p *Plugin) update(res *manifest.Resource) (devicesChanged, reregister bool) {
 	old := p.snapshot().res
 	devicesChanged, reregister = !old.SameDevices(res), !old.SameRegistration(res)
@@ -115,7 +103,7 @@ func (p *Plugin) update(res *manifest.Resource) (devicesChanged, reregister bool
 	if devicesChanged {
 		p.probe = nil // a new device list: the health check starts over
 	}
-	p.publishLocked(res)
+	p.publish(res)
 	p.mu.Unlock()
 	poke(p.healthWake)
 	if reregister {
@@ -130,15 +118,14 @@ func (p *Plugin) update(res *manifest.Resource) (devicesChanged, reregister bool
 func (p *Plugin) setProbe(res *manifest.Resource, unhealthy []bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	cur := p.state.Load()
-	if cur.res != res {
+	if p.state.Load().res != res {
 		return false // a reload replaced the resource meanwhile; the next probe covers it
 	}
-	if equalBools(p.probe, unhealthy) {
+	if slices.Equal(p.probe, unhealthy) {
 		return false
 	}
 	p.probe = unhealthy
-	p.publishLocked(res)
+	p.publish(res)
 	return true
 }
 
@@ -161,18 +148,6 @@ func buildSnapshot(res *manifest.Resource, probe []bool) *snapshot {
 	return s
 }
 
-func equalBools(a, b []bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // poke sends on a one-slot channel without blocking: one pending signal is
 // enough, since the receiver re-checks everything.
 func poke(ch chan struct{}) {
@@ -181,6 +156,3 @@ func poke(ch chan struct{}) {
 	default:
 	}
 }
-
-// String names the plugin in logs.
-func (p *Plugin) String() string { return fmt.Sprintf("plugin %s", p.name) }

@@ -17,24 +17,19 @@ import (
 // calls GetDevicePluginOptions inside Register, with its own 10 s limit.
 const registerTimeout = 15 * time.Second
 
-// register tells the kubelet at <dir>/kubelet.sock about the session's
-// socket, recording which kubelet.sock it talked to. It returns an error
-// wrapping errKubeletAbsent when nobody listens there, and errKubeletRefused
-// when the kubelet answered with an error.
+// register tells the kubelet at kubelet.sock about the session's socket,
+// recording which kubelet.sock it talked to. Errors wrap errKubeletAbsent
+// or errKubeletRefused.
 func (p *Plugin) register(ctx context.Context, s *session) error {
 	kubeletSock := p.host.kubeletSocket()
 	id, err := statID(kubeletSock)
 	if err != nil {
 		return fmt.Errorf("%s: %w", kubeletSock, errKubeletAbsent)
 	}
-	// A kubelet that starts wipes every socket, ours included, and only
-	// then listens on a new kubelet.sock. Inside Register it dials our
-	// socket back (blocking for 10 s if it is gone) and counts the
-	// registration even if that fails. So: be connected to the kubelet
-	// first, then check that our socket is still ours. The kubelet that
-	// accepted the connection has done its wipe, and Register can only
-	// reach that kubelet (the connection is never redialled, which could
-	// reach a newer one that wiped our socket since).
+	// A starting kubelet wipes our socket before it listens, and Register
+	// of a wiped socket blocks it for 10 s and counts as a failure. So
+	// connect first, then check our socket: the kubelet that accepted has
+	// done its wipe, and the connection never reaches a newer one.
 	rc, err := p.host.acquireRegistrationConn(ctx, id)
 	if err != nil {
 		return err
@@ -56,11 +51,9 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 		s.kubelet = id
 		return nil
 	case ctx.Err() != nil:
-		// Stopped (shutdown or removal), not refused.
-		return ctx.Err()
+		return ctx.Err() // stopped, not refused
 	case status.Code(err) == codes.Unavailable:
-		// That kubelet is gone (or the connection broke): the next attempt
-		// connects afresh.
+		// That kubelet is gone: the next attempt connects afresh.
 		p.host.dropRegistrationConn(rc)
 		return fmt.Errorf("%s: %v: %w", kubeletSock, status.Convert(err).Message(), errKubeletAbsent)
 	}
@@ -68,11 +61,8 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 }
 
 // regConn is the registration connection to one kubelet, shared by every
-// plugin: registering 500 resources then costs one connection, not 500.
-// It is made with dialKubelet and handed to gRPC once, never redialled:
-// once that kubelet is gone, Register over it fails and the caller drops
-// it. A replaced connection closes when its last Register returns, so a
-// call in flight never fails for our closing it.
+// plugin and never redialled. A replaced one closes when its last Register
+// returns, so a call in flight never fails for our closing it.
 type regConn struct {
 	conn     *grpc.ClientConn
 	raw      *kubeletConn // what conn dials; closed with conn should gRPC never take it
@@ -91,7 +81,7 @@ func (h *Host) acquireRegistrationConn(ctx context.Context, id fileID) (*regConn
 		return rc, nil
 	}
 	if h.reg.cur != nil {
-		h.retireLocked(h.reg.cur)
+		h.retireLocked()
 	}
 	path := h.kubeletSocket()
 	raw, err := dialKubelet(ctx, path, id)
@@ -108,16 +98,14 @@ func (h *Host) acquireRegistrationConn(ctx context.Context, id fileID) (*regConn
 		raw.Close()
 		return nil, fmt.Errorf("connect to %s: %w", path, err)
 	}
-	// Handshake now, not at the first Register: the kubelet's gRPC server
-	// holds a connection that has not sent its preface for up to 120 s,
-	// and its Stop waits for that (a kubelet restarting would hang).
+	// Handshake now: a kubelet stopping waits up to 120 s for a connection
+	// that has not sent its preface.
 	conn.Connect()
 	h.reg.cur = &regConn{conn: conn, raw: raw, id: id, inflight: 1}
 	return h.reg.cur, nil
 }
 
-// close closes rc's gRPC connection and, should gRPC never have taken
-// it, the connection to the kubelet under it.
+// close closes rc, and the connection under it should gRPC never have taken it.
 func (rc *regConn) close() {
 	rc.conn.Close()
 	rc.raw.Close()
@@ -139,30 +127,27 @@ func (h *Host) dropRegistrationConn(rc *regConn) {
 	h.reg.mu.Lock()
 	defer h.reg.mu.Unlock()
 	if h.reg.cur == rc {
-		h.retireLocked(rc)
+		h.retireLocked()
 	}
 }
 
-// closeRegistrationConn lets the shared connection go when the host stops
-// (the Register calls still on it end with their plugins' contexts).
+// closeRegistrationConn lets the shared connection go when the host stops.
 func (h *Host) closeRegistrationConn() {
 	h.reg.mu.Lock()
 	defer h.reg.mu.Unlock()
 	if h.reg.cur != nil {
-		h.retireLocked(h.reg.cur)
+		h.retireLocked()
 	}
 }
 
-// retireLocked takes rc out of use and closes it once no call uses it.
-func (h *Host) retireLocked(rc *regConn) {
-	if h.reg.cur == rc {
-		h.reg.cur = nil
-	}
-	if !rc.retired {
-		rc.retired = true
-		if rc.inflight == 0 {
-			rc.close()
-		}
+// retireLocked takes the current connection out of use and closes it once
+// no call uses it.
+func (h *Host) retireLocked() {
+	rc := h.reg.cur
+	h.reg.cur = nil
+	rc.retired = true
+	if rc.inflight == 0 {
+		rc.close()
 	}
 }
 

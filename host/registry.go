@@ -8,10 +8,8 @@ import (
 	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 )
 
-// registryService is the pluginregistration API a plugin serves in
-// plugins-registry mode, on the same socket as its DevicePlugin service:
-// the kubelet's plugin watcher finds the socket, asks GetInfo, connects to
-// the DevicePlugin service at the same path, then reports the outcome.
+// registryService is the pluginregistration API a plugin serves on its
+// socket in plugins-registry mode, for the kubelet's plugin watcher.
 type registryService struct {
 	registerapi.UnimplementedRegistrationServer
 	p    *Plugin

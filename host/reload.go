@@ -14,17 +14,13 @@ import (
 )
 
 // Reloader watches the manifest file and applies every valid change to the
-// host. It watches the file's directory, not the file: a mounted ConfigMap
-// is a symlink name -> ..data/name, updated by atomically swapping the
-// ..data symlink to a new directory, and editors replace files by rename;
-// either way the inode we would have watched is gone.
+// host. It watches the directory: a ConfigMap update swaps the ..data
+// symlink and editors replace files by rename, so the file's inode goes.
 type Reloader struct {
 	Path string
 	Host *Host
-	// Debounce gathers a burst of events on the file itself (an editor or
-	// a script writing it in place: truncate, write, write) into one
-	// reload. Default 100 ms. A ConfigMap's ..data swap is not debounced:
-	// it is one rename of a version written aside, complete when it lands.
+	// Debounce gathers a burst of writes to the file into one reload.
+	// Default 100 ms.
 	Debounce time.Duration
 	// Poll re-reads the file as a safety net. Default 10 s.
 	Poll time.Duration
@@ -51,8 +47,7 @@ func (r *Reloader) Run(ctx context.Context) error {
 		r.Poll = 10 * time.Second
 	}
 	log := r.Host.log.With("manifest", r.Path)
-	// Without fsnotify (no inotify instances left, say) the poll still
-	// picks changes up, only later: degrade rather than fail.
+	// Without fsnotify the poll still picks changes up, only later.
 	var events <-chan fsnotify.Event
 	var errs <-chan error
 	dir := filepath.Dir(r.Path)
@@ -67,8 +62,7 @@ func (r *Reloader) Run(ctx context.Context) error {
 		}
 	}
 	name := filepath.Base(r.Path)
-	// A change between the first load and the watch would otherwise wait
-	// for the poll.
+	// Catch a change made between the first load and the watch.
 	r.reload(log, false)
 
 	debounce := time.NewTimer(time.Hour)
@@ -87,11 +81,9 @@ func (r *Reloader) Run(ctx context.Context) error {
 			}
 			switch filepath.Base(ev.Name) {
 			case "..data":
-				// The kubelet's ConfigMap update: the new version is
-				// complete before the symlink swap makes it visible.
+				// A ConfigMap update is complete when the swap lands.
 				r.reload(log, false)
 			case name:
-				// The file itself: edited in place, or replaced by rename.
 				debounce.Reset(r.Debounce)
 			}
 		case err, ok := <-errs:
@@ -127,17 +119,17 @@ func (r *Reloader) reload(log *slog.Logger, forced bool) {
 		}
 		return
 	}
-	// Resources whose spec did not change reuse their compiled form: a
-	// reload of one resource in 500 then costs a parse, not 500 compiles.
+	// Resources whose spec did not change reuse their compiled form.
 	parsed, err := manifest.Reparse(data, r.Host.Manifest(), CheckDeviceList)
 	if err != nil {
 		r.last = data // report each bad version once, not on every poll
 		m.reloads.WithLabelValues(reloadInvalid).Inc()
-		for _, e := range manifest.Errors(err) {
-			log.Error("invalid manifest; still serving the last good one", "path", e.Path, "err", e.Message)
-		}
-		if manifest.Errors(err) == nil {
+		errs := manifest.Errors(err)
+		if errs == nil {
 			log.Error("invalid manifest; still serving the last good one", "err", err)
+		}
+		for _, e := range errs {
+			log.Error("invalid manifest; still serving the last good one", "path", e.Path, "err", e.Message)
 		}
 		return
 	}

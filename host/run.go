@@ -7,20 +7,18 @@ import (
 	"time"
 )
 
-// Stop timeouts: how long a session waits for the kubelet to hang up.
+// How long a stopping session waits for the kubelet to hang up.
 const (
-	// Before registering the same socket path again: the kubelet must have
-	// dropped the old endpoint or it refuses ("already connected").
+	// The kubelet refuses the same socket path again ("already connected")
+	// until it has dropped the old endpoint.
 	restartHangupWait = time.Second
-	// On removal or shutdown the empty list is sent; the kubelet hangs up
-	// at once, and shutdown must stay well within 2 s.
+	// After the empty list the kubelet hangs up at once, and shutdown must
+	// stay well within 2 s.
 	finalHangupWait = 500 * time.Millisecond
 )
 
-// run is the plugin's child of the supervisor: it keeps a session alive
-// until ctx ends, starting a new one at once when the node invalidated the
-// old (socket removed, kubelet restarted) and after a capped, jittered
-// backoff when it failed. Other plugins are never touched.
+// run keeps a session alive until ctx ends: a new one at once when the node
+// invalidated the old, after a backoff when it failed.
 func (p *Plugin) run(ctx context.Context) {
 	defer close(p.done)
 	bo := p.host.cfg.Backoff
@@ -54,13 +52,12 @@ func (p *Plugin) runSession(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	wait := restartHangupWait
 	defer func() {
-		final := ctx.Err() != nil
-		if final {
-			wait = finalHangupWait
+		if ctx.Err() != nil {
+			p.stopSession(s, true, finalHangupWait)
+		} else {
+			p.stopSession(s, false, restartHangupWait)
 		}
-		p.stopSession(s, final, wait)
 	}()
 
 	if p.host.cfg.Registration == RegisterKubeletSocket {
@@ -93,9 +90,9 @@ func (p *Plugin) runSession(ctx context.Context) error {
 	}
 }
 
+// registeredNow counts the registration before it shows, so whoever sees
+// /readyz turn 200 finds it in /metrics too.
 func (p *Plugin) registeredNow() {
-	// Counted before it shows as registered: whoever sees /readyz turn
-	// 200 finds the registration in /metrics too.
 	p.host.metrics.registrations.WithLabelValues(p.name).Inc()
 	p.setRegistered(true)
 	p.log.Info("registered with the kubelet", "socket", p.socketPath, "devices", len(p.snapshot().res.IDs), "via", string(p.host.cfg.Registration))
@@ -120,24 +117,19 @@ func (p *Plugin) registerUntilDone(ctx context.Context, s *session) error {
 			p.log.Info("waiting for the kubelet", "err", err)
 			logged = true
 		}
-		timer := time.NewTimer(retry.Next())
 		select {
 		case <-ctx.Done():
-			timer.Stop()
 			return nil
 		case <-s.serving:
-			timer.Stop()
 			return errors.Join(errServerStopped, s.serveErr)
 		case <-p.wake:
 			retry.Reset() // a (new) kubelet.sock: back to quick retries
 		case <-p.check:
 			if !p.ownsSocket(s) {
-				timer.Stop()
 				return errSocketRemoved
 			}
-		case <-timer.C:
+		case <-time.After(retry.Next()):
 		}
-		timer.Stop()
 	}
 }
 
@@ -176,26 +168,23 @@ func restartReason(err error) string {
 	return "error"
 }
 
-// sleepBackoff waits delay before the next attempt, or less: when the
-// kubelet comes back (wake) or, if a file that is not ours blocked the
-// socket path, as soon as that path is free (its fsnotify events, and the
-// poll, poke check). A check finding the file still there changes
-// nothing, so a file left for days costs no more retries than the backoff
-// allows. False if ctx ended.
+// sleepBackoff waits delay, or less: until the kubelet comes back or, if
+// a file not ours blocked the socket path, until that path is free (so a
+// file left for days costs no more retries than the backoff allows).
+// False if ctx ended.
 func (p *Plugin) sleepBackoff(ctx context.Context, delay time.Duration, pathBlocked bool) bool {
 	var check <-chan struct{} // nil unless the path is blocked: checks wait for the next session
 	if pathBlocked {
 		check = p.check
 	}
-	timer := time.NewTimer(delay)
-	defer timer.Stop()
+	timer := time.After(delay)
 	for {
 		select {
 		case <-ctx.Done():
 			return false
 		case <-p.wake:
 			return true
-		case <-timer.C:
+		case <-timer:
 			return true
 		case <-check:
 			if _, err := os.Lstat(p.socketPath); os.IsNotExist(err) {

@@ -13,8 +13,7 @@ import (
 )
 
 // service answers the kubelet's DevicePlugin RPCs for one session of a
-// plugin. It reads the plugin's current snapshot and holds no state of its
-// own. Allocate is in allocate.go.
+// plugin from the plugin's current snapshot. Allocate is in allocate.go.
 type service struct {
 	pluginapi.UnimplementedDevicePluginServer
 	p    *Plugin
@@ -25,10 +24,9 @@ func (s *service) GetDevicePluginOptions(context.Context, *pluginapi.Empty) (*pl
 	return s.p.snapshot().options, nil
 }
 
-// ListAndWatch sends the device list at once and again on every change. It
-// returns when the stream's context ends or the session ends; a session
-// that ends for good sends an empty list first, so the kubelet drops the
-// capacity at once instead of keeping stale devices.
+// ListAndWatch sends the device list at once and on every change until the
+// stream or the session ends. A final session sends an empty list first, so
+// the kubelet drops the capacity at once instead of keeping stale devices.
 func (s *service) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingServer[pluginapi.ListAndWatchResponse]) error {
 	ctx := stream.Context()
 	var sent *snapshot
@@ -58,10 +56,9 @@ func (s *service) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingSe
 	}
 }
 
-// deviceList is the ListAndWatch message of snap. It is built at each send
-// rather than kept, and its structs go back to a pool once sent: at start
-// every plugin sends at once, and a host of 500 resources × 1,000 devices
-// would otherwise hold some 45 MB of them (see docs/performance.md).
+// deviceList is the ListAndWatch message of snap, built at each send from
+// pooled structs: at start every plugin sends at once, and kept lists would
+// hold every device of every resource.
 func deviceList(snap *snapshot) *pooledList {
 	res := snap.res
 	l := lists.Get().(*pooledList)
@@ -99,7 +96,7 @@ func (l *pooledList) release() {
 // sameList reports whether two snapshots advertise the same devices, so a
 // template-only reload sends nothing on the stream.
 func sameList(a, b *snapshot) bool {
-	return a.res.SameDevices(b.res) && equalBools(a.unhealthy, b.unhealthy)
+	return a.res.SameDevices(b.res) && slices.Equal(a.unhealthy, b.unhealthy)
 }
 
 // GetPreferredAllocation picks devices per the resource's allocation policy.

@@ -19,11 +19,9 @@ import (
 )
 
 // A session is one life of a plugin's gRPC server: a fresh socket, a
-// server, one registration. Anything that invalidates it (socket removed,
-// kubelet restarted, registration options changed, server error) ends the
-// session, and the plugin starts a new one.
+// server, one registration. Anything that invalidates it ends it, and the
+// plugin starts a new one.
 type session struct {
-	listener net.Listener
 	conns    *connCounter // the kubelet's connections to server
 	server   *grpc.Server
 	serving  chan struct{} // closed when Serve returns; the session owns that goroutine
@@ -34,19 +32,18 @@ type session struct {
 	ending chan struct{} // closed to end every ListAndWatch stream
 	final  atomic.Bool   // set before ending: streams send an empty list
 
-	// plugins-registry mode: the kubelet's verdict on this socket.
-	notified chan error // one slot: nil = registered
+	notified chan error // plugins-registry mode, one slot: the kubelet's verdict, nil = registered
 }
 
-// notify records the plugin watcher's verdict (plugins-registry mode).
+// notify records the plugin watcher's verdict unless one is already pending.
 func (s *session) notify(err error) {
 	select {
 	case s.notified <- err:
-	default: // a verdict is already pending; the session acts on it
+	default:
 	}
 }
 
-// Reasons a session ends that call for an immediate new one.
+// Reasons a session ends.
 var (
 	errSocketRemoved  = errors.New("socket removed")
 	errKubeletRestart = errors.New("kubelet restarted")
@@ -61,9 +58,8 @@ var (
 // maxRecvMessageSize lets Allocate requests list many IDs.
 const maxRecvMessageSize = 16 << 20
 
-// fileID identifies one file, so a file replaced under the same name is
-// told apart: inode numbers are reused quickly on some file systems, so the
-// change time is part of it.
+// fileID tells apart a file replaced under the same name; the change time
+// is part of it because some file systems reuse inode numbers quickly.
 type fileID struct {
 	dev, ino uint64
 	ctime    int64
@@ -96,8 +92,7 @@ func (p *Plugin) startSession() (*session, error) {
 		return nil, fmt.Errorf("%w: %s exists and is %s, not a socket; refusing to remove it (remove or rename it, or rename the resource)",
 			errPathTaken, p.socketPath, describeMode(fi.Mode()))
 	case err == nil:
-		// A socket left by an earlier run (or a crashed one) is ours to
-		// replace; one that another process listens on is not.
+		// A socket left by an earlier run is ours to replace; a live one is not.
 		if socketInUse(p.socketPath) {
 			return nil, fmt.Errorf("%w: %s is a live socket: another process is listening on it; refusing to remove it (stop that process, or rename the resource)",
 				errPathTaken, p.socketPath)
@@ -113,21 +108,18 @@ func (p *Plugin) startSession() (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w: %w", p.socketPath, err, errDirUnusable)
 	}
-	// Only our own socket: never unlink a file that a later session or
-	// another process put at this path.
+	// Never unlink a file that a later session or another process put here.
 	lis.(*net.UnixListener).SetUnlinkOnClose(false)
 	id, err := statID(p.socketPath)
 	if err != nil {
 		lis.Close()
 		if os.IsNotExist(err) {
-			// Deleted as soon as created: a restarting kubelet is wiping
-			// the dir. Not a failure; start again.
+			// A restarting kubelet is wiping the dir: start again.
 			return nil, fmt.Errorf("new socket %s: %w", p.socketPath, errSocketRemoved)
 		}
 		return nil, fmt.Errorf("stat new socket %s: %w: %w", p.socketPath, err, errDirUnusable)
 	}
 	s := &session{
-		listener: lis,
 		conns:    newConnCounter(),
 		serving:  make(chan struct{}),
 		socketID: id,
@@ -146,10 +138,9 @@ func (p *Plugin) startSession() (*session, error) {
 	return s, nil
 }
 
-// stop ends the session: streams end (with an empty device list when final),
-// the kubelet gets up to wait to close its connection (so it has forgotten
-// this endpoint before we register the same socket path again), then the
-// server stops and our socket file is removed if it is still ours.
+// stopSession ends the streams (with an empty device list when final) and
+// gives the kubelet up to wait to hang up, so it has forgotten this endpoint
+// before the same socket path registers again; then it removes our socket.
 func (p *Plugin) stopSession(s *session, final bool, wait time.Duration) {
 	p.setRegistered(false)
 	s.final.Store(final)
@@ -193,9 +184,8 @@ func describeMode(m fs.FileMode) string {
 }
 
 // connCounter counts the server's open connections, so a session can
-// wait for the kubelet to hang up before the same endpoint registers again
-// (the kubelet would otherwise drop the new registration when it notices
-// the old stream's end).
+// wait for the kubelet to hang up: it would otherwise drop the next
+// registration when it notices the old stream's end.
 type connCounter struct {
 	mu      sync.Mutex
 	open    int
@@ -220,8 +210,7 @@ func (c *connCounter) state() (int, <-chan struct{}) {
 
 // waitIdle waits until no connection is open, at most d.
 func (c *connCounter) waitIdle(d time.Duration) {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
+	timer := time.After(d)
 	for {
 		open, changed := c.state()
 		if open == 0 {
@@ -229,15 +218,16 @@ func (c *connCounter) waitIdle(d time.Duration) {
 		}
 		select {
 		case <-changed:
-		case <-timer.C:
+		case <-timer:
 			return
 		}
 	}
 }
 
-// The gRPC stats handler: connection begin and end are all it follows.
-
+// The stats.Handler methods: connCounter follows connections only.
 func (c *connCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (c *connCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (c *connCounter) HandleRPC(context.Context, stats.RPCStats)                         {}
 
 func (c *connCounter) HandleConn(_ context.Context, st stats.ConnStats) {
 	switch st.(type) {
@@ -247,7 +237,3 @@ func (c *connCounter) HandleConn(_ context.Context, st stats.ConnStats) {
 		c.add(-1)
 	}
 }
-
-func (c *connCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
-
-func (c *connCounter) HandleRPC(context.Context, stats.RPCStats) {}

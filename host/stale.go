@@ -8,9 +8,8 @@ import (
 )
 
 // socketInUse reports whether a process accepts connections on the unix
-// socket at path. A socket nobody listens on refuses at once: stale, left
-// by a crash. Anything else (a connection, a full backlog, a timeout) means
-// a live socket that is not ours to remove.
+// socket at path. Only a refusal means a stale socket: a full backlog or a
+// timeout still means a live one.
 func socketInUse(path string) bool {
 	conn, err := net.DialTimeout("unix", path, time.Second)
 	if err == nil {

@@ -13,10 +13,9 @@ const kubeletSocketName = "kubelet.sock"
 func socketBase(p *Plugin) string { return filepath.Base(p.socketPath) }
 
 // watchDir turns what happens in the socket dir into pokes: a new
-// kubelet.sock (a kubelet (re)start) wakes every plugin; a socket removed
-// or replaced makes its plugin check its session (and retry now if it was
-// waiting). A slow poll backs fsnotify up (and
-// re-adds the watch when the dir itself was removed and came back).
+// kubelet.sock wakes every plugin; a socket removed or replaced makes its
+// plugin check its session. A slow poll backs fsnotify up and re-adds the
+// watch when the dir comes back.
 func (h *Host) watchDir(ctx context.Context) error {
 	dir := h.socketDir()
 	kubeletEvents := h.cfg.Registration == RegisterKubeletSocket
@@ -66,8 +65,7 @@ func (h *Host) watchDir(ctx context.Context) error {
 					h.wakeAll()
 				}
 			case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Create):
-				// Create too: a file renamed over a socket replaces it
-				// with no Remove event.
+				// A file renamed over a socket sends only Create.
 				h.checkSocket(filepath.Base(ev.Name))
 			}
 		case err, ok := <-errs:
