@@ -8,49 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 )
-
-// Resource is one compiled resource: device IDs generated, templates parsed
-// once, lookups built once, so serving it needs no parsing or I/O.
-type Resource struct {
-	Spec ResourceSpec // as written, after defaults
-	Name string
-	IDs  []string // every device ID, in manifest order
-
-	specIndex int // position in the manifest, for error paths
-
-	byID      []int32         // indices into IDs, sorted by ID: Position's binary search
-	unhealthy map[string]bool // the manifest's static unhealthy list
-	numa      []int           // NUMA node per device index; nil without topology
-
-	healthPaths    []string // per device index; nil without healthCheck
-	healthInterval time.Duration
-
-	env         []keyedTmpl
-	annotations []keyedTmpl
-	mounts      []pathPairTmpl
-	devices     []pathPairTmpl
-	cdi         []cdiTmpl
-}
-
-type keyedTmpl struct {
-	key string
-	t   *tmpl
-}
-
-// pathPairTmpl is a compiled mount or device node.
-type pathPairTmpl struct {
-	host, container *tmpl
-	readOnly        bool   // mounts
-	permissions     string // device nodes
-	perDevice       bool
-}
-
-type cdiTmpl struct {
-	name      *tmpl
-	perDevice bool
-}
 
 // DeviceListCheck is a limit on a resource's device list that comes from
 // outside the manifest, such as the size of the message that carries it

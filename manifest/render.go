@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"path"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 )
 
@@ -253,73 +250,6 @@ func (r *Resource) inManifestOrder(ids []string) ([]string, error) {
 		sorted[k] = r.IDs[i]
 	}
 	return sorted, nil
-}
-
-// Has reports whether id is a device of this resource.
-func (r *Resource) Has(id string) bool { return r.Position(id) >= 0 }
-
-// Position is id's index in IDs, or -1. A sorted index rather than a map:
-// a map costs some 50 bytes a device, most of a large manifest's memory.
-func (r *Resource) Position(id string) int {
-	k, found := slices.BinarySearchFunc(r.byID, id, func(i int32, id string) int { return strings.Compare(r.IDs[i], id) })
-	if !found {
-		return -1
-	}
-	return int(r.byID[k])
-}
-
-// StaticUnhealthy reports whether the manifest lists id as unhealthy.
-func (r *Resource) StaticUnhealthy(id string) bool { return r.unhealthy[id] }
-
-// NUMANode returns the virtual NUMA node of the device at index i, and
-// whether the resource has a topology at all.
-func (r *Resource) NUMANode(i int) (int, bool) {
-	if r.numa == nil {
-		return 0, false
-	}
-	return r.numa[i], true
-}
-
-// HealthCheck returns the per-device paths to probe and the interval, or
-// nil when the resource has no healthCheck.
-func (r *Resource) HealthCheck() (paths []string, interval time.Duration) {
-	return r.healthPaths, r.healthInterval
-}
-
-// ServesNode reports whether the resource is served on the named node: it
-// is unless nodes: is set and no glob matches.
-func (r *Resource) ServesNode(node string) bool {
-	if len(r.Spec.Nodes) == 0 {
-		return true
-	}
-	for _, pattern := range r.Spec.Nodes {
-		if ok, _ := path.Match(pattern, node); ok {
-			return true
-		}
-	}
-	return false
-}
-
-// SameSpec reports whether o declares exactly what r declares.
-func (r *Resource) SameSpec(o *Resource) bool {
-	return reflect.DeepEqual(r.Spec, o.Spec)
-}
-
-// SameDevices reports whether o has the same device list as r: IDs, static
-// health, and topology. Health check settings count as device settings
-// because they decide health.
-func (r *Resource) SameDevices(o *Resource) bool {
-	return slices.Equal(r.IDs, o.IDs) &&
-		reflect.DeepEqual(r.unhealthy, o.unhealthy) &&
-		slices.Equal(r.numa, o.numa) &&
-		slices.Equal(r.healthPaths, o.healthPaths) &&
-		r.healthInterval == o.healthInterval
-}
-
-// SameRegistration reports whether r and o register with the kubelet the
-// same way (the options the kubelet reads at registration).
-func (r *Resource) SameRegistration(o *Resource) bool {
-	return r.Name == o.Name && r.Spec.PreStartRequired == o.Spec.PreStartRequired
 }
 
 // maxNamedIDs is how many IDs an error message names: a request can carry
