@@ -82,7 +82,7 @@ clean:
 	rm -rf bin
 
 # ---------------------------------------------------------------------------
-# Container image and the test on a real cluster (issue 6). deploy/ holds the
+# Container image and the test on a real cluster. deploy/ holds the
 # kustomize base and the Helm chart; e2e/cluster/ the cluster tooling.
 
 IMAGE     ?= simple-device-plugin:dev

@@ -87,7 +87,7 @@ func checkIDs(snap *snapshot, ids []string) error {
 		return status.Error(codes.InvalidArgument, "no device IDs")
 	}
 	var unknown, unhealthy, dup []string
-	seen := make(map[string]int, len(ids)) // times requested
+	seen := make(map[string]int, min(len(ids), len(res.IDs))) // times requested
 	for _, id := range ids {
 		i := res.Position(id)
 		switch {

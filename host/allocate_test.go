@@ -77,7 +77,8 @@ func TestAllocateAnswersInTheKubeletTypes(t *testing.T) {
 }
 
 // Text the kubelet could not decode is refused with an error naming the
-// resource, the container request and the item, not left to the encoder.
+// resource, the container request and the item, before gRPC would fail
+// to encode it.
 func TestAllocateRefusesTextThatIsNotUTF8(t *testing.T) {
 	snap := snapshotOf(t, allocateManifest, 1)
 	_, err := allocate(snap, "node-1", &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{"half-0"}}}})

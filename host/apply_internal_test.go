@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +29,15 @@ func TestApplyDoesNotHoldTheLockWhileRemovalsStop(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The plugin stops when the test says so, or at the end whatever happens;
+	// cleanups run last first: stop it, wait for Apply, then for the poller.
+	var stopOnce sync.Once
+	stop := func() { stopOnce.Do(func() { close(p.done) }) }
+	quit, polled := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(quit); <-polled })
 	applied := make(chan ApplyResult, 1)
+	t.Cleanup(func() { <-applied })
+	t.Cleanup(stop)
 	go func() {
 		res, err := h.Apply(after)
 		if err != nil {
@@ -38,7 +47,13 @@ func TestApplyDoesNotHoldTheLockWhileRemovalsStop(t *testing.T) {
 	}()
 	answered := make(chan bool, 1)
 	go func() {
+		defer close(polled)
 		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
 			if ok, _ := h.Ready(); ok { // the removed plugin is gone from the list
 				h.Statuses()
 				answered <- true
@@ -53,11 +68,14 @@ func TestApplyDoesNotHoldTheLockWhileRemovalsStop(t *testing.T) {
 	}
 	select {
 	case res := <-applied:
+		applied <- res // for the cleanup
 		t.Fatalf("Apply returned %+v before the removed plugin stopped", res)
 	default:
 	}
-	close(p.done)
-	if res := <-applied; len(res.Removed) != 1 || res.Removed[0] != "example.com/gone" {
+	stop()
+	res := <-applied
+	applied <- res // for the cleanup
+	if len(res.Removed) != 1 || res.Removed[0] != "example.com/gone" {
 		t.Errorf("Apply removed %v, want [example.com/gone]", res.Removed)
 	}
 }

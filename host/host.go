@@ -272,7 +272,7 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 	return res, nil
 }
 
-// start launches a plugin for r as a child of the supervisor. h.mu is held.
+// start launches a plugin for r in the host's errgroup. h.mu is held.
 func (h *Host) start(r *manifest.Resource) {
 	p := newPlugin(h, r)
 	ctx, cancel := context.WithCancelCause(h.groupCtx)
@@ -281,11 +281,6 @@ func (h *Host) start(r *manifest.Resource) {
 	h.bySocket[socketBase(p)] = p
 	h.group.Go(func() error {
 		p.run(ctx)
-		return nil
-	})
-	// A probe stuck on a hung mount stalls that resource's health only.
-	h.group.Go(func() error {
-		p.runHealth(ctx)
 		return nil
 	})
 }

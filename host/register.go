@@ -51,7 +51,7 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 		s.kubelet = id
 		return nil
 	case ctx.Err() != nil:
-		return ctx.Err() // stopped, not refused
+		return fmt.Errorf("register %s: %w", p.name, ctx.Err()) // stopped, not refused
 	case status.Code(err) == codes.Unavailable:
 		// That kubelet is gone: the next attempt connects afresh.
 		p.host.dropRegistrationConn(rc)

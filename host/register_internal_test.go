@@ -42,6 +42,7 @@ func TestRegisterRefusesAWipedSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := New(Config{DevicePluginDir: dir})
+	t.Cleanup(h.closeRegistrationConn)
 	p := newPlugin(h, m.Resources[0])
 	s, err := p.startSession()
 	if err != nil {
@@ -192,7 +193,9 @@ func TestRegisterStoppedByRemovalIsNotARefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newPlugin(New(Config{DevicePluginDir: dir}), m.Resources[0])
+	h := New(Config{DevicePluginDir: dir})
+	t.Cleanup(h.closeRegistrationConn)
+	p := newPlugin(h, m.Resources[0])
 	s, err := p.startSession()
 	if err != nil {
 		t.Fatal(err)

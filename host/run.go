@@ -18,9 +18,19 @@ const (
 )
 
 // run keeps a session alive until ctx ends: a new one at once when the node
-// invalidated the old, after a backoff when it failed.
+// invalidated the old, after a backoff when it failed. The health check
+// runs beside it, so a probe stuck on a hung mount stalls that resource's
+// health only; the plugin is done when both have stopped.
 func (p *Plugin) run(ctx context.Context) {
-	defer close(p.done)
+	health := make(chan struct{})
+	go func() {
+		defer close(health)
+		p.runHealth(ctx)
+	}()
+	defer func() {
+		<-health
+		close(p.done)
+	}()
 	bo := p.host.cfg.Backoff
 	for {
 		started := time.Now()

@@ -68,8 +68,10 @@ func TestConnCounterFollowsConnections(t *testing.T) {
 
 	clients[0].Close()
 	waitOpen(1)
-	go clients[1].Close()
+	closed := make(chan error, 1)
+	go func() { closed <- clients[1].Close() }()
 	conns.waitIdle(time.Minute)
+	<-closed
 	if open, _ := conns.state(); open != 0 {
 		t.Fatalf("waitIdle returned with %d connections open", open)
 	}

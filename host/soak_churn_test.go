@@ -96,8 +96,7 @@ func TestSoakStreamChurn(t *testing.T) {
 	for i := range churnModes * len(resources) {
 		churnOne(i)
 	}
-	time.Sleep(200 * time.Millisecond) // let the warm-up streams' handlers end
-	base := measure(t)
+	base := steady(t) // once the warm-up streams' handlers have ended
 
 	start := time.Now()
 	var next atomic.Int64

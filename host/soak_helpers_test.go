@@ -86,11 +86,32 @@ func settle(t *testing.T, base usage, slack usage, timeout time.Duration) (usage
 	}
 }
 
+// steady waits until goroutines and fds stop changing (four readings in a
+// row the same), and returns them: the baseline once warm-up work ends.
+func steady(t *testing.T) usage {
+	t.Helper()
+	deadline := time.Now().Add(eventually)
+	last, same := measure(t), 0
+	for same < 3 {
+		time.Sleep(20 * time.Millisecond) // between readings, not waiting for an event
+		now := measure(t)
+		if now != last {
+			last, same = now, 0
+		} else {
+			same++
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines and fds never settled: %v", now)
+		}
+	}
+	return last
+}
+
 // checkNoLeak compares usage now with base, after letting it settle, and
 // fails t (with a goroutine dump) if it did not come back.
 func checkNoLeak(t *testing.T, what string, base, slack usage) usage {
 	t.Helper()
-	after, ok := settle(t, base, slack, 10*time.Second)
+	after, ok := settle(t, base, slack, eventually)
 	t.Logf("%s: before %v, after %v", what, base, after)
 	if !ok {
 		buf := make([]byte, 1<<20)

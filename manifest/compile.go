@@ -37,7 +37,7 @@ func compileResource(spec ResourceSpec, p string, checks []DeviceListCheck, errs
 	case spec.Count == nil && spec.IDs == nil:
 		errs.add(countField, "is required: set count (1 or more) or ids (an explicit list)")
 	case spec.Count != nil && *spec.Count > maxCount:
-		errs.add(countField, "%d devices are more than one resource can serve (at most %d); use fewer devices, or split the resource", *spec.Count, maxCount)
+		errs.add(countField, "%d devices are far more than one resource can serve; use fewer devices, or split the resource", *spec.Count)
 	case spec.Count != nil && *spec.Count >= 1:
 		r.IDs = generateIDs(spec, p, errs)
 	case spec.IDs != nil:

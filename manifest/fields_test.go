@@ -36,6 +36,7 @@ func TestFieldTemplatesMatchTextTemplate(t *testing.T) {
 		{"{{ .ID.Foo }}", false},
 		{"{{ .Missing }}", false},
 		{"{{ if .ID }}x{{ end }}", false},
+		{`{{ printf "%v %T" . . }}`, false},
 	}
 	for _, tc := range tests {
 		c, err := compileTemplate("t", tc.src)
@@ -45,23 +46,43 @@ func TestFieldTemplatesMatchTextTemplate(t *testing.T) {
 		if (c.fields != nil) != tc.fast {
 			t.Errorf("%q: fast path %v, want %v", tc.src, c.fields != nil, tc.fast)
 		}
-		for _, d := range data {
+		for _, in := range data {
 			var want bytes.Buffer
-			wantErr := c.t.Execute(&want, d)
+			wantErr := c.t.Execute(&want, in)
 			var got bytes.Buffer
-			err := c.render(&got, d)
+			err := c.render(&got, in)
 			switch {
 			case (err != nil) != (wantErr != nil):
-				t.Errorf("%q on %T: error %v, text/template's %v", tc.src, d, err, wantErr)
+				t.Errorf("%q on %T: error %v, text/template's %v", tc.src, in, err, wantErr)
 			case got.String() != want.String():
-				t.Errorf("%q on %T: %q, text/template writes %q", tc.src, d, got.String(), want.String())
+				t.Errorf("%q on %T: %q, text/template writes %q", tc.src, in, got.String(), want.String())
+			}
+			// Render's own path sees the same data.
+			var viaRender bytes.Buffer
+			d, s := asDevice(t, in)
+			if err := c.renderFor(&viaRender, &d, s); (err != nil) != (wantErr != nil) || viaRender.String() != want.String() {
+				t.Errorf("%q on %T: Render's path wrote %q (error %v), text/template %q (error %v)", tc.src, in, viaRender.String(), err, want.String(), wantErr)
 			}
 			if c.fields != nil {
 				var direct bytes.Buffer
-				if ok := renderFields(&direct, c.fields, d); ok != (wantErr == nil) || (ok && direct.String() != want.String()) {
-					t.Errorf("%q on %T: fields.go wrote %q (ok %v), text/template %q (error %v)", tc.src, d, direct.String(), ok, want.String(), wantErr)
+				if ok := renderFields(&direct, c.fields, in); ok != (wantErr == nil) || (ok && direct.String() != want.String()) {
+					t.Errorf("%q on %T: fields.go wrote %q (ok %v), text/template %q (error %v)", tc.src, in, direct.String(), ok, want.String(), wantErr)
 				}
 			}
 		}
 	}
+}
+
+// asDevice is data as Render holds it, and the scope it renders in.
+func asDevice(t *testing.T, data any) (DeviceData, scope) {
+	switch v := data.(type) {
+	case DeviceData:
+		return v, forDevice
+	case ContainerData:
+		return DeviceData{ContainerData: v}, forContainer
+	case IDData:
+		return DeviceData{ContainerData: ContainerData{Resource: v.Resource}, Index: v.Index}, forID
+	}
+	t.Fatalf("no scope for %T", data)
+	return DeviceData{}, 0
 }

@@ -153,12 +153,18 @@ type writer struct {
 var writers = sync.Pool{New: func() any { return new(writer) }}
 
 func (w *writer) release() {
+	if w.buf.Cap() > maxPooledText {
+		return // a huge allocation's buffer is not worth keeping
+	}
 	clear(w.pending) // drop the pointers into the allocation
 	w.pending = w.pending[:0]
 	w.buf.Reset()
 	w.d = DeviceData{}
 	writers.Put(w)
 }
+
+// maxPooledText bounds the buffers kept between allocations.
+const maxPooledText = 64 << 10
 
 // pendingText is a string to cut from buf at finish.
 type pendingText struct {

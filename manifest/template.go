@@ -103,17 +103,18 @@ const (
 	forDevice                 // DeviceData
 )
 
-// renderFor executes the template on d, seen as scope says. d is passed by
-// pointer so that text/template receives it without a copy.
+// renderFor executes the template on d, seen as scope says. text/template
+// gets the data by value, as at validation, so `{{ printf "%v" . }}`
+// renders the same in both.
 func (c *tmpl) renderFor(w *bytes.Buffer, d *DeviceData, s scope) error {
 	if c.fields != nil && writeFields(w, c.fields, d, s) {
 		return nil
 	}
 	switch s {
 	case forDevice:
-		return c.t.Execute(w, d)
+		return c.t.Execute(w, *d)
 	case forContainer:
-		return c.t.Execute(w, &d.ContainerData)
+		return c.t.Execute(w, d.ContainerData)
 	}
 	return c.t.Execute(w, IDData{Resource: d.Resource, Index: d.Index})
 }

@@ -66,7 +66,7 @@ var validationCases = []struct {
 
 	// A bound on count checked before any ID is generated.
 	{"count far over what a resource can serve", items("name: example.com/x\ncount: 5000000"),
-		errs("resources[0].count", "5000000 devices are more than one resource can serve (at most 1048576); use fewer devices, or split the resource")},
+		errs("resources[0].count", "5000000 devices are far more than one resource can serve; use fewer devices, or split the resource")},
 
 	// env and annotations.
 	{"env names", items("name: example.com/a\ncount: 1\nenv: {A: x, _b: x, C_1: x, lower: x}"), nil},
