@@ -2,7 +2,9 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,10 +39,11 @@ func allocate(snap *snapshot, node string, req *pluginapi.AllocateRequest) (*plu
 	}
 	resp := &pluginapi.AllocateResponse{ContainerResponses: make([]*pluginapi.ContainerAllocateResponse, len(req.ContainerRequests))}
 	for i, cr := range req.ContainerRequests {
-		if err := checkIDs(snap, cr.DevicesIds); err != nil {
+		devices, err := checkIDs(snap, cr.DevicesIds)
+		if err != nil {
 			return nil, status.Errorf(status.Code(err), "%s: container request %d: %s", res.Name, i, status.Convert(err).Message())
 		}
-		a, err := res.Render(cr.DevicesIds, node)
+		a, err := res.Render(devices, node)
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "%s: container request %d: %v", res.Name, i, err)
 		}
@@ -80,41 +83,43 @@ func pointers[T, U any](in []T, fill func(*U, T)) []*U {
 }
 
 // checkIDs refuses empty, duplicate, unknown and unhealthy device IDs,
-// naming them.
-func checkIDs(snap *snapshot, ids []string) error {
+// naming them, and returns the devices' positions in manifest order.
+func checkIDs(snap *snapshot, ids []string) ([]int, error) {
 	res := snap.res
 	if len(ids) == 0 {
-		return status.Error(codes.InvalidArgument, "no device IDs")
-	}
-	var unknown, unhealthy, dup []string
-	seen := make(map[string]int, min(len(ids), len(res.IDs))) // times requested
-	for _, id := range ids {
-		i := res.Position(id)
-		switch {
-		case i < 0:
-			unknown = append(unknown, id)
-			continue
-		case seen[id] == 1:
-			dup = append(dup, id) // each repeated ID once, however often it repeats
-		case seen[id] == 0 && snap.unhealthy[i]:
-			unhealthy = append(unhealthy, id)
-		}
-		seen[id]++
+		return nil, status.Error(codes.InvalidArgument, "no device IDs")
 	}
 	// More IDs than devices means unknown or repeated ones: say so too.
 	tooMany := ""
 	if len(ids) > len(res.IDs) {
 		tooMany = fmt.Sprintf("%d device IDs requested; the resource has %d devices: ", len(ids), len(res.IDs))
 	}
-	switch {
-	case len(unknown) > 0:
-		return status.Errorf(codes.InvalidArgument, "%sunknown device IDs %s", tooMany, listIDs(unknown))
-	case len(dup) > 0:
-		return status.Errorf(codes.InvalidArgument, "%sdevice IDs requested twice: %s", tooMany, listIDs(dup))
-	case len(unhealthy) > 0:
-		return status.Errorf(codes.FailedPrecondition, "unhealthy device IDs %s", listIDs(unhealthy))
+	devices, err := res.Positions(ids)
+	if unknown, ok := errors.AsType[*manifest.UnknownIDsError](err); ok {
+		return nil, status.Errorf(codes.InvalidArgument, "%sunknown device IDs %s", tooMany, listIDs(unknown.IDs))
+	} else if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	return nil
+	// In manifest order, repeated devices are next to each other.
+	devices = slices.Sorted(slices.Values(devices))
+	var dup, unhealthy []string
+	for k, i := range devices {
+		switch {
+		case k > 0 && devices[k-1] == i:
+			if k == 1 || devices[k-2] != i {
+				dup = append(dup, res.IDs[i]) // each repeated ID once, however often it repeats
+			}
+		case snap.unhealthy[i]:
+			unhealthy = append(unhealthy, res.IDs[i])
+		}
+	}
+	switch {
+	case len(dup) > 0:
+		return nil, status.Errorf(codes.InvalidArgument, "%sdevice IDs requested twice: %s", tooMany, listIDs(dup))
+	case len(unhealthy) > 0:
+		return nil, status.Errorf(codes.FailedPrecondition, "unhealthy device IDs %s", listIDs(unhealthy))
+	}
+	return devices, nil
 }
 
 // listIDs names IDs in an error, at most a handful.

@@ -5,6 +5,8 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"simple-device-plugin/manifest"
 )
 
 const (
@@ -14,8 +16,6 @@ const (
 	// MaxListAndWatchBytes bounds one ListAndWatch message at half that, so
 	// health changes and protocol framing never push a valid manifest over.
 	MaxListAndWatchBytes = KubeletReceiveLimit / 2
-	// maxNUMANodeID is the largest NUMA node a manifest may name.
-	maxNUMANodeID = 1023
 )
 
 // CheckDeviceList refuses a device list whose ListAndWatch message could
@@ -34,7 +34,7 @@ func CheckDeviceList(ids []string, topology bool) error {
 // largest NUMA node allowed.
 func ListAndWatchSize(ids []string, topology bool) int {
 	tag := protowire.SizeTag(1) // every field number here is below 16: one byte
-	numaNode := tag + protowire.SizeVarint(maxNUMANodeID)
+	numaNode := tag + protowire.SizeVarint(manifest.MaxNUMANode)
 	topologyInfo := tag + protowire.SizeBytes(numaNode)
 	total := 0
 	for _, id := range ids {

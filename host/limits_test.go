@@ -28,7 +28,7 @@ func TestListAndWatchSizeMatchesProto(t *testing.T) {
 			for _, id := range tc.ids {
 				d := &pluginapi.Device{ID: id, Health: pluginapi.Unhealthy}
 				if topology {
-					d.Topology = &pluginapi.TopologyInfo{Nodes: []*pluginapi.NUMANode{{ID: maxNUMANodeID}}}
+					d.Topology = &pluginapi.TopologyInfo{Nodes: []*pluginapi.NUMANode{{ID: manifest.MaxNUMANode}}}
 				}
 				devs = append(devs, d)
 			}

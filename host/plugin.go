@@ -50,6 +50,7 @@ type snapshot struct {
 	unhealthy []bool // by device index: static list or health probe
 	options   *pluginapi.DevicePluginOptions
 	healthy   int
+	topology  []*pluginapi.TopologyInfo // by NUMA node, shared by every device list sent
 }
 
 // errRemoved is the cause when a resource leaves the manifest.
@@ -139,6 +140,11 @@ func buildSnapshot(res *manifest.Resource, probe []bool) *snapshot {
 		},
 	}
 	for i, id := range res.IDs {
+		if node, ok := res.NUMANode(i); ok {
+			for len(s.topology) <= node {
+				s.topology = append(s.topology, &pluginapi.TopologyInfo{Nodes: []*pluginapi.NUMANode{{ID: int64(len(s.topology))}}})
+			}
+		}
 		bad := res.StaticUnhealthy(id) || (i < len(probe) && probe[i])
 		s.unhealthy[i] = bad
 		if !bad {

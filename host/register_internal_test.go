@@ -36,19 +36,7 @@ func (k *countingKubelet) Register(context.Context, *pluginapi.RegisterRequest) 
 // 10 s and count a failed registration: register refuses to, and says the
 // socket is gone so the plugin starts a new session at once.
 func TestRegisterRefusesAWipedSocket(t *testing.T) {
-	dir := ShortTempDir(t)
-	m, err := manifest.Parse([]byte("apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n  - {name: example.com/w, count: 1}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := New(Config{DevicePluginDir: dir})
-	t.Cleanup(h.closeRegistrationConn)
-	p := newPlugin(h, m.Resources[0])
-	s, err := p.startSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.stopSession(s, true, 0) })
+	dir, p, s := newSession(t)
 
 	// The kubelet starts: wipe, then listen.
 	if err := os.Remove(p.socketPath); err != nil {
@@ -70,9 +58,7 @@ func TestRegisterRefusesAWipedSocket(t *testing.T) {
 
 	// With a fresh socket it registers.
 	p.stopSession(s, false, 0)
-	if s, err = p.startSession(); err != nil {
-		t.Fatal(err)
-	}
+	s = startSession(t, p)
 	if err := p.register(ctx, s); err != nil || kubelet.calls.Load() != 1 {
 		t.Fatalf("register with a fresh socket: %v, %d calls; want nil, 1", err, kubelet.calls.Load())
 	}
@@ -82,16 +68,61 @@ func TestRegisterRefusesAWipedSocket(t *testing.T) {
 // returned stop is called (or the test ends).
 func startCountingKubelet(t *testing.T, path string) (*countingKubelet, func()) {
 	t.Helper()
+	k := &countingKubelet{}
+	return k, serveRegistration(t, path, k)
+}
+
+// serveRegistration serves k on a unix socket at path until the returned
+// stop is called (or the test ends); stop waits for the server to end.
+func serveRegistration(t *testing.T, path string, k pluginapi.RegistrationServer) func() {
+	t.Helper()
 	lis, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := &countingKubelet{}
 	srv := grpc.NewServer()
 	pluginapi.RegisterRegistrationServer(srv, k)
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	return k, srv.Stop
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(lis)
+	}()
+	stop := func() { srv.Stop(); <-served }
+	t.Cleanup(stop)
+	return stop
+}
+
+// newSession starts a session for a one-device resource in a fresh
+// device-plugin dir, stopped when the test ends.
+func newSession(t *testing.T) (dir string, p *Plugin, s *session) {
+	t.Helper()
+	dir = ShortTempDir(t)
+	m, err := manifest.Parse([]byte("apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n  - {name: example.com/w, count: 1}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Config{DevicePluginDir: dir})
+	t.Cleanup(h.closeRegistrationConn)
+	p = newPlugin(h, m.Resources[0])
+	return dir, p, startSession(t, p)
+}
+
+// startSession starts a session of p, stopped when the test ends unless
+// the test stopped it itself.
+func startSession(t *testing.T, p *Plugin) *session {
+	t.Helper()
+	s, err := p.startSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		select {
+		case <-s.ending: // stopped already
+		default:
+			p.stopSession(s, true, 0)
+		}
+	})
+	return s
 }
 
 // A Register goes to the kubelet that accepted the connection or fails: a
@@ -188,35 +219,16 @@ func (k *blockingKubelet) Register(ctx context.Context, _ *pluginapi.RegisterReq
 // A plugin removed from the manifest while its Register call is under way
 // has stopped; the kubelet did not refuse it.
 func TestRegisterStoppedByRemovalIsNotARefusal(t *testing.T) {
-	dir := ShortTempDir(t)
-	m, err := manifest.Parse([]byte("apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n  - {name: example.com/w, count: 1}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := New(Config{DevicePluginDir: dir})
-	t.Cleanup(h.closeRegistrationConn)
-	p := newPlugin(h, m.Resources[0])
-	s, err := p.startSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.stopSession(s, true, 0) })
-	lis, err := net.Listen("unix", filepath.Join(dir, kubeletSocketName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, p, s := newSession(t)
 	k := &blockingKubelet{called: make(chan struct{}, 1)}
-	srv := grpc.NewServer()
-	pluginapi.RegisterRegistrationServer(srv, k)
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
+	serveRegistration(t, filepath.Join(dir, kubeletSocketName), k)
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.register(ctx, s) }()
 	<-k.called
 	cancel(errRemoved)
-	err = <-done
+	err := <-done
 	if errors.Is(err, errKubeletRefused) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("register stopped by a removal returned %v; want context.Canceled, not a refusal", err)
 	}

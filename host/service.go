@@ -71,7 +71,7 @@ func deviceList(snap *snapshot) *pooledList {
 			d.Health = pluginapi.Unhealthy
 		}
 		if node, ok := res.NUMANode(i); ok {
-			d.Topology = &pluginapi.TopologyInfo{Nodes: []*pluginapi.NUMANode{{ID: int64(node)}}}
+			d.Topology = snap.topology[node]
 		}
 		l.msg.Devices[i] = d
 	}

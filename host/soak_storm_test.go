@@ -332,7 +332,12 @@ func checkStormAllocate(r int, ids []string, resp *pluginapi.AllocateResponse, e
 			return
 		}
 	}
-	want, renderErr := res.Render(ids, "node-1")
+	devices, err := res.Positions(ids)
+	if err != nil {
+		stats.problem("%s Allocate %v: generation %d: %v", name, ids, gen, err)
+		return
+	}
+	want, renderErr := res.Render(devices, "node-1")
 	if renderErr != nil {
 		stats.problem("%s Allocate %v: generation %d cannot render: %v", name, ids, gen, renderErr)
 		return

@@ -23,9 +23,9 @@ func TestErrorsNameBoundedIDs(t *testing.T) {
 		err  func() error
 		want string
 	}{
-		{"render: unknown", func() error { _, err := r.Render(idsN(100000, "u%d"), "n"); return err },
+		{"render: unknown", func() error { _, err := renderIDs(r, idsN(100000, "u%d"), "n"); return err },
 			`example.com/t has no device "u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", … (100000 in all)`},
-		{"render: exactly eight unknown", func() error { _, err := r.Render(idsN(8, "u%d"), "n"); return err },
+		{"render: exactly eight unknown", func() error { _, err := renderIDs(r, idsN(8, "u%d"), "n"); return err },
 			`example.com/t has no device "u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7"`},
 		{"preferred: unknown available", func() error { _, err := r.Preferred(idsN(100000, "u%d"), nil, 1); return err },
 			`allocation size 1 is more than the 0 available devices (left out, not devices of example.com/t: [u0 u1 u2 u3 u4 u5 u6 u7 … (100000 in all)])`},

@@ -68,7 +68,7 @@ func checkSharedPerDevicePaths(compiled []*Resource, errs *ErrorList) {
 		}
 	}
 	render := func(u use, id string) (string, error) {
-		return u.container.renderString(DeviceData{ContainerData: ContainerData{Resource: u.r.Name, IDs: []string{id}, Count: 1}, ID: id})
+		return u.container.renderString(DeviceData{ContainerData: ContainerData{Resource: u.r.Name, IDs: []string{id}, Count: 1}, ID: id}, forDevice)
 	}
 	for _, src := range slices.Sorted(maps.Keys(bySource)) {
 		uses := bySource[src]

@@ -318,7 +318,7 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 		for i, id := range r.IDs {
 			var hp string
 			cd := ContainerData{Resource: r.Name, IDs: []string{id}, Count: 1}
-			if hp, renderErr = t.renderString(DeviceData{ContainerData: cd, ID: id, Index: i}); renderErr != nil {
+			if hp, renderErr = t.renderString(DeviceData{ContainerData: cd, ID: id, Index: i}, forDevice); renderErr != nil {
 				break
 			}
 			paths = append(paths, hp)
@@ -362,7 +362,7 @@ func (r *Resource) renderSample(t *tmpl, perDevice bool) ([]string, error) {
 	ids := r.sampleIDs()
 	cd := ContainerData{Resource: r.Name, IDs: ids, Count: len(ids), Node: "sample-node"}
 	if !perDevice {
-		s, err := t.renderString(cd)
+		s, err := t.renderString(DeviceData{ContainerData: cd}, forContainer)
 		if err != nil {
 			return nil, err
 		}
@@ -370,7 +370,7 @@ func (r *Resource) renderSample(t *tmpl, perDevice bool) ([]string, error) {
 	}
 	out := make([]string, 0, len(ids))
 	for i, id := range ids {
-		s, err := t.renderString(DeviceData{ContainerData: cd, ID: id, Index: i})
+		s, err := t.renderString(DeviceData{ContainerData: cd, ID: id, Index: i}, forDevice)
 		if err != nil {
 			return nil, err
 		}

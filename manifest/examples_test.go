@@ -62,7 +62,7 @@ func TestExamples(t *testing.T) {
 			for _, r := range m.Resources {
 				declared[r.Name] = true
 				// Every example renders an allocation of its first devices.
-				if _, err := r.Render(r.IDs[:min(2, len(r.IDs))], "node-1"); err != nil {
+				if _, err := renderIDs(r, r.IDs[:min(2, len(r.IDs))], "node-1"); err != nil {
 					t.Errorf("%s: Render: %v", r.Name, err)
 				}
 			}

@@ -75,21 +75,9 @@ func joinIDs(args []parse.Node) (string, bool) {
 	return sep.Text, true
 }
 
-// renderFields writes parts for data into w. It writes nothing and returns
-// false when data lacks a field: text/template then says what is wrong.
-func renderFields(w *bytes.Buffer, parts []fieldPart, data any) bool {
-	switch v := data.(type) {
-	case DeviceData:
-		return writeFields(w, parts, &v, forDevice)
-	case ContainerData:
-		return writeFields(w, parts, &DeviceData{ContainerData: v}, forContainer)
-	case IDData:
-		return writeFields(w, parts, &DeviceData{ContainerData: ContainerData{Resource: v.Resource}, Index: v.Index}, forID)
-	}
-	return false
-}
-
-// writeFields is renderFields for data held in d, seen as s says.
+// writeFields writes parts for d, seen as s says. It writes nothing and
+// returns false when a part names a field s lacks: text/template then says
+// what is wrong.
 func writeFields(w *bytes.Buffer, parts []fieldPart, d *DeviceData, s scope) bool {
 	for _, p := range parts {
 		switch p.field {

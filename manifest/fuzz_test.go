@@ -83,7 +83,7 @@ func checkFuzzManifest(t *testing.T, m *Manifest) {
 		}
 		// Validation rendered every template on exactly this allocation.
 		sample := r.IDs[:min(sampleIDs, len(r.IDs))]
-		a, err := r.Render(sample, "sample-node")
+		a, err := renderIDs(r, sample, "sample-node")
 		if err != nil {
 			t.Fatalf("%s: Render of the sample allocation: %v", r.Name, err)
 		}

@@ -80,3 +80,13 @@ func mustResource(t testing.TB, item string) *Resource {
 	m := mustParse(t, manifestOf(item))
 	return m.Resources[0]
 }
+
+// renderIDs renders a container's allocation for ids as Allocate does:
+// their positions first, then Render.
+func renderIDs(r *Resource, ids []string, node string) (*Allocation, error) {
+	devices, err := r.Positions(ids)
+	if err != nil {
+		return nil, err
+	}
+	return r.Render(devices, node)
+}

@@ -43,16 +43,18 @@ func (e *UnknownIDsError) Error() string {
 	return fmt.Sprintf("%s has no device %s", e.Resource, nameIDs(e.IDs, true, ", "))
 }
 
-// Render builds one container's allocation for the given device IDs from
-// the templates compiled at load; it does no parsing and no I/O. The IDs
-// are put into manifest order first, so .IDs and .Index do not depend on
-// the order the kubelet sent them in. Lists and maps the resource declares
-// are non-nil even when empty.
-func (r *Resource) Render(ids []string, node string) (*Allocation, error) {
-	sorted, err := r.inManifestOrder(ids)
-	if err != nil {
-		return nil, err
+// Render builds one container's allocation for the devices at the given
+// positions in IDs (see Positions) from the templates compiled at load; it
+// does no parsing and no I/O. The devices are put into manifest order
+// first, so .IDs and .Index do not depend on the order the kubelet sent
+// them in. Lists and maps the resource declares are non-nil even when
+// empty.
+func (r *Resource) Render(devices []int, node string) (*Allocation, error) {
+	sorted := make([]string, len(devices))
+	for k, i := range slices.Sorted(slices.Values(devices)) {
+		sorted[k] = r.IDs[i]
 	}
+	var err error
 	w := writers.Get().(*writer)
 	defer w.release()
 	w.d = DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: sorted, Count: len(sorted), Node: node}}
@@ -235,27 +237,20 @@ func (w *writer) finish() {
 	}
 }
 
-// inManifestOrder returns ids sorted by their position in IDs, or an
-// UnknownIDsError naming the IDs the resource does not have.
-func (r *Resource) inManifestOrder(ids []string) ([]string, error) {
-	positions := make([]int, 0, len(ids))
+// Positions returns the index in IDs of each of ids, in the order given,
+// or an UnknownIDsError naming the IDs the resource does not have.
+func (r *Resource) Positions(ids []string) ([]int, error) {
+	positions := make([]int, len(ids))
 	var unknown []string
-	for _, id := range ids {
-		if i := r.Position(id); i >= 0 {
-			positions = append(positions, i)
-		} else {
+	for k, id := range ids {
+		if positions[k] = r.Position(id); positions[k] < 0 {
 			unknown = append(unknown, id)
 		}
 	}
 	if len(unknown) > 0 {
 		return nil, &UnknownIDsError{Resource: r.Name, IDs: unknown}
 	}
-	slices.Sort(positions)
-	sorted := make([]string, len(positions))
-	for k, i := range positions {
-		sorted[k] = r.IDs[i]
-	}
-	return sorted, nil
+	return positions, nil
 }
 
 // maxNamedIDs is how many IDs an error message names: a request can carry

@@ -108,7 +108,7 @@ func TestRender(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			request := slices.Clone(tc.ids)
-			got, err := tc.r.Render(request, "node-a")
+			got, err := renderIDs(tc.r, request, "node-a")
 			if err != nil {
 				t.Fatalf("Render: %v", err)
 			}
@@ -135,7 +135,7 @@ func TestRenderUnknownIDs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := r.Render(tc.ids, "node-a")
+			a, err := renderIDs(r, tc.ids, "node-a")
 			var unknown *UnknownIDsError
 			if !errors.As(err, &unknown) {
 				t.Fatalf("Render = %v, %v; want *UnknownIDsError", a, err)
@@ -272,7 +272,7 @@ func BenchmarkRender(b *testing.B) {
 	ids := []string{"fpga-3", "fpga-0", "fpga-2"}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := r.Render(ids, "node-a"); err != nil {
+		if _, err := renderIDs(r, ids, "node-a"); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -57,8 +57,8 @@ func TestReparseIsParse(t *testing.T) {
 					t.Fatalf("resource %d: Reparse %s (index %d, IDs %v), Parse %s (index %d, IDs %v)", i, g.Name, g.specIndex, g.IDs, w.Name, w.specIndex, w.IDs)
 				}
 				ids := w.IDs[:min(2, len(w.IDs))]
-				ga, err1 := g.Render(ids, "node-a")
-				wa, err2 := w.Render(ids, "node-a")
+				ga, err1 := renderIDs(g, ids, "node-a")
+				wa, err2 := renderIDs(w, ids, "node-a")
 				if err1 != nil || err2 != nil || !reflect.DeepEqual(ga, wa) {
 					t.Fatalf("resource %s renders %+v (%v) after Reparse, %+v (%v) after Parse", w.Name, ga, err1, wa, err2)
 				}

@@ -86,14 +86,6 @@ func isLiteral(t *template.Template) bool {
 	return true
 }
 
-// render executes the template into w.
-func (c *tmpl) render(w *bytes.Buffer, data any) error {
-	if c.fields != nil && renderFields(w, c.fields, data) {
-		return nil
-	}
-	return c.t.Execute(w, data)
-}
-
 // scope is what a template is rendered for, which decides the fields it sees.
 type scope int
 
@@ -119,10 +111,10 @@ func (c *tmpl) renderFor(w *bytes.Buffer, d *DeviceData, s scope) error {
 	return c.t.Execute(w, IDData{Resource: d.Resource, Index: d.Index})
 }
 
-// renderString executes the template and returns the text.
-func (c *tmpl) renderString(data any) (string, error) {
+// renderString executes the template on d, seen as s says, and returns the text.
+func (c *tmpl) renderString(d DeviceData, s scope) (string, error) {
 	var b bytes.Buffer
-	if err := c.render(&b, data); err != nil {
+	if err := c.renderFor(&b, &d, s); err != nil {
 		return "", err
 	}
 	return b.String(), nil

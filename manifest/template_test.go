@@ -112,7 +112,7 @@ env:
 mounts:
   - hostPath: "/host {{- /* the shared dir */}}"
     containerPath: /c`)
-	a, err := r.Render([]string{"dev-1"}, "node")
+	a, err := renderIDs(r, []string{"dev-1"}, "node")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ mounts:
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := c.renderString(nil)
+			got, err := c.renderString(DeviceData{}, forContainer)
 			if err != nil || got != tc.want {
 				t.Errorf("renderString = %q, %v; want %q", got, err, tc.want)
 			}

@@ -80,6 +80,9 @@ type TopologySpec struct {
 // maxNUMANodes bounds topology.numaNodes, as its struct tag does.
 const maxNUMANodes = 1024
 
+// MaxNUMANode is the largest NUMA node a manifest may name.
+const MaxNUMANode = maxNUMANodes - 1
+
 // Allocation policies for GetPreferredAllocation.
 const (
 	PolicyPacked = "packed"

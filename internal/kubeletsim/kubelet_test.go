@@ -119,6 +119,17 @@ func (p *plugin) NotifyRegistrationStatus(_ context.Context, s *registerapi.Regi
 
 // register calls the kubelet's Register for the plugin's socket, as a
 // device plugin does.
+// registered registers p's socket with k and waits until k follows it.
+func registered(ctx context.Context, t *testing.T, k *Kubelet, dir string, p *plugin) {
+	t.Helper()
+	if err := register(ctx, dir, pluginapi.Version, filepath.Base(p.socket)); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.WaitRegistered(ctx, []string{resource}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func register(ctx context.Context, dir, version, endpoint string) error {
 	conn, err := grpc.NewClient("unix:"+filepath.Join(dir, "kubelet.sock"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -276,12 +287,7 @@ func TestStreamEndDisconnects(t *testing.T) {
 	k := start(t, dir, Config{})
 	p := startPlugin(t, dir)
 	ctx := waitCtx(t)
-	if err := register(ctx, dir, pluginapi.Version, filepath.Base(p.socket)); err != nil {
-		t.Fatal(err)
-	}
-	if err := k.WaitRegistered(ctx, []string{resource}); err != nil {
-		t.Fatal(err)
-	}
+	registered(ctx, t, k, dir, p)
 	p.stop()
 	err := k.WaitFor(ctx, func(record func(string) Record) bool {
 		r := record(resource)
@@ -308,12 +314,7 @@ func TestStop(t *testing.T) {
 	k := start(t, dir, Config{KubeletDial: true, RefuseConnected: true})
 	p := startPlugin(t, dir)
 	ctx := waitCtx(t)
-	if err := register(ctx, dir, pluginapi.Version, filepath.Base(p.socket)); err != nil {
-		t.Fatal(err)
-	}
-	if err := k.WaitRegistered(ctx, []string{resource}); err != nil {
-		t.Fatal(err)
-	}
+	registered(ctx, t, k, dir, p)
 	k.Stop()
 	select {
 	case <-p.ended:
