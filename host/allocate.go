@@ -101,7 +101,7 @@ func checkIDs(snap *snapshot, ids []string) ([]int, error) {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	// In manifest order, repeated devices are next to each other.
-	devices = slices.Sorted(slices.Values(devices))
+	slices.Sort(devices)
 	var dup, unhealthy []string
 	for k, i := range devices {
 		switch {

@@ -50,8 +50,10 @@ func (e *UnknownIDsError) Error() string {
 // them in. Lists and maps the resource declares are non-nil even when
 // empty.
 func (r *Resource) Render(devices []int, node string) (*Allocation, error) {
-	sorted := make([]string, len(devices))
-	for k, i := range slices.Sorted(slices.Values(devices)) {
+	inOrder := slices.Clone(devices)
+	slices.Sort(inOrder)
+	sorted := make([]string, len(inOrder))
+	for k, i := range inOrder {
 		sorted[k] = r.IDs[i]
 	}
 	var err error
