@@ -10,7 +10,8 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X simple-device-plugin/cli.version=${VERSION}" \
+ARG REVISION=unknown
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X simple-device-plugin/cli.version=${VERSION} -X simple-device-plugin/cli.commit=${REVISION}" \
       -o /out/simple-device-plugin .
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -3,8 +3,9 @@
 # module, then the e2e module against the kubelet's own device manager.
 GO      ?= go
 BIN     ?= bin/simple-device-plugin
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X simple-device-plugin/cli.version=$(VERSION)
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -s -w -X simple-device-plugin/cli.version=$(VERSION) -X simple-device-plugin/cli.commit=$(REVISION)
 
 .PHONY: all build test unit e2e lint vet fmt-check fuzz soak soak-short bench bench-go clean
 

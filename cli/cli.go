@@ -1,68 +1,173 @@
 // Package cli is the command line of simple-device-plugin: the run,
-// validate, simulate, version and help commands, their flags and the SDP_*
-// environment variables that stand in for them. The main package only wires
-// it to the process.
+// validate, simulate and version commands on cobra, their flags and the
+// SDP_* environment variables that stand in for them. The main package only
+// wires it to the process.
 package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-)
+	"os"
+	"strings"
 
-// version is stamped at build time with
-// -ldflags "-X simple-device-plugin/cli.version=...".
-var version = "dev"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
 
 // Exit codes.
 const (
 	exitOK      = 0
-	exitFailure = 1 // invalid manifest, failed run
+	exitFailure = 1 // invalid manifest, request that cannot be met, failed run
 	exitUsage   = 2 // bad flags or arguments
 )
+
+// usageError is a mistake on the command line: exit 2, with a pointer to
+// the command's help.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// errReported is a failure whose details the command has printed already.
+var errReported = errors.New("failed")
 
 // Main runs the command line (args without the program name) and returns
 // the process's exit code. ctx ends the run command, as SIGTERM does.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmd, rest := "run", args
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, rest = args[0], args[1:]
-	}
-	switch cmd {
-	case "run":
-		return runCommand(ctx, rest, stdout, stderr)
-	case "validate":
-		return validateCommand(rest, stdout, stderr)
-	case "simulate":
-		return simulateCommand(ctx, rest, stdout, stderr)
-	case "version":
-		fmt.Fprintf(stdout, "simple-device-plugin %s\n", version)
-		return exitOK
-	case "help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
-	return exitUsage
+	return MainWithInput(ctx, args, os.Stdin, stdout, stderr)
 }
 
-const usage = `Usage:
-  simple-device-plugin [run] --manifest FILE [--device-plugin-dir DIR] [--listen ADDR]
-                       [--log-format text|json] [--log-level LEVEL] [--node-name NAME]
-                       [--registration auto|kubelet-socket|plugins-registry]
-                       [--plugins-registry-dir DIR] [--poll DURATION]
-  simple-device-plugin validate FILE...
-  simple-device-plugin simulate --manifest FILE [--request NAME=N,...] [--containers N]
-                       [--node-name NAME] [--output text|yaml|json]
-  simple-device-plugin version
-  simple-device-plugin help
+// MainWithInput is Main reading "-" (a manifest on standard input) from stdin.
+func MainWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRoot()
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetArgs(twoDashes(root, args))
+	cmd, err := root.ExecuteContextC(ctx)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errReported):
+		return exitFailure
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(stderr, "Error: %v\nSee '%s --help'.\n", err, cmd.CommandPath())
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "Error: %v\n", err)
+	return exitFailure
+}
 
-"simple-device-plugin COMMAND -h" describes a command's flags. Every flag of
-run and simulate can also be set with an SDP_* environment variable
-(--device-plugin-dir is SDP_DEVICE_PLUGIN_DIR); a flag wins over the variable.
-Exit codes: 0 success, 1 failure (invalid manifest, request that cannot be
-met, run stopped by an error), 2 usage error.
-`
+// newRoot builds the command tree. With no command it runs `run`, so the
+// DaemonSet's args and SDP_* variables of earlier releases keep working.
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "simple-device-plugin",
+		Short: "Serve many virtual Kubernetes extended resources from one manifest",
+		Long: `simple-device-plugin serves the extended resources a manifest declares, one
+kubelet device plugin per resource, from one process (a DaemonSet's pod).
+
+With no command it runs 'run'. Every flag can also be set with an SDP_*
+environment variable (--device-plugin-dir is SDP_DEVICE_PLUGIN_DIR); a flag
+on the command line wins. A manifest of '-' is read from standard input.
+
+Exit codes: 0 success; 1 failure (invalid manifest, request that cannot be
+met, run stopped by an error); 2 usage error.`,
+		Version:       versionInfo().text(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+
+		SuggestionsMinimumDistance: 2,
+		Args:                       unknownCommand,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return usageError{err}
+			}
+			return nil
+		},
+	}
+	root.SetVersionTemplate("{{ .Version }}")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{flagHint(err)} })
+	root.Flags().BoolP("version", "v", false, "print the version, commit, Go version and platform")
+	runOpts := addRunFlags(root.Flags())
+	root.RunE = func(cmd *cobra.Command, args []string) error { return runCommand(cmd, args, runOpts) }
+	root.AddCommand(newRunCommand(), newValidateCommand(), newSimulateCommand(), newVersionCommand())
+	for _, c := range append(root.Commands(), root) {
+		completeChoices(c)
+	}
+	return root
+}
+
+// unknownCommand refuses words that are not a command, with the commands
+// that look alike and, for a file, the command that serves it.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q", args[0])
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	} else if _, err := os.Stat(args[0]); err == nil || strings.HasSuffix(args[0], ".yaml") {
+		msg += fmt.Sprintf("; to serve a manifest: %s run %s", cmd.Root().Name(), args[0])
+	}
+	return usageError{errors.New(msg)}
+}
+
+// atMostOneManifest is the positional arguments of run and simulate.
+func atMostOneManifest(cmd *cobra.Command, args []string) error {
+	if len(args) > 1 {
+		return usageErrorf("one manifest at a time, got %d arguments: %s", len(args), strings.Join(args, " "))
+	}
+	return nil
+}
+
+// flagHint adds to pflag's message when a long flag was written with one
+// dash and is not one of ours.
+func flagHint(err error) error {
+	if msg := err.Error(); strings.HasPrefix(msg, "unknown shorthand flag") {
+		if _, word, ok := strings.Cut(msg, " in -"); ok {
+			return fmt.Errorf("unknown flag: -%s (long flags take two dashes, as in --manifest)", word)
+		}
+	}
+	return err
+}
+
+// twoDashes rewrites a long flag written with one dash (-manifest FILE, as
+// Go's flag package and earlier releases accept) to two, so existing
+// scripts and DaemonSets keep working. Only names of flags that exist are
+// rewritten, and nothing after "--".
+func twoDashes(root *cobra.Command, args []string) []string {
+	long := map[string]bool{"help": true, "version": true}
+	var collect func(c *cobra.Command)
+	collect = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) { long[f.Name] = true })
+		for _, sub := range c.Commands() {
+			collect(sub)
+		}
+	}
+	collect(root)
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a
+		if a == "--" {
+			copy(out[i:], args[i:])
+			break
+		}
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' {
+			name, _, _ := strings.Cut(a[1:], "=")
+			if long[name] {
+				out[i] = "-" + a
+			}
+		}
+	}
+	return out
+}
 
 // profileStop holds what flushes the profiles of a profiling build
 // (profile.go, -tags sdpprofile); it is empty otherwise.

@@ -13,41 +13,91 @@ import (
 // exampleManifest is the README's first manifest; the tests run in cli/.
 const exampleManifest = "../examples/manifest.yaml"
 
-// TestCommandLine covers what Main does before any command runs: version,
-// help, unknown commands, -h on every command, and run's usage errors.
+// TestCommandLine covers what Main does before any command runs: help on
+// every level, version, unknown commands and flags, flag values out of
+// range from the command line and from SDP_* variables, and exit codes.
 func TestCommandLine(t *testing.T) {
+	unsetEnv(t, "SDP_MANIFEST", "SDP_POLL", "SDP_LOG_LEVEL", "SDP_LISTEN", "NODE_NAME")
 	tests := []struct {
 		name       string
+		env        map[string]string
 		args       []string
 		wantCode   int
-		wantStdout string // must appear
-		wantStderr string // must appear
+		wantStdout []string // each must appear
+		wantStderr []string // each must appear
+		noStdout   []string // none may appear
 	}{
-		{name: "version", args: []string{"version"}, wantStdout: "simple-device-plugin dev\n"},
-		{name: "help lists every command", args: []string{"help"}, wantStdout: "simple-device-plugin validate FILE..."},
-		{name: "help lists every run flag and the exit codes", args: []string{"help"}, wantStdout: "[--plugins-registry-dir DIR] [--poll DURATION]"},
-		{name: "unknown command", args: []string{"frobnicate"}, wantCode: exitUsage, wantStderr: `unknown command "frobnicate"`},
-		{name: "run -h lists its flags and succeeds", args: []string{"run", "-h"}, wantStderr: "-device-plugin-dir"},
-		{name: "flags alone mean run", args: []string{"--help"}, wantStderr: "Usage of run:"},
-		{name: "simulate -h", args: []string{"simulate", "-h"}, wantStderr: "-containers int"},
-		{name: "validate -h", args: []string{"validate", "-h"}, wantStderr: "Usage: simple-device-plugin validate FILE..."},
-		{name: "run without a manifest", args: []string{"run"}, wantCode: exitUsage, wantStderr: "run: --manifest (or SDP_MANIFEST) is required"},
-		{name: "run with a bad registration mode", args: []string{"run", "--manifest", exampleManifest, "--registration", "magic"}, wantCode: exitUsage,
-			wantStderr: `run: --registration "magic": use auto, kubelet-socket or plugins-registry`},
+		{name: "--help lists the commands and run's flags, on stdout", args: []string{"--help"},
+			wantStdout: []string{"Available Commands:", "run ", "validate ", "simulate ", "version ", "completion ", "--manifest FILE", "--poll duration", "--registration string", "Exit codes: 0 success"}},
+		{name: "-h is --help", args: []string{"-h"}, wantStdout: []string{"Available Commands:"}},
+		{name: "help is --help", args: []string{"help"}, wantStdout: []string{"Available Commands:"}},
+		{name: "run --help", args: []string{"run", "--help"}, wantStdout: []string{"Usage:\n  simple-device-plugin run [FILE] [flags]", "--device-plugin-dir DIR", "--log-level string"}},
+		{name: "validate -h", args: []string{"validate", "-h"}, wantStdout: []string{"simple-device-plugin validate FILE|DIR|- ...", "--manifest FILE"}},
+		{name: "simulate -h", args: []string{"simulate", "-h"}, wantStdout: []string{"--containers int", "-o, --output string", "--request NAME=N,..."}},
+		{name: "version -h", args: []string{"version", "-h"}, wantStdout: []string{"-o, --output string"}},
+		{name: "--version", args: []string{"--version"}, wantStdout: []string{"simple-device-plugin dev\n  commit:   ", "  go:       go1.", "  platform: "}},
+		{name: "version", args: []string{"version"}, wantStdout: []string{"simple-device-plugin dev\n", "platform: "}},
+		{name: "version --output json", args: []string{"version", "--output", "json"}, wantStdout: []string{`"version": "dev"`, `"goVersion": "go1.`, `"platform": "`, `"commit": "`}},
+		{name: "version -o yaml", args: []string{"version", "-o", "yaml"}, wantCode: exitUsage,
+			wantStderr: []string{`invalid argument "yaml" for "-o, --output" flag: must be one of text, json`, "See 'simple-device-plugin version --help'."}},
+		{name: "completion bash", args: []string{"completion", "bash"}, wantStdout: []string{"bash completion V2 for simple-device-plugin"}},
+		{name: "completion zsh", args: []string{"completion", "zsh"}, wantStdout: []string{"#compdef simple-device-plugin"}},
+		{name: "completion fish", args: []string{"completion", "fish"}, wantStdout: []string{"complete -c simple-device-plugin"}},
+		{name: "completion offers choices", args: []string{"__complete", "run", "--registration", ""}, wantStdout: []string{"auto\nkubelet-socket\nplugins-registry\n"},
+			wantStderr: []string{"ShellCompDirectiveNoFileComp"}},
+		{name: "unknown command", args: []string{"frobnicate"}, wantCode: exitUsage, wantStderr: []string{`Error: unknown command "frobnicate"`, "See 'simple-device-plugin --help'."}},
+		{name: "a misspelt command gets a suggestion", args: []string{"valdate"}, wantCode: exitUsage, wantStderr: []string{`unknown command "valdate"; did you mean validate?`}},
+		{name: "a file where the command goes", args: []string{exampleManifest}, wantCode: exitUsage, wantStderr: []string{"to serve a manifest: simple-device-plugin run " + exampleManifest}},
+		{name: "unknown flag", args: []string{"validate", "--strict", exampleManifest}, wantCode: exitUsage, wantStderr: []string{"unknown flag: --strict"}},
+		{name: "unknown single-dash flag gets a hint", args: []string{"validate", "-strict", exampleManifest}, wantCode: exitUsage, wantStderr: []string{"unknown flag: -strict (long flags take two dashes"}},
+		{name: "single-dash long flags still work", args: []string{"simulate", "-manifest", exampleManifest, "-output=json", "-request", "example.com/fpga=1"}, wantStdout: []string{`"example.com/fpga"`}},
+		{name: "run without a manifest", args: []string{"run"}, wantCode: exitUsage, wantStderr: []string{"no manifest: simple-device-plugin run FILE (or --manifest FILE, or SDP_MANIFEST)"}},
+		{name: "no command and no manifest", args: []string{"--listen", ""}, wantCode: exitUsage, wantStderr: []string{"no manifest: simple-device-plugin FILE"}},
+		{name: "the manifest twice", args: []string{"run", exampleManifest, "--manifest", exampleManifest}, wantCode: exitUsage, wantStderr: []string{"give the manifest once"}},
+		{name: "two manifests to run", args: []string{"run", exampleManifest, exampleManifest}, wantCode: exitUsage, wantStderr: []string{"one manifest at a time, got 2 arguments"}},
+		{name: "version takes no arguments", args: []string{"version", "extra"}, wantCode: exitUsage, wantStderr: []string{"simple-device-plugin version takes no arguments"}},
+		{name: "bad registration mode", args: []string{"run", exampleManifest, "--registration", "magic"}, wantCode: exitUsage,
+			wantStderr: []string{`invalid argument "magic" for "--registration" flag: must be one of auto, kubelet-socket, plugins-registry`}},
+		{name: "bad log level", args: []string{"run", exampleManifest, "--log-level", "loud"}, wantCode: exitUsage,
+			wantStderr: []string{`invalid argument "loud" for "--log-level" flag: must be one of debug, info, warn, error`}},
+		{name: "--poll too short", args: []string{"run", exampleManifest, "--poll", "1ns"}, wantCode: exitUsage,
+			wantStderr: []string{`invalid argument "1ns" for "--poll" flag: must be between 100ms and 1h`}},
+		{name: "--poll zero", args: []string{"run", exampleManifest, "--poll", "0"}, wantCode: exitUsage, wantStderr: []string{"must be between 100ms and 1h"}},
+		{name: "--poll negative", args: []string{"run", exampleManifest, "--poll=-1s"}, wantCode: exitUsage, wantStderr: []string{"must be between 100ms and 1h"}},
+		{name: "--poll too long", args: []string{"run", exampleManifest, "--poll", "2h"}, wantCode: exitUsage, wantStderr: []string{"must be between 100ms and 1h"}},
+		{name: "SDP_POLL without a unit", env: map[string]string{"SDP_POLL": "5"}, args: []string{"run", exampleManifest}, wantCode: exitUsage,
+			wantStderr: []string{`SDP_POLL="5" (for --poll): must be a duration such as 5s or 500ms, between 100ms and 1h`}},
+		{name: "a bad SDP_ value and a bad flag are both reported", env: map[string]string{"SDP_LOG_LEVEL": "loud", "SDP_LISTEN": "8080"}, args: []string{"run", exampleManifest}, wantCode: exitUsage,
+			wantStderr: []string{`SDP_LOG_LEVEL="loud" (for --log-level): must be one of`, `SDP_LISTEN="8080" (for --listen): must be host:port`}},
+		{name: "a flag wins over its variable", env: map[string]string{"SDP_POLL": "5"}, args: []string{"run", exampleManifest, "--poll", "1s", "--device-plugin-dir", "/nonexistent/device-plugins", "--listen", ""},
+			wantCode: exitFailure, wantStderr: []string{"socket dir /nonexistent/device-plugins"}},
+		{name: "SDP_MANIFEST stands for --manifest", env: map[string]string{"SDP_MANIFEST": exampleManifest}, args: []string{"simulate", "-o", "json"}, wantStdout: []string{`"example.com/fpga"`}},
+		{name: "--containers out of range", args: []string{"simulate", exampleManifest, "--containers", "0"}, wantCode: exitUsage,
+			wantStderr: []string{`invalid argument "0" for "--containers" flag: must be a whole number from 1 to 1000`}},
 		{name: "run with a device-plugin dir that is not there", args: []string{"run", "--manifest", exampleManifest, "--device-plugin-dir", "/nonexistent/device-plugins", "--listen", ""},
-			wantCode: exitFailure, wantStderr: "run: socket dir /nonexistent/device-plugins: stat /nonexistent/device-plugins: no such file or directory (is the kubelet's dir mounted into the container? set --device-plugin-dir)"},
+			wantCode: exitFailure, wantStderr: []string{"Error: socket dir /nonexistent/device-plugins: stat /nonexistent/device-plugins: no such file or directory (is the kubelet's dir mounted into the container? set --device-plugin-dir)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
 			code, stdout, stderr := runMain(t, tc.args...)
 			if code != tc.wantCode {
 				t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout, stderr)
 			}
-			if !strings.Contains(stdout, tc.wantStdout) {
-				t.Errorf("stdout lacks %q:\n%s", tc.wantStdout, stdout)
+			for _, want := range tc.wantStdout {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, stdout)
+				}
 			}
-			if !strings.Contains(stderr, tc.wantStderr) {
-				t.Errorf("stderr lacks %q:\n%s", tc.wantStderr, stderr)
+			for _, want := range tc.wantStderr {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr)
+				}
+			}
+			if tc.wantCode == exitOK && len(tc.wantStderr) == 0 && stderr != "" {
+				t.Errorf("unexpected stderr:\n%s", stderr)
 			}
 		})
 	}

@@ -2,20 +2,121 @@ package cli
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-// newFlagSet returns a flag set that reports errors to stderr and does not
-// exit, so commands return exit codes.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+// Flag values that check their range when set, so a bad value fails the
+// same way from the command line and from an SDP_* variable, and the
+// message says what would be accepted.
+
+// choiceValue is a string flag with a fixed set of values.
+type choiceValue struct {
+	value   string
+	choices []string
+}
+
+func newChoice(fs *pflag.FlagSet, name, shorthand, value, usage string, choices ...string) *string {
+	v := &choiceValue{value: value, choices: choices}
+	fs.VarP(v, name, shorthand, usage+" ("+strings.Join(choices, ", ")+")")
+	return &v.value
+}
+
+func (v *choiceValue) String() string { return v.value }
+func (v *choiceValue) Type() string   { return "string" }
+func (v *choiceValue) Set(s string) error {
+	for _, c := range v.choices {
+		if s == c {
+			v.value = s
+			return nil
+		}
+	}
+	return fmt.Errorf("must be one of %s", strings.Join(v.choices, ", "))
+}
+
+// durationValue is a duration flag bounded to [min, max].
+type durationValue struct {
+	value    time.Duration
+	min, max time.Duration
+}
+
+func newDuration(fs *pflag.FlagSet, name string, value, min, max time.Duration, usage string) *time.Duration {
+	v := &durationValue{value: value, min: min, max: max}
+	fs.Var(v, name, fmt.Sprintf("%s, between %s and %s", usage, shortDuration(min), shortDuration(max)))
+	return &v.value
+}
+
+func (v *durationValue) String() string { return shortDuration(v.value) }
+func (v *durationValue) Type() string   { return "duration" }
+func (v *durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("must be a duration such as 5s or 500ms, between %s and %s", shortDuration(v.min), shortDuration(v.max))
+	}
+	if d < v.min || d > v.max {
+		return fmt.Errorf("must be between %s and %s", shortDuration(v.min), shortDuration(v.max))
+	}
+	v.value = d
+	return nil
+}
+
+// shortDuration writes 1h and 5m rather than 1h0m0s and 5m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// intValue is an integer flag bounded to [min, max].
+type intValue struct {
+	value    int
+	min, max int
+}
+
+func newInt(fs *pflag.FlagSet, name string, value, min, max int, usage string) *int {
+	v := &intValue{value: value, min: min, max: max}
+	fs.Var(v, name, fmt.Sprintf("%s, %d to %d", usage, min, max))
+	return &v.value
+}
+
+func (v *intValue) String() string { return strconv.Itoa(v.value) }
+func (v *intValue) Type() string   { return "int" }
+func (v *intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < v.min || n > v.max {
+		return fmt.Errorf("must be a whole number from %d to %d", v.min, v.max)
+	}
+	v.value = n
+	return nil
+}
+
+// addressValue is a host:port to listen on, or empty for none.
+type addressValue struct{ value string }
+
+func (v *addressValue) String() string { return v.value }
+func (v *addressValue) Type() string   { return "address" }
+func (v *addressValue) Set(s string) error {
+	if s != "" {
+		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+			return errors.New(`must be host:port or :port, such as :8080 or 127.0.0.1:8080; "" turns the endpoints off`)
+		}
+	}
+	v.value = s
+	return nil
 }
 
 // envName is the SDP_* variable for a flag: --device-plugin-dir -> SDP_DEVICE_PLUGIN_DIR.
@@ -23,55 +124,95 @@ func envName(flagName string) string {
 	return "SDP_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parseWithEnv parses args, first taking each flag's default from its SDP_*
-// environment variable, as DaemonSets usually configure things. A flag on
-// the command line wins.
-func parseWithEnv(fs *flag.FlagSet, args []string, lookup func(string) (string, bool)) error {
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil {
+// applyEnv sets each flag that the command line left alone from its SDP_*
+// variable, as DaemonSets configure things; the command line wins. A bad
+// value is a usage error naming the variable.
+func applyEnv(fs *pflag.FlagSet) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "help" || f.Name == "version" {
 			return
 		}
-		if v, ok := lookup(envName(f.Name)); ok {
-			if setErr := f.Value.Set(v); setErr != nil {
-				err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, setErr)
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q (for --%s): %w", envName(f.Name), v, f.Name, err))
 			}
 		}
 	})
-	if err != nil {
-		fmt.Fprintln(fs.Output(), err)
-		return err
+	return errors.Join(errs...)
+}
+
+// stdinName is how a manifest read from standard input is named in messages.
+const stdinName = "<stdin>"
+
+// manifestArg returns the manifest a command is given: a positional FILE,
+// or --manifest (which SDP_MANIFEST may set). "-" is standard input.
+func manifestArg(cmd *cobra.Command, args []string, flagValue string) (string, error) {
+	switch {
+	case len(args) > 0 && cmd.Flags().Changed("manifest"):
+		return "", usageErrorf("give the manifest once: %s FILE or --manifest FILE, not both", cmd.CommandPath())
+	case len(args) > 0:
+		return args[0], nil
+	case flagValue != "":
+		return flagValue, nil
 	}
-	return fs.Parse(args)
+	return "", usageErrorf("no manifest: %s FILE (or --manifest FILE, or SDP_MANIFEST); - reads standard input", cmd.CommandPath())
+}
+
+// readManifest reads the manifest at path, or standard input for "-", and
+// returns its text and the name messages use for it.
+func readManifest(path string, stdin io.Reader) ([]byte, string, error) {
+	if path == "-" {
+		data, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, stdinName, fmt.Errorf("read the manifest from standard input: %w", err)
+		}
+		return data, stdinName, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, path, fmt.Errorf("read the manifest: %w", err)
+	}
+	return data, path, nil
+}
+
+// logFlags are the logging flags every long-running command has.
+type logFlags struct {
+	format, level *string
+}
+
+func addLogFlags(fs *pflag.FlagSet, level string) logFlags {
+	return logFlags{
+		format: newChoice(fs, "log-format", "", "text", "log format", "text", "json"),
+		level:  newChoice(fs, "log-level", "", level, "log level; debug shows each step", "debug", "info", "warn", "error"),
+	}
+}
+
+// logger builds the logger the flags ask for; the values were checked when set.
+func (l logFlags) logger(w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(*l.level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if *l.format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// completeChoices offers a choice flag's values to shell completion.
+func completeChoices(cmd *cobra.Command) {
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if v, ok := f.Value.(*choiceValue); ok {
+			_ = cmd.RegisterFlagCompletionFunc(f.Name, cobra.FixedCompletions(v.choices, cobra.ShellCompDirectiveNoFileComp))
+		}
+	})
+	if cmd.Flags().Lookup("manifest") != nil {
+		_ = cmd.MarkFlagFilename("manifest", "yaml", "yml", "json")
+	}
 }
 
 // nodeNameDefault is the node name when no flag or SDP_NODE_NAME sets it:
 // NODE_NAME, which a DaemonSet sets from the downward API.
 func nodeNameDefault() string {
 	return os.Getenv("NODE_NAME")
-}
-
-// parseFailure is the exit code after a failed parse: -h and --help print
-// the flags and succeed; anything else is a usage error.
-func parseFailure(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	return exitUsage
-}
-
-// newLogger builds the logger --log-format and --log-level ask for.
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }

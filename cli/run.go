@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,81 +12,113 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
 	"simple-device-plugin/host"
 	"simple-device-plugin/manifest"
 )
 
-// runCommand serves the manifest until SIGTERM/SIGINT (ctx).
-func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("run", stderr)
-	manifestPath := fs.String("manifest", "", "manifest file (required)")
-	dir := fs.String("device-plugin-dir", "/var/lib/kubelet/device-plugins", "the kubelet's device plugin directory")
-	listen := fs.String("listen", ":8080", "address for /healthz, /readyz and /metrics; empty disables")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	nodeName := fs.String("node-name", nodeNameDefault(), "node name for templates (.Node) and nodes: globs; default $NODE_NAME")
-	registration := fs.String("registration", "auto", "how to register: auto (plugins-registry if its dir exists), kubelet-socket or plugins-registry")
-	registryDir := fs.String("plugins-registry-dir", "", "the kubelet's plugin watcher dir (default: plugins_registry next to --device-plugin-dir)")
-	poll := fs.Duration("poll", 5*time.Second, "safety-net poll interval behind fsnotify")
-	if err := parseWithEnv(fs, args, os.LookupEnv); err != nil {
-		return parseFailure(err)
+// runOptions are the flags of run (and of the root command, which runs it).
+type runOptions struct {
+	manifest, dir, nodeName, registryDir *string
+	listen                               *addressValue
+	registration                         *string
+	poll                                 *time.Duration
+	log                                  logFlags
+}
+
+func addRunFlags(fs *pflag.FlagSet) *runOptions {
+	o := &runOptions{
+		manifest:     fs.String("manifest", "", "the manifest `FILE`, reloaded when it changes; - reads standard input"),
+		dir:          fs.String("device-plugin-dir", "/var/lib/kubelet/device-plugins", "the kubelet's device plugin `DIR`"),
+		nodeName:     fs.String("node-name", "", "this node's `NAME`, for .Node and nodes: (default $NODE_NAME)"),
+		registration: newChoice(fs, "registration", "", "auto", "how to register; auto: plugins-registry if its dir exists", "auto", "kubelet-socket", "plugins-registry"),
+		registryDir:  fs.String("plugins-registry-dir", "", "the kubelet's plugin watcher `DIR` (default plugins_registry beside --device-plugin-dir)"),
+		poll:         newDuration(fs, "poll", 5*time.Second, 100*time.Millisecond, time.Hour, "safety-net re-check behind file events"),
+		listen:       &addressValue{":8080"},
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "run: unexpected arguments %q\n", fs.Args())
-		return exitUsage
+	fs.Var(o.listen, "listen", "`ADDR` of /healthz, /readyz and /metrics; \"\" for none")
+	o.log = addLogFlags(fs, "info")
+	return o
+}
+
+func newRunCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run [FILE]",
+		Short: "Serve the manifest's resources to the kubelet (the default command)",
+		Long: `run serves every resource of the manifest as a kubelet device plugin until
+SIGTERM or SIGINT, and reloads the manifest when its file changes (or on
+SIGHUP) without disturbing the resources that stay.`,
+		Example: `  simple-device-plugin run --manifest /etc/simple-device-plugin/manifest.yaml
+  SDP_MANIFEST=manifest.yaml simple-device-plugin run --log-level debug`,
+		Args:              atMostOneManifest,
+		ValidArgsFunction: manifestFiles,
 	}
-	if *manifestPath == "" {
-		fmt.Fprintln(stderr, "run: --manifest (or SDP_MANIFEST) is required")
-		return exitUsage
-	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
+	opts := addRunFlags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return runCommand(cmd, args, opts) }
+	return cmd
+}
+
+// runCommand serves the manifest until SIGTERM/SIGINT (the command's context).
+func runCommand(cmd *cobra.Command, args []string, o *runOptions) error {
+	path, err := manifestArg(cmd, args, *o.manifest)
 	if err != nil {
-		fmt.Fprintf(stderr, "run: %v\n", err)
-		return exitUsage
+		return err
 	}
-	if *registryDir == "" {
-		*registryDir = host.DefaultPluginsRegistryDir(*dir)
+	stderr := cmd.ErrOrStderr()
+	log := o.log.logger(stderr)
+	nodeName := *o.nodeName
+	if nodeName == "" {
+		nodeName = nodeNameDefault()
 	}
-	mode := host.Registration(*registration)
-	switch mode {
-	case "auto":
-		mode = host.AutoRegistration(*registryDir)
-	case host.RegisterKubeletSocket, host.RegisterPluginsRegistry:
-	default:
-		fmt.Fprintf(stderr, "run: --registration %q: use auto, kubelet-socket or plugins-registry\n", *registration)
-		return exitUsage
+	registryDir := *o.registryDir
+	if registryDir == "" {
+		registryDir = host.DefaultPluginsRegistryDir(*o.dir)
+	}
+	mode := host.Registration(*o.registration)
+	if mode == "auto" {
+		mode = host.AutoRegistration(registryDir)
 	}
 
-	data, err := os.ReadFile(*manifestPath)
+	data, name, err := readManifest(path, cmd.InOrStdin())
 	if err != nil {
-		fmt.Fprintf(stderr, "run: %v\n", err)
-		return exitFailure
+		return err
 	}
 	m, err := manifest.Parse(data, host.CheckDeviceList)
 	if err != nil {
-		printManifestErrors(stderr, *manifestPath, err)
-		return exitFailure
+		printManifestErrors(stderr, name, err)
+		return errReported
 	}
-	socketDir := *dir
+	socketDir := *o.dir
 	if mode == host.RegisterPluginsRegistry {
-		socketDir = *registryDir
+		socketDir = registryDir
 	}
 	if err := host.CheckDir(socketDir); err != nil {
-		fmt.Fprintf(stderr, "run: %v\n", err)
-		return exitFailure
+		return err
 	}
 
-	h := host.New(host.Config{DevicePluginDir: *dir, PluginsRegistryDir: *registryDir, Registration: mode, NodeName: *nodeName, Logger: log, PollInterval: *poll})
-	log.Info("starting", "version", version, "manifest", *manifestPath, "hash", m.Hash, "resources", len(m.Resources),
-		"devices", m.TotalDevices(), "registration", string(mode), "socket_dir", socketDir, "node", *nodeName)
-	if err := serve(ctx, h, m, *manifestPath, data, *listen, log); err != nil {
+	h := host.New(host.Config{DevicePluginDir: *o.dir, PluginsRegistryDir: registryDir, Registration: mode, NodeName: nodeName, Logger: log, PollInterval: *o.poll})
+	log.Info("starting", "version", versionInfo().Version, "manifest", name, "hash", m.Hash, "resources", len(m.Resources),
+		"devices", m.TotalDevices(), "registration", string(mode), "socket_dir", socketDir, "node", nodeName)
+	if path == "-" {
+		path = "" // nothing to watch
+	}
+	if err := serve(cmd.Context(), h, m, path, data, o.listen.value, log); err != nil {
 		log.Error("stopped with an error", "err", err)
-		return exitFailure
+		return errReported
 	}
 	log.Info("shut down cleanly")
-	return exitOK
+	return nil
+}
+
+// manifestFiles offers manifest files to shell completion.
+func manifestFiles(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	return []string{"yaml", "yml", "json"}, cobra.ShellCompDirectiveFilterFileExt
 }
 
 // serve runs the host, the manifest reloader, SIGHUP handling and the HTTP
@@ -105,8 +136,12 @@ func serve(ctx context.Context, h *host.Host, m *manifest.Manifest, path string,
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return h.Run(gctx, m) })
 
-	reloader := host.NewReloader(path, h, data)
-	g.Go(func() error { return reloader.Run(gctx) })
+	// A manifest from standard input (path "") cannot change: no reloader.
+	var reloader *host.Reloader
+	if path != "" {
+		reloader = host.NewReloader(path, h, data)
+		g.Go(func() error { return reloader.Run(gctx) })
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -117,6 +152,10 @@ func serve(ctx context.Context, h *host.Host, m *manifest.Manifest, path string,
 			case <-gctx.Done():
 				return nil
 			case <-hup:
+				if reloader == nil {
+					log.Warn("SIGHUP: the manifest came from standard input; nothing to reload")
+					continue
+				}
 				log.Info("SIGHUP: reloading the manifest")
 				reloader.Trigger()
 			}

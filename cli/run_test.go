@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"net"
 	"os"
 	"strings"
 	"testing"
+
+	"simple-device-plugin/internal/kubeletsim"
 )
 
 // A --listen address in use is reported before any plugin creates a socket
@@ -31,5 +35,59 @@ func TestRunWithListenAddressInUse(t *testing.T) {
 	}
 	for _, e := range entries {
 		t.Errorf("left behind in the device-plugin dir: %s", e.Name())
+	}
+}
+
+// run serves a manifest read from standard input (no reload: nothing to
+// watch) until its context ends, as SIGTERM ends it.
+func TestRunFromStandardInput(t *testing.T) {
+	// Socket paths are limited to 108 bytes: a short dir, not t.TempDir().
+	dir, err := os.MkdirTemp("", "sdp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	k, err := kubeletsim.Start(dir, kubeletsim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	data, err := os.ReadFile(exampleManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), hangTimeout)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	var stdout, stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- MainWithInput(runCtx, []string{"run", "-", "--device-plugin-dir", dir, "--registration", "kubelet-socket", "--listen", "", "--node-name", "n1"},
+			bytes.NewReader(data), &stdout, &stderr)
+	}()
+	if err := k.WaitRegistered(ctx, []string{"example.com/fpga", "example.com/license-seat", "example.com/vaccel-share"}); err != nil {
+		stop()
+		<-done
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	stop()
+	if code := <-done; code != exitOK {
+		t.Errorf("exit code %d, want 0\n%s", code, stderr.String())
+	}
+	if want := "manifest=<stdin>"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, stderr.String())
+	}
+}
+
+// simulate reads a manifest from standard input too.
+func TestSimulateFromStandardInput(t *testing.T) {
+	data, err := os.ReadFile(exampleManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := MainWithInput(t.Context(), []string{"simulate", "-", "-o", "json", "--request", "example.com/license-seat=2"}, bytes.NewReader(data), &stdout, &stderr)
+	if code != exitOK || !strings.Contains(stdout.String(), `"LICENSE_SEATS": "seat-a,seat-b"`) {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
 }

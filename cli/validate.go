@@ -3,42 +3,139 @@ package cli
 import (
 	"fmt"
 	"io"
-	"sort"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"simple-device-plugin/host"
 	"simple-device-plugin/manifest"
 )
 
-// validateCommand checks manifest files: exit 0 when all are valid, 1 when
-// any is invalid (every error, prefixed by the file name), 2 on usage errors.
-func validateCommand(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("validate", stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: simple-device-plugin validate FILE...") }
-	if err := fs.Parse(args); err != nil {
-		return parseFailure(err)
+func newValidateCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "validate FILE|DIR|- ...",
+		Short: "Check manifests and print every problem, each with its file, line and path",
+		Long: `validate checks manifests as run would load them and prints every problem
+at once: file, line and column, the YAML path, and what to do. A directory
+stands for the .yaml, .yml and .json files in it (not below it) that are
+manifests (kind: Manifest, or no kind); - reads standard input.
+Exit 0 when every manifest is valid, 1 when any is not.`,
+		Example: `  simple-device-plugin validate examples/manifest.yaml
+  simple-device-plugin validate examples/
+  kubectl get configmap simple-device-plugin -o jsonpath='{.data.manifest\.yaml}' | simple-device-plugin validate -`,
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return []string{"yaml", "yml", "json"}, cobra.ShellCompDirectiveFilterFileExt
+		},
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return exitUsage
-	}
-	code := exitOK
-	for _, file := range fs.Args() {
-		m, err := manifest.Load(file, host.CheckDeviceList)
+	manifestFlag := cmd.Flags().String("manifest", "", "a manifest `FILE` to check (the same as naming it as an argument)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			path, err := manifestArg(cmd, args, *manifestFlag)
+			if err != nil {
+				return err
+			}
+			args = []string{path}
+		} else if cmd.Flags().Changed("manifest") {
+			args = append([]string{*manifestFlag}, args...)
+		}
+		files, err := expandDirs(args)
 		if err != nil {
-			code = exitFailure
-			if list := manifest.Errors(err); list != nil {
-				for _, e := range list {
-					fmt.Fprintf(stderr, "%s: %s\n", file, e.Error())
-				}
+			return err
+		}
+		ok := true
+		for _, f := range files {
+			if f.skip != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: skipped: %s\n", f.path, f.skip)
 				continue
 			}
-			fmt.Fprintf(stderr, "%s: %v\n", file, err)
+			ok = validateOne(f.path, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()) && ok
+		}
+		if !ok {
+			return errReported
+		}
+		return nil
+	}
+	return cmd
+}
+
+// validateOne checks one manifest: a summary on stdout when valid, every
+// problem on stderr when not.
+func validateOne(path string, stdin io.Reader, stdout, stderr io.Writer) bool {
+	data, name, err := readManifest(path, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return false
+	}
+	m, err := manifest.Parse(data, host.CheckDeviceList)
+	if err != nil {
+		writeProblems(stderr, name, err)
+		return false
+	}
+	fmt.Fprintf(stdout, "%s: valid: %s\n", name, summary(m))
+	return true
+}
+
+// target is a file validate checks, or skips saying why.
+type target struct{ path, skip string }
+
+// expandDirs replaces each directory by the YAML and JSON files in it,
+// sorted. One that declares another kind (a pod next to the manifests, as
+// in examples/) is skipped, and said so; a file named on the command line
+// is always checked.
+func expandDirs(args []string) ([]target, error) {
+	var files []target
+	for _, arg := range args {
+		info, err := os.Stat(arg)
+		if arg == "-" || err != nil || !info.IsDir() {
+			files = append(files, target{path: arg}) // a missing file is reported as a problem of its own
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: valid: %s\n", file, summary(m))
+		entries, err := os.ReadDir(arg)
+		if err != nil {
+			return nil, fmt.Errorf("read directory %s: %w", arg, err)
+		}
+		found := 0
+		for _, e := range entries {
+			ext := filepath.Ext(e.Name())
+			if e.IsDir() || (ext != ".yaml" && ext != ".yml" && ext != ".json") {
+				continue
+			}
+			file := filepath.Join(arg, e.Name())
+			if kind := declaredKind(file); kind != "" && kind != manifest.Kind {
+				files = append(files, target{file, "kind " + kind + ", not a manifest"})
+				continue
+			}
+			files = append(files, target{path: file})
+			found++
+		}
+		if found == 0 {
+			return nil, fmt.Errorf("%s: no manifests in this directory (.yaml, .yml or .json files of kind %s)", arg, manifest.Kind)
+		}
 	}
-	return code
+	return files, nil
+}
+
+// declaredKind is the kind a YAML file declares, or "" when it declares
+// none or does not parse (then validate says why).
+func declaredKind(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var head struct {
+		Kind any `json:"kind"`
+	}
+	if yaml.Unmarshal(data, &head) != nil {
+		return ""
+	}
+	if k, ok := head.Kind.(string); ok {
+		return k
+	}
+	return ""
 }
 
 // summary is a one-line description: resources and their device counts.
@@ -47,7 +144,7 @@ func summary(m *manifest.Manifest) string {
 	for i, r := range m.Resources {
 		parts[i] = fmt.Sprintf("%s=%d", r.Name, len(r.IDs))
 	}
-	sort.Strings(parts)
+	slices.Sort(parts)
 	// One line per file, even for a manifest of hundreds of resources.
 	const show = 8
 	if len(parts) > show {
@@ -56,27 +153,44 @@ func summary(m *manifest.Manifest) string {
 	return fmt.Sprintf("%s, %s (%s)", plural(len(m.Resources), "resource"), plural(m.TotalDevices(), "device"), strings.Join(parts, ", "))
 }
 
-// plural writes "1 device", "2 devices".
+// plural writes "1 device", "2 devices", "1 entry", "2 entries".
 func plural(n int, noun string) string {
 	if n == 1 {
 		return fmt.Sprintf("%d %s", n, noun)
 	}
+	if strings.HasSuffix(noun, "y") {
+		return fmt.Sprintf("%d %sies", n, noun[:len(noun)-1])
+	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-// printManifestErrors prints every problem, one per line, with the file.
-func printManifestErrors(w io.Writer, path string, err error) {
+// writeProblems prints one line per problem, as compilers do:
+// FILE:LINE:COLUMN: PATH: MESSAGE, so editors can jump to it.
+func writeProblems(w io.Writer, name string, err error) {
 	list := manifest.Errors(err)
 	if list == nil {
-		fmt.Fprintf(w, "%s: %v\n", path, err)
+		fmt.Fprintf(w, "%s: %v\n", name, err)
 		return
 	}
-	problems := "problems"
-	if len(list) == 1 {
-		problems = "problem"
-	}
-	fmt.Fprintf(w, "%s is invalid (%d %s):\n", path, len(list), problems)
 	for _, e := range list {
-		fmt.Fprintf(w, "%s: %s\n", path, e.Error())
+		at := name
+		if e.Line > 0 {
+			at += fmt.Sprintf(":%d", e.Line)
+			if e.Column > 0 {
+				at += fmt.Sprintf(":%d", e.Column)
+			}
+		}
+		if e.Path != "" {
+			at += ": " + e.Path
+		}
+		fmt.Fprintf(w, "%s: %s\n", at, e.Message)
 	}
+}
+
+// printManifestErrors is writeProblems under a line that says how many.
+func printManifestErrors(w io.Writer, name string, err error) {
+	if list := manifest.Errors(err); list != nil {
+		fmt.Fprintf(w, "%s is invalid (%s):\n", name, plural(len(list), "problem"))
+	}
+	writeProblems(w, name, err)
 }

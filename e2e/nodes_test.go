@@ -74,3 +74,23 @@ func TestNodesSelectWhereAResourceIsServed(t *testing.T) {
 		})
 	}
 }
+
+// Without a node name the resources with nodes: cannot be placed: the host
+// serves the others, warns, and /readyz fails saying why, so a DaemonSet
+// that lacks NODE_NAME does not look healthy.
+func TestNodesWithoutANodeName(t *testing.T) {
+	k := startKubelet(t)
+	h := startHost(t, writeManifest(t, nodesManifest), "--node-name", "")
+	k.registeredAll(t, map[string]int64{"e2e.example.com/everywhere": 4})
+	eventually(t, registerTimeout, "/readyz 503", h.statusIs("/readyz", 503))
+	_, body, err := h.get("/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "no node name, so resources with nodes: are not served (e2e.example.com/here, e2e.example.com/there)"; !strings.Contains(body, want) {
+		t.Errorf("/readyz says %q, want %q", body, want)
+	}
+	if !strings.Contains(h.logs(), `"level":"WARN","msg":"resources with nodes: are not served: this process has no node name`) {
+		t.Errorf("no warning in the host's logs:\n%s", h.logs())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -17,7 +18,7 @@ import (
 
 // Allocate renders each container request from the resource's templates.
 // Nothing is stored: the kubelet owns allocation state.
-func (s *service) Allocate(_ context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
+func (s *service) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
 	start := time.Now()
 	resp, err := allocate(s.p.snapshot(), s.p.host.cfg.NodeName, req)
 	if err != nil {
@@ -27,7 +28,30 @@ func (s *service) Allocate(_ context.Context, req *pluginapi.AllocateRequest) (*
 	}
 	s.p.mAllocations.Inc()
 	s.p.host.metrics.allocateSeconds.Observe(time.Since(start).Seconds())
+	if s.p.log.Enabled(ctx, slog.LevelDebug) {
+		logAllocation(s.p.log, req, resp)
+	}
 	return resp, nil
+}
+
+// logAllocation writes a debug line per container request: the devices
+// asked for and how much the answer holds.
+func logAllocation(log *slog.Logger, req *pluginapi.AllocateRequest, resp *pluginapi.AllocateResponse) {
+	for i, cr := range req.ContainerRequests {
+		a := resp.ContainerResponses[i]
+		log.Debug("allocated", "container_request", i, "devices", summarizeIDs(cr.DevicesIds),
+			"envs", len(a.Envs), "annotations", len(a.Annotations), "mounts", len(a.Mounts), "device_nodes", len(a.Devices), "cdi_devices", len(a.CdiDevices))
+	}
+}
+
+// summarizeIDs lists up to a few IDs and counts the rest, so a log line
+// stays short whatever the request.
+func summarizeIDs(ids []string) string {
+	const show = 8
+	if len(ids) <= show {
+		return strings.Join(ids, ",")
+	}
+	return fmt.Sprintf("%s,… (%d in all)", strings.Join(ids[:show], ","), len(ids))
 }
 
 // allocate answers req from snap. Errors are gRPC status errors naming the
@@ -92,7 +116,11 @@ func checkIDs(snap *snapshot, ids []string) ([]int, error) {
 	// More IDs than devices means unknown or repeated ones: say so too.
 	tooMany := ""
 	if len(ids) > len(res.IDs) {
-		tooMany = fmt.Sprintf("%d device IDs requested; the resource has %d devices: ", len(ids), len(res.IDs))
+		has := fmt.Sprintf("%d devices", len(res.IDs))
+		if len(res.IDs) == 1 {
+			has = "1 device"
+		}
+		tooMany = fmt.Sprintf("%d device IDs requested; the resource has %s: ", len(ids), has)
 	}
 	devices, err := res.Positions(ids)
 	if unknown, ok := errors.AsType[*manifest.UnknownIDsError](err); ok {

@@ -87,6 +87,7 @@ type Host struct {
 	bySocket   map[string]*Plugin // by socket file name
 	current    *manifest.Manifest
 	generation int
+	noNodeName []string // resources with nodes: not served for want of a node name
 
 	machineNUMA []int // the machine's NUMA nodes; nil if unknown
 
@@ -257,7 +258,14 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 	for _, r := range skipped {
 		res.Skipped = append(res.Skipped, r.Name)
 	}
-	if len(skipped) > 0 {
+	h.noNodeName = nil
+	switch {
+	case len(skipped) > 0 && h.cfg.NodeName == "":
+		// Most likely a DaemonSet without NODE_NAME: nothing says which
+		// node this is, so /readyz fails until it is fixed.
+		h.noNodeName = res.Skipped
+		h.log.Warn("resources with nodes: are not served: this process has no node name; set --node-name, or NODE_NAME from the downward API (spec.nodeName)", "resources", res.Skipped)
+	case len(skipped) > 0:
 		h.log.Info("resources not served on this node (nodes: does not match)", "node", h.cfg.NodeName, "resources", res.Skipped)
 	}
 	h.current = m
@@ -308,6 +316,14 @@ func (h *Host) Ready() (bool, []string) {
 	}
 	slices.Sort(waiting)
 	return len(waiting) == 0, waiting
+}
+
+// NoNodeName names the resources left out because they have nodes: and
+// the host has no node name; /readyz fails while there are any.
+func (h *Host) NoNodeName() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.noNodeName)
 }
 
 // Status describes one served resource.

@@ -40,12 +40,16 @@ func (p *Plugin) register(ctx context.Context, s *session) error {
 	}
 	callCtx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
+	p.log.Debug("calling Register", "kubelet", kubeletSock, "endpoint", filepath.Base(p.socketPath))
 	_, err = pluginapi.NewRegistrationClient(rc.conn).Register(callCtx, &pluginapi.RegisterRequest{
 		Version:      pluginapi.Version,
 		Endpoint:     filepath.Base(p.socketPath),
 		ResourceName: p.name,
 		Options:      p.snapshot().options,
 	})
+	if err != nil {
+		p.log.Debug("Register failed", "kubelet", kubeletSock, "err", err)
+	}
 	switch {
 	case err == nil:
 		s.kubelet = id
@@ -84,8 +88,10 @@ func (h *Host) acquireRegistrationConn(ctx context.Context, id fileID) (*regConn
 		h.retireLocked()
 	}
 	path := h.kubeletSocket()
+	h.log.Debug("dialling the kubelet", "socket", path)
 	raw, err := dialKubelet(ctx, path, id)
 	if err != nil {
+		h.log.Debug("cannot dial the kubelet", "socket", path, "err", err)
 		return nil, err
 	}
 	conn, err := grpc.NewClient("passthrough:///"+path,

@@ -129,7 +129,7 @@ func (r *Reloader) reload(log *slog.Logger, forced bool) {
 			log.Error("invalid manifest; still serving the last good one", "err", err)
 		}
 		for _, e := range errs {
-			log.Error("invalid manifest; still serving the last good one", "path", e.Path, "err", e.Message)
+			log.Error("invalid manifest; still serving the last good one", "path", e.Path, "line", e.Line, "column", e.Column, "err", e.Message)
 		}
 		return
 	}

@@ -3,12 +3,14 @@ package host
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 )
 
@@ -29,11 +31,18 @@ func (s *service) GetDevicePluginOptions(context.Context, *pluginapi.Empty) (*pl
 // the kubelet drops the capacity at once instead of keeping stale devices.
 func (s *service) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingServer[pluginapi.ListAndWatchResponse]) error {
 	ctx := stream.Context()
+	debug := s.p.log.Enabled(ctx, slog.LevelDebug)
+	if debug {
+		s.p.log.Debug("ListAndWatch stream opened by the kubelet")
+	}
 	var sent *snapshot
 	for {
 		snap, changed := s.p.watch()
 		if sent == nil || snap != sent && !sameList(sent, snap) {
 			list := deviceList(snap)
+			if debug {
+				s.p.log.Debug("device list sent", "devices", len(list.msg.Devices), "healthy", snap.healthy, "bytes", proto.Size(&list.msg))
+			}
 			err := stream.Send(&list.msg)
 			list.release()
 			if err != nil {
@@ -44,12 +53,21 @@ func (s *service) ListAndWatch(_ *pluginapi.Empty, stream grpc.ServerStreamingSe
 		select {
 		case <-changed:
 		case <-ctx.Done():
+			if debug {
+				s.p.log.Debug("ListAndWatch stream closed by the kubelet")
+			}
 			return nil
 		case <-s.sess.ending:
 			if s.sess.final.Load() {
 				if err := stream.Send(&pluginapi.ListAndWatchResponse{}); err != nil {
 					return fmt.Errorf("send empty device list: %w", err)
 				}
+				if debug {
+					s.p.log.Debug("empty device list sent: the resource stops")
+				}
+			}
+			if debug {
+				s.p.log.Debug("ListAndWatch stream closed: the session ends")
 			}
 			return nil
 		}
@@ -112,6 +130,8 @@ func (s *service) GetPreferredAllocation(_ context.Context, req *pluginapi.Prefe
 			return nil, status.Errorf(codes.InvalidArgument, "%s: container request %d: %v", s.p.name, i, err)
 		}
 		resp.ContainerResponses[i] = &pluginapi.ContainerPreferredAllocationResponse{DeviceIDs: ids}
+		s.p.log.Debug("preferred allocation", "container_request", i, "available", len(cr.AvailableDeviceIDs),
+			"must_include", len(cr.MustIncludeDeviceIDs), "size", cr.AllocationSize, "preferred", summarizeIDs(ids))
 	}
 	return resp, nil
 }

@@ -110,6 +110,7 @@ func (p *Plugin) startSession() (*session, error) {
 	}
 	// Never unlink a file that a later session or another process put here.
 	lis.(*net.UnixListener).SetUnlinkOnClose(false)
+	p.log.Debug("serving the DevicePlugin service", "socket", p.socketPath)
 	id, err := statID(p.socketPath)
 	if err != nil {
 		lis.Close()

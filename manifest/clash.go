@@ -32,20 +32,34 @@ func checkAcrossResources(spec Spec, compiled []*Resource, errs *ErrorList) {
 
 	// Mounts and device nodes share the container's file system, so they
 	// share one namespace.
-	seen := map[string]map[string]*Resource{"env var": {}, "annotation": {}, "container path": {}}
+	type setter struct {
+		r     *Resource
+		fixed *tmpl // the value, when it is the same whatever the allocation
+	}
+	seen := map[string]map[string]setter{"env var": {}, "annotation": {}, "container path": {}}
 	for _, r := range compiled {
 		reported := map[string]bool{} // a per-device path clashes once per sample device; say it once
 		for _, c := range r.sampleContributions() {
-			o, dup := seen[c.kind][c.value]
+			s, dup := seen[c.kind][c.value]
+			o := s.r
+			// Two resources that set one key to the same fixed text (a
+			// shared licence server) agree whichever the kubelet keeps.
+			if dup && o != r && s.fixed != nil && c.fixed != nil && s.fixed.source == c.fixed.source {
+				continue
+			}
 			if dup && o != r {
 				if !reported[c.field] {
 					reported[c.field] = true
-					errs.add(c.field, "%s %q is also set by resources[%d] (%s); a pod asking for both would get only one of them, chosen at random; rename it in one resource",
-						c.kind, c.value, o.specIndex, o.Name)
+					how := "rename it in one resource"
+					if c.kind != "container path" {
+						how = "rename it in one resource, or give both the same fixed value"
+					}
+					errs.add(c.field, "%s %q is also set by resources[%d] (%s) to another value; a pod asking for both would get only one of them, chosen at random; %s",
+						c.kind, c.value, o.specIndex, o.Name, how)
 				}
 				continue
 			}
-			seen[c.kind][c.value] = r
+			seen[c.kind][c.value] = setter{r, c.fixed}
 		}
 	}
 	checkSharedPerDevicePaths(compiled, errs)
@@ -127,6 +141,7 @@ func (r *Resource) containerPaths() []containerPath {
 // contribution is one key or path a resource puts into a container.
 type contribution struct {
 	kind, field, value string
+	fixed              *tmpl // an env or annotation value without actions
 }
 
 // sampleContributions lists what the resource puts into a container for
@@ -134,17 +149,23 @@ type contribution struct {
 func (r *Resource) sampleContributions() []contribution {
 	p := fmt.Sprintf("resources[%d]", r.specIndex)
 	var out []contribution
+	fixed := func(t *tmpl) *tmpl {
+		if t.literal {
+			return t
+		}
+		return nil
+	}
 	for _, e := range r.env {
-		out = append(out, contribution{"env var", fmt.Sprintf("%s.env[%s]", p, e.key), e.key})
+		out = append(out, contribution{"env var", fmt.Sprintf("%s.env[%s]", p, e.key), e.key, fixed(e.t)})
 	}
 	for _, a := range r.annotations {
-		out = append(out, contribution{"annotation", fmt.Sprintf("%s.annotations[%s]", p, a.key), a.key})
+		out = append(out, contribution{"annotation", fmt.Sprintf("%s.annotations[%s]", p, a.key), a.key, fixed(a.t)})
 	}
 	for _, c := range r.containerPaths() {
 		// A template that fails on the sample was reported at compile time.
 		rendered, _ := r.renderSample(c.container, c.perDevice)
 		for _, s := range rendered {
-			out = append(out, contribution{"container path", c.field, s})
+			out = append(out, contribution{"container path", c.field, s, nil})
 		}
 	}
 	return out

@@ -173,7 +173,11 @@ func (r *Resource) compileTopology(p string, errs *ErrorList) {
 		errs.add(p+".topology", "sets both numaNodes and nodeOf; keep one")
 	case topo.NUMANodes > 0:
 		if topo.NUMANodes > len(r.IDs) {
-			errs.add(p+".topology.numaNodes", "%d NUMA nodes for %d devices leaves some nodes empty; use at most %d", topo.NUMANodes, len(r.IDs), len(r.IDs))
+			devices := fmt.Sprintf("%d devices", len(r.IDs))
+			if len(r.IDs) == 1 {
+				devices = "1 device"
+			}
+			errs.add(p+".topology.numaNodes", "%d NUMA nodes for %s leaves some nodes empty; use at most %d", topo.NUMANodes, devices, len(r.IDs))
 			return
 		}
 		r.numa = make([]int, len(r.IDs))

@@ -61,8 +61,8 @@ func checkFuzzErrors(t *testing.T, m *Manifest, err error) {
 		if e.Message == "" {
 			t.Fatalf("error %d at %q has no message", i, e.Path)
 		}
-		if i > 0 && naturalLess(e.Path, list[i-1].Path) {
-			t.Fatalf("errors not sorted: %q after %q", e.Path, list[i-1].Path)
+		if i > 0 && (e.Line < list[i-1].Line || e.Line == list[i-1].Line && e.Column < list[i-1].Column) {
+			t.Fatalf("errors not in the order of the text: %s after %s", e.Where(), list[i-1].Where())
 		}
 	}
 }

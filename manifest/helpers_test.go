@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -54,12 +55,16 @@ func checkErrors(t *testing.T, err error, want []wantErr) {
 	if len(got) != len(want) {
 		t.Fatalf("want %d errors, got %d:\n%v", len(want), len(got), err)
 	}
+	// The list comes in the order of the text; the tables list by path.
+	got = slices.Clone(got).sorted()
 	for i, w := range want {
 		if got[i].Path != w.path {
 			t.Errorf("error %d: path %q, want %q (message %q)", i, got[i].Path, w.path, got[i].Message)
 		}
-		if !strings.Contains(got[i].Message, w.msg) {
-			t.Errorf("error %d at %s: message %q does not contain %q", i, got[i].Path, got[i].Message, w.msg)
+		// Error() has the line: "path (line 5, column 3): message", or
+		// "line 6: message" for the YAML itself.
+		if !strings.Contains(got[i].Error(), w.msg) {
+			t.Errorf("error %d at %s: %q does not contain %q", i, got[i].Path, got[i].Error(), w.msg)
 		}
 	}
 }

@@ -50,17 +50,27 @@ func Parse(data []byte, checks ...DeviceListCheck) (*Manifest, error) {
 // prev (which may be nil) reuses prev's compiled form, since compiling
 // depends on nothing but the spec. The result is what Parse would return.
 func Reparse(data []byte, prev *Manifest, checks ...DeviceListCheck) (*Manifest, error) {
+	m, err := reparse(data, prev, checks)
+	if list := Errors(err); list != nil {
+		return nil, locate(list, data).inTextOrder()
+	}
+	return m, err
+}
+
+func reparse(data []byte, prev *Manifest, checks []DeviceListCheck) (*Manifest, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, ErrorList{{Message: emptyManifest}}
 	}
+	text := data
 	data, err := oneDocument(data)
 	if err != nil {
-		return nil, ErrorList{{Message: err.Error()}}
+		line, msg := parseErrorLine(err.Error(), text)
+		return nil, ErrorList{{Line: line, Message: msg}}
 	}
 	// YAMLToJSONStrict rejects broken YAML (naming the line) and duplicate keys.
 	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
-		return nil, yamlErrors(err)
+		return nil, yamlErrors(err, data)
 	}
 	var doc any
 	if err := json.Unmarshal(js, &doc); err != nil {
@@ -180,7 +190,7 @@ func coveredBy(path string, errs ErrorList) bool {
 
 // yamlErrors turns the converter's error, one problem per line, into one
 // FieldError per problem, keeping the line numbers.
-func yamlErrors(err error) ErrorList {
+func yamlErrors(err error, data []byte) ErrorList {
 	s := err.Error()
 	for _, p := range []string{"error converting YAML to JSON: ", "yaml: ", "unmarshal errors:"} {
 		s = strings.ReplaceAll(s, p, "")
@@ -188,13 +198,16 @@ func yamlErrors(err error) ErrorList {
 	var errs ErrorList
 	for _, line := range strings.Split(s, "\n") {
 		line = strings.TrimSpace(line)
-		switch {
-		case line == "":
-		case strings.Contains(line, "already set in map") || strings.Contains(line, "already defined"):
-			errs.add("", "duplicate key: %s; each key may appear once per mapping", line)
-		default:
-			errs.add("", "the YAML does not parse: %s", line)
+		if line == "" {
+			continue
 		}
+		n, msg := parseErrorLine(line, data)
+		if strings.Contains(msg, "already set in map") || strings.Contains(msg, "already defined") {
+			msg = "duplicate key: " + msg + "; each key may appear once per mapping"
+		} else {
+			msg = "the YAML does not parse: " + msg
+		}
+		errs = append(errs, FieldError{Line: n, Message: msg})
 	}
 	if len(errs) == 0 {
 		errs.add("", "the YAML does not parse: %v", err)

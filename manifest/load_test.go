@@ -24,17 +24,17 @@ func TestParseStrict(t *testing.T) {
 		{"null", "null\n", []wantErr{{"", "the manifest is empty"}}},
 		{"a list", "- a\n- b\n", []wantErr{{"", "must be a mapping with apiVersion, kind and resources, got a list"}}},
 		{"a string", "hello\n", []wantErr{{"", `got the string "hello"`}}},
-		{"broken YAML names the line", header + one + "  - name: [\n", []wantErr{{"", "the YAML does not parse: line 6"}}},
-		{"tab indentation", header + "  - name: example.com/a\n\tcount: 1\n", []wantErr{{"", "the YAML does not parse: line 5"}}},
+		{"broken YAML names the line", header + one + "  - name: [\n", []wantErr{{"", "line 6: the YAML does not parse: did not find expected node content"}}},
+		{"tab indentation", header + "  - name: example.com/a\n\tcount: 1\n", []wantErr{{"", "line 5: the YAML does not parse: found a tab character"}}},
 		{"duplicate key names the line", header + one + "    count: 2\n", []wantErr{
-			{"", `duplicate key: line 6: key "count" already set in map; each key may appear once per mapping`},
+			{"", `line 6: duplicate key: key "count" already set in map; each key may appear once per mapping`},
 		}},
 		{"every duplicate key", header + one + "    count: 2\n    name: example.com/b\n", []wantErr{
-			{"", `line 6: key "count" already set`},
-			{"", `line 7: key "name" already set`},
+			{"", `line 6: duplicate key: key "count" already set`},
+			{"", `line 7: duplicate key: key "name" already set`},
 		}},
 		{"duplicate key in JSON", `{"apiVersion": "simple-device-plugin/v1alpha1", "apiVersion": "x"}`, []wantErr{
-			{"", `duplicate key: line 1: key "apiVersion" already set`},
+			{"", `line 1: duplicate key: key "apiVersion" already set`},
 		}},
 		{"unknown top-level field with suggestion", "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresource:\n" + one, []wantErr{
 			{"resource", `unknown field (did you mean "resources"?); fields here are apiVersion, kind, resources`},
@@ -105,7 +105,7 @@ func TestParseStrict(t *testing.T) {
 		{"an ended empty document before the manifest", "---\n...\n" + header + one, nil},
 		{"an end marker alone before the manifest", "...\n" + header + one, nil},
 		{"empty documents around the manifest", "---\n# nothing\n---\n" + header + one + "---\n", nil},
-		{"lines keep their numbers after empty documents", "---\n---\n" + header + one + "    count: 2\n", []wantErr{{"", "duplicate key: line 8: key \"count\""}}},
+		{"lines keep their numbers after empty documents", "---\n---\n" + header + one + "    count: 2\n", []wantErr{{"", "line 8: duplicate key: key \"count\""}}},
 		{"an empty document then one with content on its marker line", "---\n--- {apiVersion: simple-device-plugin/v1alpha1, kind: Manifest, resources: [{name: example.com/a, count: 1}]}\n", nil},
 		{"dashes inside a value are not a marker", header + one + "    env: {SEP: '---'}\n", nil},
 		{"missing apiVersion", "kind: Manifest\nresources:\n" + one, []wantErr{
@@ -124,7 +124,7 @@ func TestParseStrict(t *testing.T) {
 			{"resources", "is required: list at least one resource"},
 		}},
 		{"empty resources", "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources: []\n", []wantErr{
-			{"resources", "must have at least 1 entries"},
+			{"resources", "resources (line 3, column 1): is empty: list at least one resource"},
 		}},
 		{"resources not a list", "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources: 3\n", []wantErr{
 			{"resources", "expected a list, got the number 3"},
@@ -247,7 +247,7 @@ env: {SHARED: z}`), header)
 		{"resources[1].devices[0].hostPath", "not an absolute path"},
 		{"resources[1].devices[0].permissions", `"rwx" has 'x'; allowed are r, w, m`},
 		{"resources[1].env[BAD-NAME]", "not an environment variable name"},
-		{"resources[1].env[BAD-NAME]", "can't evaluate field Nope"},
+		{"resources[1].env[BAD-NAME]", "there is no field .Nope here"},
 		{"resources[1].ids[1]", `device ID "x" appears twice`},
 		{"resources[1].name", "kubernetes.io domain"},
 		{"resources[2].allocationPolicy", `"best" is not allowed; use one of packed, spread, first`},
@@ -287,7 +287,7 @@ func TestLoad(t *testing.T) {
 		wantList bool
 	}{
 		{"valid", good, "", false},
-		{"invalid wraps the ErrorList and names the file", bad, "bad.yaml is invalid:\nresources[0].count: must be at least 1", true},
+		{"invalid wraps the ErrorList and names the file", bad, "bad.yaml is invalid:\nresources[0].count (line 5, column 12): must be at least 1", true},
 		{"missing file", filepath.Join(dir, "nope.yaml"), "read manifest: open ", false},
 	}
 	for _, tc := range tests {
@@ -355,4 +355,52 @@ func names(rs []*Resource) []string {
 		out = append(out, r.Name)
 	}
 	return out
+}
+
+// TestErrorPositions: every error carries the line and column of its path
+// (or of the nearest enclosing one the text has), and the list follows the
+// text.
+func TestErrorPositions(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []FieldError // Path, Line, Column; messages are other tests' business
+	}{
+		{"a value points at the value", header + "  - name: example.com/a\n    count: 0\n",
+			[]FieldError{{Path: "resources[0].count", Line: 5, Column: 12}}},
+		{"a missing field points at its mapping", header + "  - name: example.com/a\n    env: {A: x}\n",
+			[]FieldError{{Path: "resources[0].count", Line: 4, Column: 5}}},
+		{"map entries, nested fields and list items", header + "  - name: example.com/a\n    count: 1\n    env:\n      bad-name: x\n    healthCheck: {path: rel}\n    mounts:\n      - {hostPath: /a, containerPath: b}\n",
+			[]FieldError{
+				{Path: "resources[0].env[bad-name]", Line: 7, Column: 17},
+				{Path: "resources[0].healthCheck.path", Line: 8, Column: 25},
+				{Path: "resources[0].mounts[0].containerPath", Line: 10, Column: 39},
+			}},
+		{"in the order of the text, not of the paths", header + "  - name: example.com/a\n    colour: red\n    count: 0\n  - name: kubernetes.io/b\n    count: 1\n",
+			[]FieldError{
+				{Path: "resources[0].colour", Line: 5, Column: 13},
+				{Path: "resources[0].count", Line: 6, Column: 12},
+				{Path: "resources[1].name", Line: 7, Column: 11},
+			}},
+		{"a parser error names the line at fault", header + "  - name: example.com/a\n    count: 2\n   env: {A: b}\n",
+			[]FieldError{{Line: 6}}},
+		{"an error at the end of the text names its last line", header + "  - name: example.com/a\n    env: {A: b\n",
+			[]FieldError{{Line: 5}}},
+		{"a scanner error names the line at fault", header + "  - name: example.com/a\n\tcount: 1\n",
+			[]FieldError{{Line: 5}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			got := Errors(err)
+			if len(got) != len(tc.want) {
+				t.Fatalf("want %d errors, got %d:\n%v", len(tc.want), len(got), err)
+			}
+			for i, w := range tc.want {
+				if got[i].Path != w.Path || got[i].Line != w.Line || got[i].Column != w.Column {
+					t.Errorf("error %d at %s, want %s: %s", i, got[i].Where(), w.Where(), got[i].Message)
+				}
+			}
+		})
+	}
 }

@@ -98,8 +98,15 @@ func checkExtendedResourceName(name string) string {
 	case strings.HasPrefix(name, requestsPrefix):
 		return fmt.Sprintf("%q starts with %q, which is reserved for quota names", name, requestsPrefix)
 	}
-	if why := checkQualifiedName(requestsPrefix + name); why != "" {
-		return fmt.Sprintf("%q is not an extended resource name (<DNS subdomain>/<name>): %s", name, strings.TrimPrefix(why, "prefix "))
+	// The kubelet checks "requests." + name as a qualified name: the domain
+	// must leave room for that prefix.
+	domain, _, _ := strings.Cut(name, "/")
+	why := checkQualifiedName(name)
+	if why == "" && len(domain) > maxSubdomain-len(requestsPrefix) {
+		why = fmt.Sprintf("the domain is %d characters; at most %d are allowed", len(domain), maxSubdomain-len(requestsPrefix))
+	}
+	if why != "" {
+		return fmt.Sprintf("%q is not an extended resource name (<domain>/<name>): %s", name, strings.TrimPrefix(why, "prefix "))
 	}
 	return ""
 }

@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"strings"
 	"text/template"
 	"text/template/parse"
@@ -127,18 +128,23 @@ func cleanTemplateErr(err error, name string) string {
 	s = strings.TrimPrefix(s, "template: ")
 	s = strings.TrimPrefix(s, name+":")
 	s = strings.ReplaceAll(s, fmt.Sprintf("executing %q ", name), "")
+	s = goTypeRe.ReplaceAllString(s, "there is no field .$1 here")
 	return strings.TrimSpace(s)
 }
+
+// goTypeRe finds text/template's mention of our Go types, which mean
+// nothing to someone writing a manifest.
+var goTypeRe = regexp.MustCompile(`can't evaluate field (\w+) in type [\w.*\[\]]+`)
 
 // explainExecErr turns an execution error on sample data into advice.
 func explainExecErr(err error, name string, perDevice bool) string {
 	s := cleanTemplateErr(err, name)
 	for _, field := range []string{"ID", "Index"} {
-		if strings.Contains(s, "can't evaluate field "+field+" ") && !perDevice {
+		if strings.Contains(s, "there is no field ."+field+" ") && !perDevice {
 			return fmt.Sprintf("does not render: .%s exists only where perDevice: true (per container use .IDs, .Count, .Resource, .Node): %s", field, s)
 		}
 	}
-	if strings.Contains(s, "can't evaluate field") {
+	if strings.Contains(s, "there is no field") {
 		return "does not render: " + s + " (fields are .Resource, .IDs, .Count, .Node; with perDevice: true also .ID, .Index)"
 	}
 	return "does not render on sample data: " + s

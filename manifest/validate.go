@@ -91,6 +91,12 @@ func fieldMessage(fe validator.FieldError) string {
 	case "min":
 		switch fe.Kind() {
 		case reflect.Slice, reflect.Map:
+			if fe.Field() == "resources" {
+				return "is empty: list at least one resource"
+			}
+			if fe.Param() == "1" {
+				return "must have at least 1 entry"
+			}
 			return fmt.Sprintf("must have at least %s entries", fe.Param())
 		}
 		return fmt.Sprintf("must be at least %s (got %v)", fe.Param(), fe.Value())

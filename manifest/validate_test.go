@@ -28,7 +28,8 @@ var validationCases = []struct {
 	{"name: name part starts with a dash", items("name: example.com/-x\ncount: 1"), errs("resources[0].name", `name part "-x" must use letters, digits`)},
 	{"name: name part of 63", items("name: example.com/" + strings.Repeat("n", 63) + "\ncount: 1\nidTemplate: \"n{{ .Index }}\""), nil},
 	{"name: name part of 64", items("name: example.com/" + strings.Repeat("n", 64) + "\ncount: 1\nidTemplate: \"n{{ .Index }}\""), errs("resources[0].name", "is 64 characters; at most 63")},
-	{"name: domain too long with requests.", items("name: " + strings.Repeat("d", 60) + "." + strings.Repeat("d", 60) + "." + strings.Repeat("d", 60) + "." + strings.Repeat("d", 60) + ".com/x\ncount: 1"), errs("resources[0].name", "characters; at most 253 are allowed")},
+	{"name: domain too long with requests.", items("name: " + strings.Repeat("d", 60) + "." + strings.Repeat("d", 60) + "." + strings.Repeat("d", 60) + "." + strings.Repeat("d", 60) + ".com/x\ncount: 1"), errs("resources[0].name", "is not an extended resource name (<domain>/<name>): the domain is 247 characters; at most 244 are allowed")},
+	{"name: an empty name part is quoted as written", items("name: example.com/\ncount: 1"), errs("resources[0].name", `"example.com/" is not an extended resource name (<domain>/<name>): "example.com/" has an empty name part`)},
 	{"name: not unique", items("name: example.com/a\ncount: 1", "name: example.com/b\ncount: 1", "name: example.com/a\nids: [z]"),
 		errs("resources[2].name", `"example.com/a" is already declared by resources[0]; resource names must be unique`)},
 
@@ -38,7 +39,7 @@ var validationCases = []struct {
 	{"neither count nor ids", items("name: example.com/a"), errs("resources[0].count", "is required: set count (1 or more) or ids")},
 	{"count 0", items("name: example.com/a\ncount: 0"), errs("resources[0].count", "must be at least 1 (got 0)")},
 	{"count negative", items("name: example.com/a\ncount: -3"), errs("resources[0].count", "must be at least 1 (got -3)")},
-	{"ids empty", items("name: example.com/a\nids: []"), errs("resources[0].ids", "must have at least 1 entries")},
+	{"ids empty", items("name: example.com/a\nids: []"), errs("resources[0].ids", "must have at least 1 entry")},
 	{"ids valid", items("name: example.com/a\nids: [gpu-0, \"GPU:1\", a.b_c~d, \"" + strings.Repeat("i", 63) + "\"]"), nil},
 	{"ids duplicate", items("name: example.com/a\nids: [p, q, p, q]"), []wantErr{
 		{"resources[0].ids[2]", `device ID "p" appears twice (also at index 0)`},
@@ -61,7 +62,7 @@ var validationCases = []struct {
 	{"idTemplate renders 64 characters", items("name: example.com/a\ncount: 11\nidTemplate: '" + strings.Repeat("i", 62) + "{{ .Index }}'"), errs("resources[0].idTemplate", "renders device 10 as an invalid ID")},
 	{"idTemplate renders empty", items("name: example.com/a\ncount: 1\nidTemplate: '{{ if false }}x{{ end }}'"), errs("resources[0].idTemplate", "renders device 0 as an invalid ID: must not be empty")},
 	{"idTemplate does not parse", items("name: example.com/a\ncount: 2\nidTemplate: 'x{{ .Index'"), errs("resources[0].idTemplate", "template does not parse")},
-	{"idTemplate unknown field", items("name: example.com/a\ncount: 2\nidTemplate: 'x{{ .ID }}'"), errs("resources[0].idTemplate", "can't evaluate field ID in type manifest.IDData (idTemplate sees .Index and .Resource)")},
+	{"idTemplate unknown field", items("name: example.com/a\ncount: 2\nidTemplate: 'x{{ .ID }}'"), errs("resources[0].idTemplate", "at <.ID>: there is no field .ID here (idTemplate sees .Index and .Resource)")},
 	{"default IDs too long", items("name: example.com/" + strings.Repeat("n", 62) + "\ncount: 10"), errs("resources[0].name", "default device IDs are <name part>-<index>, and \""+strings.Repeat("n", 62)+"-9\" is 64 characters; at most 63 are allowed; set idTemplate")},
 
 	// A bound on count checked before any ID is generated.
@@ -123,7 +124,7 @@ env:
   C: '{{ .Resource | upper | lower | replace "/" "_" | trimPrefix "example." | trimSuffix "_a" }}'
   D: '{{ printf "%s-%d" .Resource .Count }} {{ "" | default "none" }} {{ index .IDs 0 }}'
 mounts: [{hostPath: "/h/{{ .ID }}", containerPath: "/c/{{ .Index }}", perDevice: true}]`), nil},
-	{"template .Nope", items("name: example.com/a\ncount: 1\nenv: {A: '{{ .Nope }}'}"), errs("resources[0].env[A]", "can't evaluate field Nope in type manifest.ContainerData (fields are .Resource, .IDs, .Count, .Node; with perDevice: true also .ID, .Index)")},
+	{"template .Nope", items("name: example.com/a\ncount: 1\nenv: {A: '{{ .Nope }}'}"), errs("resources[0].env[A]", "at <.Nope>: there is no field .Nope here (fields are .Resource, .IDs, .Count, .Node; with perDevice: true also .ID, .Index)")},
 	{"template join without a separator", items("name: example.com/a\ncount: 1\nenv: {A: '{{ join .IDs }}'}"), errs("resources[0].env[A]", "does not render on sample data: 1:3: at <join>: wrong number of args for join: want 2 got 1")},
 	{"template .ID without perDevice", items("name: example.com/a\ncount: 1\nannotations: {a: '{{ .ID }}'}"), errs("resources[0].annotations[a]", ".ID exists only where perDevice: true")},
 	{"template .Index without perDevice", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: /h, containerPath: '/c/{{ .Index }}'}]"), errs("resources[0].mounts[0].containerPath", ".Index exists only where perDevice: true")},
@@ -155,7 +156,7 @@ mounts: [{hostPath: "/h/{{ .ID }}", containerPath: "/c/{{ .Index }}", perDevice:
 	{"healthCheck path relative", items("name: example.com/a\ncount: 2\nhealthCheck: {path: 'run/{{ .ID }}'}"), errs("resources[0].healthCheck.path", `for device "a-0", "run/a-0" is not an absolute path`)},
 	{"healthCheck literal path relative", items("name: example.com/a\ncount: 2\nhealthCheck: {path: run}"), errs("resources[0].healthCheck.path", `"run" is not an absolute path`)},
 	{"healthCheck path unclean for a later device", items("name: example.com/a\nids: [a, b, c, \"..\"]\nhealthCheck: {path: '/run/{{ .ID }}'}"), errs("resources[0].healthCheck.path", `for device "..", "/run/.." is not clean; write "/"`)},
-	{"healthCheck path template error", items("name: example.com/a\ncount: 2\nhealthCheck: {path: '/run/{{ .Nope }}'}"), errs("resources[0].healthCheck.path", "can't evaluate field Nope")},
+	{"healthCheck path template error", items("name: example.com/a\ncount: 2\nhealthCheck: {path: '/run/{{ .Nope }}'}"), errs("resources[0].healthCheck.path", "there is no field .Nope here")},
 	{"healthCheck interval too short", items("name: example.com/a\ncount: 2\nhealthCheck: {path: /x, interval: 99ms}"), errs("resources[0].healthCheck.interval", "99ms is out of range; use between 100ms and 1h0m0s")},
 	{"healthCheck interval too long", items("name: example.com/a\ncount: 2\nhealthCheck: {path: /x, interval: 2h}"), errs("resources[0].healthCheck.interval", "2h0m0s is out of range")},
 	{"healthCheck interval negative", items("name: example.com/a\ncount: 2\nhealthCheck: {path: /x, interval: -5s}"), errs("resources[0].healthCheck.interval", "-5s is out of range")},
@@ -164,6 +165,7 @@ mounts: [{hostPath: "/h/{{ .ID }}", containerPath: "/c/{{ .Index }}", perDevice:
 	{"topology numaNodes", items("name: example.com/a\ncount: 4\ntopology: {numaNodes: 4}"), nil},
 	{"topology nodeOf", items("name: example.com/a\nids: [p, q]\ntopology: {nodeOf: {p: 0, q: 1023}}"), nil},
 	{"topology numaNodes more than devices", items("name: example.com/a\ncount: 3\ntopology: {numaNodes: 4}"), errs("resources[0].topology.numaNodes", "4 NUMA nodes for 3 devices leaves some nodes empty; use at most 3")},
+	{"topology numaNodes for one device: singular", items("name: example.com/a\ncount: 1\ntopology: {numaNodes: 2}"), errs("resources[0].topology.numaNodes", "2 NUMA nodes for 1 device leaves some nodes empty; use at most 1")},
 	{"topology numaNodes negative", items("name: example.com/a\ncount: 3\ntopology: {numaNodes: -1}"), errs("resources[0].topology.numaNodes", "must be at least 1 (got -1)")},
 	{"topology numaNodes too many", items("name: example.com/a\ncount: 3\ntopology: {numaNodes: 1025}"), errs("resources[0].topology.numaNodes", "must be at most 1024 (got 1025)")},
 	{"topology empty", items("name: example.com/a\ncount: 3\ntopology: {}"), errs("resources[0].topology", "is empty; set numaNodes or nodeOf, or remove topology")},
@@ -187,9 +189,15 @@ mounts: [{hostPath: "/h/{{ .ID }}", containerPath: "/c/{{ .Index }}", perDevice:
 
 	// Clashes a pod asking for two resources would hit.
 	{"clash: env var", items("name: example.com/a\ncount: 1\nenv: {SHARED: x}", "name: example.com/b\ncount: 1\nenv: {SHARED: w, OWN: z}"),
-		errs("resources[1].env[SHARED]", `env var "SHARED" is also set by resources[0] (example.com/a); a pod asking for both would get only one of them`)},
-	{"clash: annotation key", items("name: example.com/a\ncount: 1\nannotations: {example.com/k: x}", "name: example.com/b\ncount: 1\nannotations: {example.com/k: x}"),
+		errs("resources[1].env[SHARED]", `env var "SHARED" is also set by resources[0] (example.com/a) to another value; a pod asking for both would get only one of them`)},
+	{"no clash: the same env value in two resources", items("name: example.com/a\ncount: 1\nenv: {LICENSE_SERVER: \"lic:27000\"}", "name: example.com/b\ncount: 1\nenv: {LICENSE_SERVER: \"lic:27000\"}"), nil},
+	{"clash: the same env template that renders per allocation", items("name: example.com/a\ncount: 1\nenv: {NUM: \"{{ .Count }}\"}", "name: example.com/b\ncount: 1\nenv: {NUM: \"{{ .Count }}\"}"),
+		errs("resources[1].env[NUM]", `env var "NUM" is also set by resources[0] (example.com/a) to another value`)},
+	{"clash: annotation key", items("name: example.com/a\ncount: 1\nannotations: {example.com/k: x}", "name: example.com/b\ncount: 1\nannotations: {example.com/k: z}"),
 		errs("resources[1].annotations[example.com/k]", `annotation "example.com/k" is also set by resources[0]`)},
+	{"no clash: the same annotation value", items("name: example.com/a\ncount: 1\nannotations: {example.com/k: x}", "name: example.com/b\ncount: 1\nannotations: {example.com/k: x}"), nil},
+	{"clash: the same mount path with the same host path", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: /a, containerPath: /opt/x}]", "name: example.com/b\ncount: 1\nmounts: [{hostPath: /a, containerPath: /opt/x}]"),
+		errs("resources[1].mounts[0].containerPath", `container path "/opt/x" is also set by resources[0]`)},
 	{"clash: mount containerPath", items("name: example.com/a\ncount: 1\nmounts: [{hostPath: /a, containerPath: /opt/x}]", "name: example.com/b\ncount: 1\nmounts: [{hostPath: /b, containerPath: /opt/x}]"),
 		errs("resources[1].mounts[0].containerPath", `container path "/opt/x" is also set by resources[0]`)},
 	{"clash: device containerPath", items("name: example.com/a\ncount: 1\ndevices: [{hostPath: /dev/null, containerPath: /dev/x}]", "name: example.com/b\ncount: 1\ndevices: [{hostPath: /dev/zero, containerPath: /dev/x}]"),
@@ -203,7 +211,7 @@ mounts: [{hostPath: "/h/{{ .ID }}", containerPath: "/c/{{ .Index }}", perDevice:
 	{"clash: per-device paths, reported once", items("name: example.com/a\ncount: 3\ndevices: [{hostPath: /dev/null, containerPath: '/dev/accel{{ .Index }}', perDevice: true}]", "name: example.com/b\ncount: 3\ndevices: [{hostPath: /dev/null, containerPath: '/dev/accel{{ .Index }}', perDevice: true}]"),
 		errs("resources[1].devices[0].containerPath", `container path "/dev/accel0" is also set by resources[0]`)},
 	{"no clash: same host path, different IDs", items("name: example.com/a\ncount: 3\nmounts: [{hostPath: /shared, containerPath: '/a/{{ .ID }}', perDevice: true}]", "name: example.com/b\ncount: 3\nmounts: [{hostPath: /shared, containerPath: '/b/{{ .ID }}', perDevice: true}]"), nil},
-	{"clash: reported against the first owner", items("name: example.com/a\ncount: 1\nenv: {X: x}", "name: example.com/b\ncount: 1\nenv: {X: x}", "name: example.com/c\ncount: 1\nenv: {X: x}"), []wantErr{
+	{"clash: reported against the first owner", items("name: example.com/a\ncount: 1\nenv: {X: x}", "name: example.com/b\ncount: 1\nenv: {X: w}", "name: example.com/c\ncount: 1\nenv: {X: z}"), []wantErr{
 		{"resources[1].env[X]", "is also set by resources[0]"},
 		{"resources[2].env[X]", "is also set by resources[0]"},
 	}},
