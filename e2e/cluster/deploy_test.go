@@ -210,7 +210,8 @@ func exampleManifests(t *testing.T) []string {
 // TestHelmExampleManifests installs every example manifest both ways the
 // chart takes one: the file's text (--set-file, kept verbatim, comments
 // and all) and a mapping in a values file. Either way the ConfigMap holds
-// the example.
+// the example. helm template renders NOTES.txt too (and fails when it
+// does not render), so the notes work with both forms as well.
 func TestHelmExampleManifests(t *testing.T) {
 	helm := requireBin(t, "helm")
 	for _, path := range exampleManifests(t) {
