@@ -86,23 +86,54 @@ clean:
 # Container image and the test on a real cluster. deploy/ holds the
 # kustomize base and the Helm chart; e2e/cluster/ the cluster tooling.
 
-IMAGE     ?= simple-device-plugin:dev
-IMAGE_TAR ?= bin/simple-device-plugin-image.tar
+# The image's name and tag; the tag is the version the binaries report.
+IMAGE           ?= simple-device-plugin:$(VERSION)
+# The platforms of the image index (OS/ARCH each).
+IMAGE_PLATFORMS ?= linux/amd64 linux/arm64
+# The OCI image layout holding the index (push it with crane or skopeo:
+# deploy/README.md).
+IMAGE_DIR       ?= bin/image
+# The same image, for this machine's platform only, as a docker-archive
+# tarball (docker load, podman load, ctr images import).
+IMAGE_TAR       ?= bin/simple-device-plugin-image.tar
+# The OCI label org.opencontainers.image.source: the repository the image
+# is built from, by default this clone's origin (no label without one).
+SOURCE          ?= $(shell git config --get remote.origin.url 2>/dev/null)
+# Where the binaries of the image go, one directory per platform.
+IMAGE_BIN_DIR   ?= bin
 
-.PHONY: image e2e-cluster
+IMAGE_BINS = $(foreach p,$(IMAGE_PLATFORMS),$(IMAGE_BIN_DIR)/$(subst /,-,$(p))/simple-device-plugin)
 
-# The image the Dockerfile builds, without Docker: the static binary on an
-# empty base (plus /etc/passwd and /etc/group), written as a docker-archive
-# tarball by e2e/cluster/cmd/mkimage (go-containerregistry, no registry).
-# Load it with `docker load -i`, `podman load -i` or
-# `ctr -n k8s.io images import`.
-image: build
+.PHONY: image chart-readme e2e-cluster FORCE
+
+# The image the Dockerfile builds, without Docker and for every platform of
+# IMAGE_PLATFORMS at once: a static binary per platform on an empty base
+# (plus /etc/passwd and /etc/group), assembled by e2e/cluster/cmd/mkimage
+# (go-containerregistry, no registry) into an image index, written as an
+# OCI image layout (IMAGE_DIR) and, for this machine, as a docker-archive
+# (IMAGE_TAR). Same binaries, same digests: every timestamp is fixed.
+image: $(IMAGE_BINS)
 	cd e2e/cluster && CGO_ENABLED=0 $(GO) build -trimpath -o _out/bin/mkimage ./cmd/mkimage
-	e2e/cluster/_out/bin/mkimage --tag $(IMAGE) --out $(IMAGE_TAR) \
-	  --add $(BIN)=/usr/local/bin/simple-device-plugin \
+	e2e/cluster/_out/bin/mkimage --tag $(IMAGE) --layout $(IMAGE_DIR) --out $(IMAGE_TAR) \
+	  $(addprefix --platform ,$(IMAGE_PLATFORMS)) \
+	  --add '$(IMAGE_BIN_DIR)/{os}-{arch}/simple-device-plugin=/usr/local/bin/simple-device-plugin' \
 	  --entrypoint /usr/local/bin/simple-device-plugin --user 65532:65532 \
 	  --label org.opencontainers.image.title=simple-device-plugin \
-	  --label org.opencontainers.image.version=$(VERSION)
+	  --label org.opencontainers.image.version=$(VERSION) \
+	  --label org.opencontainers.image.revision=$(REVISION) \
+	  $(if $(SOURCE),--label org.opencontainers.image.source=$(SOURCE))
+
+# A static binary per platform of the image. Always run (FORCE): go build
+# knows better than make what is stale, and VERSION may have changed.
+$(IMAGE_BIN_DIR)/%/simple-device-plugin: FORCE
+	CGO_ENABLED=0 GOOS=$(word 1,$(subst -, ,$*)) GOARCH=$(word 2,$(subst -, ,$*)) \
+	  $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ .
+FORCE:
+
+# The Helm chart's README.md, from its values.yaml and values.schema.json
+# (TestChartREADME fails when it is out of date).
+chart-readme:
+	cd e2e/cluster && $(GO) run ./cmd/chartreadme ../../deploy/helm/simple-device-plugin
 
 # A single-node cluster on loopback (containerd, etcd and Kubernetes built
 # from the Go module proxy), the deploy/ base installed on it and tested;

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"simple-device-plugin/e2e/cluster/internal/chartdoc"
 )
 
 // These tests need no cluster: they check that deploy/ is consistent — the
@@ -184,4 +186,432 @@ func keys[V any](m map[string]V) []string {
 		ks = append(ks, k)
 	}
 	return ks
+}
+
+// exampleManifests are the manifests in examples/ (pod-*.yaml are pods).
+func exampleManifests(t *testing.T) []string {
+	t.Helper()
+	all, err := filepath.Glob(repoRoot + "/examples/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var manifests []string
+	for _, p := range all {
+		if !strings.HasPrefix(filepath.Base(p), "pod-") {
+			manifests = append(manifests, p)
+		}
+	}
+	if len(manifests) < 2 {
+		t.Fatalf("examples/*.yaml: found %v, want the example manifests", manifests)
+	}
+	return manifests
+}
+
+// TestHelmExampleManifests installs every example manifest both ways the
+// chart takes one: the file's text (--set-file, kept verbatim, comments
+// and all) and a mapping in a values file. Either way the ConfigMap holds
+// the example. helm template renders NOTES.txt too (and fails when it
+// does not render), so the notes work with both forms as well.
+func TestHelmExampleManifests(t *testing.T) {
+	helm := requireBin(t, "helm")
+	for _, path := range exampleManifests(t) {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			text, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			example := readYAML(t, path)
+
+			got := configMapManifest(t, helmTemplate(t, helm, "--set-file", "manifest="+path))
+			if got != string(text) {
+				t.Errorf("--set-file: ConfigMap manifest.yaml is not the file as written:\n%s", got)
+			}
+			equalManifest(t, "--set-file", got, example)
+
+			values, err := yaml.Marshal(map[string]any{"manifest": example})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = configMapManifest(t, helmTemplate(t, helm, "-f", writeTemp(t, "values.yaml", string(values))))
+			equalManifest(t, "-f values", got, example)
+		})
+	}
+}
+
+// TestHelmSchemaRefuses: values.schema.json refuses bad values before any
+// template runs, naming the value.
+func TestHelmSchemaRefuses(t *testing.T) {
+	helm := requireBin(t, "helm")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // the path helm's error names
+	}{
+		{"count 0", []string{"--set", "manifest.resources[0].count=0"}, "at '/manifest/resources/0/count': minimum: got 0, want 1"},
+		{"count not a number", []string{"--set", "manifest.resources[0].count=four"}, "at '/manifest/resources/0/count'"},
+		{"resource name without a domain", []string{"--set", "manifest.resources[0].name=fpga"}, "at '/manifest/resources/0/name'"},
+		{"resource name in kubernetes.io", []string{"--set", "manifest.resources[0].name=kubernetes.io/fpga"}, "at '/manifest/resources/0/name'"},
+		{"resources empty", []string{"--set-json", "manifest.resources=[]"}, "at '/manifest/resources': minItems"},
+		{"unknown resource field", []string{"--set", "manifest.resources[0].name=example.com/a,manifest.resources[0].cuont=1"}, "at '/manifest/resources/0': additional properties 'cuont' not allowed"},
+		{"wrong apiVersion", []string{"--set", "manifest.apiVersion=v1"}, "at '/manifest/apiVersion'"},
+		{"empty ids", []string{"--set-json", `manifest.resources=[{"name":"example.com/a","ids":[]}]`}, "at '/manifest/resources/0/ids': minItems"},
+		{"logLevel", []string{"--set", "logLevel=bogus"}, "at '/logLevel': value must be one of 'debug', 'info', 'warn', 'error'"},
+		{"registration", []string{"--set", "registration=bogus"}, "at '/registration': value must be one of"},
+		{"logFormat", []string{"--set", "logFormat=xml"}, "at '/logFormat'"},
+		{"port", []string{"--set", "port=0"}, "at '/port'"},
+		{"pluginsRegistryDir relative", []string{"--set", "pluginsRegistryDir=plugins_registry"}, "at '/pluginsRegistryDir'"},
+		{"extraEnv without a name", []string{"--set", "extraEnv[0].value=x"}, "at '/extraEnv/0': missing property 'name'"},
+		{"nodeSelector not strings", []string{"--set", "nodeSelector.ssd=true"}, "at '/nodeSelector/ssd'"},
+		{"tolerations operator", []string{"--set", "tolerations[0].operator=Maybe"}, "at '/tolerations/0/operator'"},
+		{"a misspelt value", []string{"--set", "loglevel=debug"}, "additional properties 'loglevel' not allowed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := helmRefuses(t, helm, tc.args...)
+			if !strings.Contains(msg, "values don't meet the specifications of the schema") || !strings.Contains(msg, tc.want) {
+				t.Errorf("helm template %s: want the schema's error naming %q, got:\n%s", strings.Join(tc.args, " "), tc.want, msg)
+			}
+		})
+	}
+}
+
+// TestHelmStringManifestRefused: a manifest given as a string (what
+// --set-file gives) escapes the schema, so the chart's templates check it
+// by the same rules. Each bad manifest is refused both ways: as a string by
+// the templates (with their message), as a mapping by the schema.
+func TestHelmStringManifestRefused(t *testing.T) {
+	helm := requireBin(t, "helm")
+	const head = "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\n"
+	for _, tc := range []struct {
+		name, manifest string
+		want           string // the templates' message
+		schema         string // the schema's, for the same manifest as a mapping ("": no such mapping)
+	}{
+		{"count 0", head + "resources:\n  - name: example.com/a\n    count: 0\n",
+			"values.manifest: resources[0].count: must be at least 1, got 0", "/manifest/resources/0/count"},
+		{"count a fraction", head + "resources:\n  - name: example.com/a\n    count: 1.5\n",
+			"resources[0].count: must be a whole number, got 1.5", "/manifest/resources/0/count"},
+		{"count a string", head + "resources:\n  - name: example.com/a\n    count: \"4\"\n",
+			"resources[0].count: must be a whole number, got 4", "/manifest/resources/0/count"},
+		{"name without a domain", head + "resources:\n  - name: fpga\n",
+			`resources[0].name: "fpga" is not an extended resource name`, "/manifest/resources/0/name"},
+		{"name in kubernetes.io", head + "resources:\n  - name: kubernetes.io/fpga\n",
+			`resources[0].name: "kubernetes.io/fpga" is reserved`, "/manifest/resources/0/name"},
+		{"name in a kubernetes.io subdomain", head + "resources:\n  - name: gpu.kubernetes.io/a\n",
+			`is reserved`, "/manifest/resources/0/name"},
+		{"no name", head + "resources:\n  - count: 2\n",
+			"resources[0]: name is required", "missing property 'name'"},
+		{"resources empty", head + "resources: []\n",
+			"values.manifest: resources: must not be empty", "/manifest/resources"},
+		// As a mapping, Helm merges it with the default manifest, whose
+		// resources it then keeps: only the string form can lack them.
+		{"no resources", head,
+			"values.manifest: resources is required (fix the manifest", ""},
+		{"wrong apiVersion", "apiVersion: v1\nkind: Manifest\nresources:\n  - name: example.com/a\n",
+			"values.manifest: apiVersion: must be simple-device-plugin/v1alpha1, got v1", "/manifest/apiVersion"},
+		{"wrong kind", "apiVersion: simple-device-plugin/v1alpha1\nkind: ConfigMap\nresources:\n  - name: example.com/a\n",
+			"values.manifest: kind: must be Manifest, got ConfigMap", "/manifest/kind"},
+		{"unknown field", head + "resources:\n  - name: example.com/a\n    cuont: 2\n",
+			"resources[0].cuont: unknown field; the fields here are allocationPolicy, annotations,", "additional properties 'cuont' not allowed"},
+		{"ids empty", head + "resources:\n  - name: example.com/a\n    ids: []\n",
+			"resources[0].ids: must not be empty", "/manifest/resources/0/ids"},
+		{"id with a space", head + "resources:\n  - name: example.com/a\n    ids: [\"a b\"]\n",
+			`resources[0].ids[0]: "a b" is not a device ID`, "/manifest/resources/0/ids/0"},
+		{"env name", head + "resources:\n  - name: example.com/a\n    count: 1\n    env: {1X: y}\n",
+			`resources[0].env: "1X" is not an environment variable name`, "/manifest/resources/0/env"},
+		{"env value a number", head + "resources:\n  - name: example.com/a\n    count: 1\n    env: {X: 1}\n",
+			"resources[0].env[X]: must be a string, got a number", "/manifest/resources/0/env/X"},
+		{"mount without a containerPath", head + "resources:\n  - name: example.com/a\n    count: 1\n    mounts: [{hostPath: /x}]\n",
+			"resources[0].mounts[0]: containerPath is required", "missing property 'containerPath'"},
+		{"permissions", head + "resources:\n  - name: example.com/a\n    count: 1\n    devices: [{hostPath: /dev/null, containerPath: /dev/a, permissions: rwx}]\n",
+			"resources[0].devices[0].permissions: must be r, w and m", "/manifest/resources/0/devices/0/permissions"},
+		{"allocationPolicy", head + "resources:\n  - name: example.com/a\n    count: 1\n    allocationPolicy: random\n",
+			"resources[0].allocationPolicy: must be packed, spread or first, got random", "/manifest/resources/0/allocationPolicy"},
+		{"numaNodes", head + "resources:\n  - name: example.com/a\n    count: 1\n    topology: {numaNodes: 2000}\n",
+			"resources[0].topology.numaNodes: must be from 1 to 1024, got 2000", "/manifest/resources/0/topology/numaNodes"},
+		{"nodeOf", head + "resources:\n  - name: example.com/a\n    ids: [x]\n    topology: {nodeOf: {x: -1}}\n",
+			"resources[0].topology.nodeOf[x]: must be from 0 to 1023, got -1", "/manifest/resources/0/topology/nodeOf/x"},
+		{"preStartRequired", head + "resources:\n  - name: example.com/a\n    count: 1\n    preStartRequired: \"yes\"\n",
+			"resources[0].preStartRequired: must be true or false, got yes", "/manifest/resources/0/preStartRequired"},
+		{"healthCheck without a path", head + "resources:\n  - name: example.com/a\n    count: 1\n    healthCheck: {interval: 5s}\n",
+			"resources[0].healthCheck: path is required", "missing property 'path'"},
+		{"empty node glob", head + "resources:\n  - name: example.com/a\n    count: 1\n    nodes: [\"\"]\n",
+			"resources[0].nodes[0]: must not be empty", "/manifest/resources/0/nodes/0"},
+		{"not a mapping", "- name: example.com/a\n",
+			"values.manifest is not a YAML mapping", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := writeTemp(t, "manifest.yaml", tc.manifest)
+			msg := helmRefuses(t, helm, "--set-file", "manifest="+file)
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("--set-file: want the templates' message %q, got:\n%s", tc.want, msg)
+			}
+			if tc.schema == "" {
+				return
+			}
+			var m any
+			if err := yaml.Unmarshal([]byte(tc.manifest), &m); err != nil {
+				t.Fatal(err)
+			}
+			values, err := yaml.Marshal(map[string]any{"manifest": m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg = helmRefuses(t, helm, "-f", writeTemp(t, "values.yaml", string(values)))
+			if !strings.Contains(msg, "values don't meet the specifications of the schema") || !strings.Contains(msg, tc.schema) {
+				t.Errorf("-f values (a mapping): want the schema's error naming %q, got:\n%s", tc.schema, msg)
+			}
+		})
+	}
+}
+
+// TestHelmStringManifestAccepted: the templates' checks accept what the
+// plugin accepts, at the edges.
+func TestHelmStringManifestAccepted(t *testing.T) {
+	helm := requireBin(t, "helm")
+	const head = "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n  - name: example.com/a\n"
+	for _, tc := range []struct{ name, manifest string }{
+		{"an empty env whose entries are commented out", head + "    count: 2\n    env:\n      # A: b\n"},
+		{"a count of a million", head + "    count: 1000000\n"},
+		{"NUMA node 0 and the last", head + "    ids: [d0, d1]\n    topology: {nodeOf: {d0: 0, d1: 1023}}\n"},
+		{"upper-case annotation key", head + "    count: 1\n    annotations: {Example.com/Key: v}\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := writeTemp(t, "manifest.yaml", tc.manifest)
+			if got := configMapManifest(t, helmTemplate(t, helm, "--set-file", "manifest="+file)); got != tc.manifest {
+				t.Errorf("ConfigMap manifest.yaml:\n%s\nwant the file as written:\n%s", got, tc.manifest)
+			}
+		})
+	}
+}
+
+// TestHelmValuesRendered: each value ends up where it should in the
+// objects.
+func TestHelmValuesRendered(t *testing.T) {
+	helm := requireBin(t, "helm")
+	for _, tc := range []struct {
+		name, values string
+		check        func(t *testing.T, objs map[string]*unstructured.Unstructured)
+	}{
+		{"defaults", "", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			c := container(t, objs, "sdp-simple-device-plugin")
+			wantEnv(t, c, "SDP_LOG_LEVEL", "info")
+			wantEnv(t, c, "SDP_REGISTRATION", "kubelet-socket")
+			wantEnv(t, c, "SDP_PLUGINS_REGISTRY_DIR", "")
+			wantField(t, podSpec(t, objs, "sdp-simple-device-plugin"), nil, "nodeSelector")
+			if vs := volumes(t, objs, "sdp-simple-device-plugin"); vs["plugins-registry"] != nil {
+				t.Errorf("plugins_registry mounted with registration kubelet-socket: %v", vs["plugins-registry"])
+			}
+		}},
+		{"nameOverride", "nameOverride: sdpx\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			for _, key := range []string{"ServiceAccount/sdp-sdpx", "ConfigMap/sdp-sdpx", "DaemonSet/sdp-sdpx"} {
+				if objs[key] == nil {
+					t.Errorf("no %s in %v", key, keys(objs))
+				}
+			}
+			ds := objs["DaemonSet/sdp-sdpx"]
+			wantField(t, ds.Object, "sdpx", "metadata", "labels", "app.kubernetes.io/name")
+			wantField(t, ds.Object, "sdpx", "spec", "selector", "matchLabels", "app.kubernetes.io/name")
+			wantField(t, ds.Object, "sdpx", "spec", "template", "metadata", "labels", "app.kubernetes.io/name")
+		}},
+		{"fullnameOverride", "fullnameOverride: plugins\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			for _, key := range []string{"ServiceAccount/plugins", "ConfigMap/plugins", "DaemonSet/plugins"} {
+				if objs[key] == nil {
+					t.Errorf("no %s in %v", key, keys(objs))
+				}
+			}
+			spec := podSpec(t, objs, "plugins")
+			wantField(t, spec, "plugins", "serviceAccountName")
+			wantField(t, volumes(t, objs, "plugins")["manifest"], "plugins", "configMap", "name")
+		}},
+		{"logLevel and logFormat", "logLevel: debug\nlogFormat: text\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			c := container(t, objs, "sdp-simple-device-plugin")
+			wantEnv(t, c, "SDP_LOG_LEVEL", "debug")
+			wantEnv(t, c, "SDP_LOG_FORMAT", "text")
+		}},
+		{"registration plugins-registry", "registration: plugins-registry\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			wantPluginsRegistry(t, objs, "plugins-registry", "/var/lib/kubelet/plugins_registry")
+		}},
+		{"registration auto in another directory", "registration: auto\npluginsRegistryDir: /var/lib/k/plugins_registry\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			wantPluginsRegistry(t, objs, "auto", "/var/lib/k/plugins_registry")
+		}},
+		{"extraEnv", "extraEnv:\n  - {name: HTTP_PROXY, value: \"http://proxy:3128\"}\n  - name: POD\n    valueFrom: {fieldRef: {fieldPath: metadata.name}}\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			env, _, _ := unstructured.NestedSlice(container(t, objs, "sdp-simple-device-plugin"), "env")
+			want := []any{
+				map[string]any{"name": "HTTP_PROXY", "value": "http://proxy:3128"},
+				map[string]any{"name": "POD", "valueFrom": map[string]any{"fieldRef": map[string]any{"fieldPath": "metadata.name"}}},
+			}
+			if len(env) < 3 || !reflect.DeepEqual(env[len(env)-2:], want) {
+				t.Errorf("env = %v, want it to end with %v", env, want)
+			}
+		}},
+		{"nodeSelector", "nodeSelector: {disk: ssd}\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			wantField(t, podSpec(t, objs, "sdp-simple-device-plugin"), map[string]any{"disk": "ssd"}, "nodeSelector")
+		}},
+		{"affinity", "affinity:\n  nodeAffinity:\n    requiredDuringSchedulingIgnoredDuringExecution:\n      nodeSelectorTerms:\n        - matchExpressions: [{key: pool, operator: In, values: [fpga]}]\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			want := map[string]any{"nodeAffinity": map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{
+				"nodeSelectorTerms": []any{map[string]any{"matchExpressions": []any{
+					map[string]any{"key": "pool", "operator": "In", "values": []any{"fpga"}},
+				}}},
+			}}}
+			wantField(t, podSpec(t, objs, "sdp-simple-device-plugin"), want, "affinity")
+		}},
+		{"tolerations", "tolerations: [{key: dedicated, operator: Equal, value: fpga, effect: NoSchedule}]\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			want := []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "fpga", "effect": "NoSchedule"}}
+			wantField(t, podSpec(t, objs, "sdp-simple-device-plugin"), want, "tolerations")
+		}},
+		{"no tolerations and no priority class", "tolerations: []\npriorityClassName: \"\"\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			spec := podSpec(t, objs, "sdp-simple-device-plugin")
+			wantField(t, spec, nil, "tolerations")
+			wantField(t, spec, nil, "priorityClassName")
+		}},
+		{"priorityClassName", "priorityClassName: devices\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			wantField(t, podSpec(t, objs, "sdp-simple-device-plugin"), "devices", "priorityClassName")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.check(t, helmTemplate(t, helm, "-f", writeTemp(t, "values.yaml", tc.values)))
+		})
+	}
+}
+
+// TestChartREADME: the chart's README.md is what `make chart-readme`
+// writes from values.yaml and values.schema.json.
+func TestChartREADME(t *testing.T) {
+	want, err := chartdoc.Generate(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(chartDir + "/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s/README.md is out of date with values.yaml and values.schema.json: run make chart-readme", chartDir)
+	}
+}
+
+func wantPluginsRegistry(t *testing.T, objs map[string]*unstructured.Unstructured, registration, dir string) {
+	t.Helper()
+	c := container(t, objs, "sdp-simple-device-plugin")
+	wantEnv(t, c, "SDP_REGISTRATION", registration)
+	wantEnv(t, c, "SDP_PLUGINS_REGISTRY_DIR", dir)
+	mounts, _, _ := unstructured.NestedSlice(c, "volumeMounts")
+	found := false
+	for _, m := range mounts {
+		if m := m.(map[string]any); m["name"] == "plugins-registry" {
+			found = true
+			wantField(t, m, dir, "mountPath")
+		}
+	}
+	if !found {
+		t.Errorf("no plugins-registry volumeMount in %v", mounts)
+	}
+	v := volumes(t, objs, "sdp-simple-device-plugin")["plugins-registry"]
+	wantField(t, v, map[string]any{"path": dir, "type": "Directory"}, "hostPath")
+}
+
+// helmTemplate renders the chart as release sdp with args and returns its
+// objects by "Kind/name".
+func helmTemplate(t *testing.T, helm string, args ...string) map[string]*unstructured.Unstructured {
+	t.Helper()
+	return byKindName(t, mustRun(context.Background(), t, helm, append([]string{"template", "sdp", chartDir}, args...)...))
+}
+
+// helmRefuses renders the chart with args, which must fail, and returns
+// helm's message.
+func helmRefuses(t *testing.T, helm string, args ...string) string {
+	t.Helper()
+	out, err := run(context.Background(), t, helm, append([]string{"template", "sdp", chartDir}, args...)...)
+	if err == nil {
+		t.Fatalf("helm template %s: rendered, want it refused:\n%s", strings.Join(args, " "), out)
+	}
+	return err.Error()
+}
+
+func configMapManifest(t *testing.T, objs map[string]*unstructured.Unstructured) string {
+	t.Helper()
+	cm := objs["ConfigMap/sdp-simple-device-plugin"]
+	if cm == nil {
+		t.Fatalf("no ConfigMap sdp-simple-device-plugin in %v", keys(objs))
+	}
+	text, ok, _ := unstructured.NestedString(cm.Object, "data", "manifest.yaml")
+	if !ok {
+		t.Fatalf("ConfigMap has no manifest.yaml: %v", cm.Object["data"])
+	}
+	return text
+}
+
+func equalManifest(t *testing.T, how, text string, want map[string]any) {
+	t.Helper()
+	var got map[string]any
+	if err := yaml.Unmarshal([]byte(text), &got); err != nil {
+		t.Fatalf("%s: ConfigMap manifest.yaml: %v", how, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s: ConfigMap manifest.yaml differs from the example:\n%s", how, text)
+	}
+}
+
+func podSpec(t *testing.T, objs map[string]*unstructured.Unstructured, name string) map[string]any {
+	t.Helper()
+	ds := objs["DaemonSet/"+name]
+	if ds == nil {
+		t.Fatalf("no DaemonSet %s in %v", name, keys(objs))
+	}
+	spec, _, _ := unstructured.NestedMap(ds.Object, "spec", "template", "spec")
+	return spec
+}
+
+func container(t *testing.T, objs map[string]*unstructured.Unstructured, name string) map[string]any {
+	t.Helper()
+	cs, _, _ := unstructured.NestedSlice(podSpec(t, objs, name), "containers")
+	if len(cs) != 1 {
+		t.Fatalf("DaemonSet %s has %d containers, want 1", name, len(cs))
+	}
+	return cs[0].(map[string]any)
+}
+
+// volumes are the pod's volumes by name.
+func volumes(t *testing.T, objs map[string]*unstructured.Unstructured, name string) map[string]map[string]any {
+	t.Helper()
+	vs, _, _ := unstructured.NestedSlice(podSpec(t, objs, name), "volumes")
+	out := map[string]map[string]any{}
+	for _, v := range vs {
+		v := v.(map[string]any)
+		out[v["name"].(string)] = v
+	}
+	return out
+}
+
+// wantEnv checks the container's env var name has the value ("": absent).
+func wantEnv(t *testing.T, c map[string]any, name, value string) {
+	t.Helper()
+	env, _, _ := unstructured.NestedSlice(c, "env")
+	got := ""
+	for _, e := range env {
+		if e := e.(map[string]any); e["name"] == name {
+			got, _ = e["value"].(string)
+		}
+	}
+	if got != value {
+		t.Errorf("env %s = %q, want %q", name, got, value)
+	}
+}
+
+// wantField checks obj's field at path (nil: absent).
+func wantField(t *testing.T, obj map[string]any, want any, path ...string) {
+	t.Helper()
+	got, _, _ := unstructured.NestedFieldNoCopy(obj, path...)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf(".%s = %v, want %v", strings.Join(path, "."), got, want)
+	}
+}
+
+func writeTemp(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

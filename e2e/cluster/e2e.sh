@@ -61,7 +61,7 @@ trap 'exit 130' INT TERM
 
 phase "build plugin" make -C "$REPO" build
 phase "build cluster binaries" "$HERE/build.sh"
-phase "deploy checks (helm, kustomize)" bash -c "set -o pipefail; cd '$HERE' && '$GO' test -count=1 -run 'TestDeploy|TestHelm' -v . 2>&1 | grep -Ev '^=== (RUN|PAUSE|CONT)'"
+phase "deploy checks (helm, kustomize, image)" bash -c "set -o pipefail; cd '$HERE' && '$GO' test -count=1 -run 'TestDeploy|TestHelm|TestChart|TestImage' -v . ./internal/... 2>&1 | grep -Ev '^=== (RUN|PAUSE|CONT)'"
 phase "compile cluster test" bash -c "cd '$HERE' && '$GO' test -c -o _out/bin/cluster.test ."
 
 CLUSTER_STARTED=1
