@@ -211,6 +211,17 @@ func completeChoices(cmd *cobra.Command) {
 	}
 }
 
+// The node's CDI spec dirs, as containerd and CRI-O read them.
+const defaultCDISpecDir = "/var/run/cdi"
+
+var defaultCDIRegistry = []string{"/etc/cdi", "/var/run/cdi"}
+
+// addCDIRegistryFlag is --cdi-registry-dirs: the dirs CDI names are
+// resolved in; "" checks nothing.
+func addCDIRegistryFlag(fs *pflag.FlagSet) *[]string {
+	return fs.StringSlice("cdi-registry-dirs", defaultCDIRegistry, "the node's CDI spec `DIRS`, comma-separated: a device whose CDI names resolve in none of them is Unhealthy; \"\" checks nothing")
+}
+
 // nodeNameDefault is the node name when no flag or SDP_NODE_NAME sets it:
 // NODE_NAME, which a DaemonSet sets from the downward API.
 func nodeNameDefault() string {

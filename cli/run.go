@@ -27,6 +27,8 @@ type runOptions struct {
 	registration                         *string
 	poll                                 *time.Duration
 	log                                  logFlags
+	cdiSpecDir                           *string
+	cdiRegistry                          *[]string
 }
 
 func addRunFlags(fs *pflag.FlagSet) *runOptions {
@@ -38,6 +40,8 @@ func addRunFlags(fs *pflag.FlagSet) *runOptions {
 		registryDir:  fs.String("plugins-registry-dir", "", "the kubelet's plugin watcher `DIR` (default plugins_registry beside --device-plugin-dir)"),
 		poll:         newDuration(fs, "poll", 5*time.Second, 100*time.Millisecond, time.Hour, "safety-net re-check behind file events"),
 		listen:       &addressValue{":8080"},
+		cdiSpecDir:   fs.String("cdi-spec-dir", defaultCDISpecDir, "the `DIR` for the CDI specs of resources with cdi.spec"),
+		cdiRegistry:  addCDIRegistryFlag(fs),
 	}
 	fs.Var(o.listen, "listen", "`ADDR` of /healthz, /readyz and /metrics; \"\" for none")
 	o.log = addLogFlags(fs, "info")
@@ -99,7 +103,8 @@ func runCommand(cmd *cobra.Command, args []string, o *runOptions) error {
 		return err
 	}
 
-	h := host.New(host.Config{DevicePluginDir: *o.dir, PluginsRegistryDir: registryDir, Registration: mode, NodeName: nodeName, Logger: log, PollInterval: *o.poll})
+	h := host.New(host.Config{DevicePluginDir: *o.dir, PluginsRegistryDir: registryDir, Registration: mode, NodeName: nodeName, Logger: log, PollInterval: *o.poll,
+		CDISpecDir: *o.cdiSpecDir, CDIRegistryDirs: *o.cdiRegistry})
 	log.Info("starting", "version", versionInfo().Version, "manifest", name, "hash", m.Hash, "resources", len(m.Resources),
 		"devices", m.TotalDevices(), "registration", string(mode), "socket_dir", socketDir, "node", nodeName)
 	if path == "-" {

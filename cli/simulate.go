@@ -34,12 +34,13 @@ cannot be met.`,
 	nodeName := fs.String("node-name", "", "the node `NAME` to simulate, for .Node and nodes: (default $NODE_NAME)")
 	output := newChoice(fs, "output", "o", "text", "output format", "text", "yaml", "json")
 	logs := addLogFlags(fs, "error")
+	cdiRegistry := addCDIRegistryFlag(fs)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		path, err := manifestArg(cmd, args, *manifestFlag)
 		if err != nil {
 			return err
 		}
-		opts := simulate.Options{Containers: *containers, NodeName: *nodeName, Logger: logs.logger(cmd.ErrOrStderr())}
+		opts := simulate.Options{Containers: *containers, NodeName: *nodeName, Logger: logs.logger(cmd.ErrOrStderr()), CDIRegistryDirs: *cdiRegistry}
 		if opts.NodeName == "" {
 			opts.NodeName = nodeNameDefault()
 		}

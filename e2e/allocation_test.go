@@ -159,7 +159,14 @@ func diffLines(got, want []string) string {
 // and a request beyond what is left is refused by the kubelet while the
 // host keeps serving.
 func TestPodWithMixedResources(t *testing.T) {
-	k, h, counts := serve(t, allocationManifest)
+	k := startKubelet(t)
+	// The vendor's spec that the manifest's cdiDevices name: without it
+	// the devices would be Unhealthy.
+	writeVendorSpec(t, "e2e.example.com/fpga", "fpga-0", "fpga-1", "fpga-2", "fpga-3")
+	writeVendorSpec(t, "e2e.example.com/seat", "pool")
+	counts := manifestCounts(t, []byte(allocationManifest))
+	h := startHost(t, writeManifest(t, allocationManifest))
+	k.registeredAll(t, counts)
 
 	requests := map[string]map[string]int64{
 		"trainer": {fpga: 2, seat: 1, share: 3},

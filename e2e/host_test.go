@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,6 +116,9 @@ func startHost(t testing.TB, manifestPath string, extra ...string) *host {
 		"--listen", h.listen,
 		"--log-format", "json",
 		"--node-name", nodeName,
+	}
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--cdi-") }) {
+		args = append(args, "--cdi-spec-dir", cdiSpecDir, "--cdi-registry-dirs", cdiStaticDir+","+cdiSpecDir)
 	}
 	h.cmd = exec.Command(bin, append(args, extra...)...)
 	h.cmd.Env = hermeticEnv()

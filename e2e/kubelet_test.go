@@ -97,6 +97,15 @@ func (sourcesReady) AllReady() bool   { return true }
 // so one test's kubelet state never leaks into the next.
 func cleanPluginDir(t testing.TB) {
 	t.Helper()
+	// The CDI dirs too: each test starts from a node without specs.
+	for _, dir := range []string{cdiSpecDir, cdiStaticDir} {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatalf("clean %s: %v", dir, err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatalf("make %s: %v", dir, err)
+		}
+	}
 	entries, err := os.ReadDir(pluginDir)
 	if os.IsNotExist(err) {
 		return

@@ -28,6 +28,9 @@ const (
 	kubeletDir = "/var/lib/kubelet"
 	// pluginDir is the kubelet's device plugin directory (pluginapi.DevicePluginPath).
 	pluginDir = kubeletDir + "/device-plugins"
+	// The node's CDI dirs, as /var/run/cdi and /etc/cdi, on the tmpfs too.
+	cdiSpecDir   = kubeletDir + "/cdi/run"
+	cdiStaticDir = kubeletDir + "/cdi/etc"
 
 	// inNamespaceEnv marks the re-executed test binary.
 	inNamespaceEnv = "SDP_E2E_IN_NAMESPACE"

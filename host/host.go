@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"simple-device-plugin/cdi"
 	"simple-device-plugin/manifest"
 )
 
@@ -43,6 +44,14 @@ type Config struct {
 	// NUMANodesFile lists the machine's NUMA nodes, to warn about
 	// topologies the kubelet cannot align; unreadable means no warning.
 	NUMANodesFile string
+	// CDISpecDir receives the CDI specs of resources with cdi.spec
+	// (/var/run/cdi); empty refuses such resources.
+	CDISpecDir string
+	// CDIRegistryDirs are the node's CDI spec dirs (/etc/cdi,
+	// /var/run/cdi), against which the CDI names of cdiDevices are
+	// resolved; a device whose names do not resolve is Unhealthy. Empty
+	// checks nothing.
+	CDIRegistryDirs []string
 }
 
 // Registration is how plugins make themselves known to the kubelet.
@@ -90,6 +99,9 @@ type Host struct {
 	noNodeName []string // resources with nodes: not served for want of a node name
 
 	machineNUMA []int // the machine's NUMA nodes; nil if unknown
+
+	cdiDir      *cdi.Dir      // where specs of cdi.spec resources go; nil without CDISpecDir
+	cdiRegistry *cdi.Registry // the node's CDI specs; nil without CDIRegistryDirs
 
 	reg struct { // the registration connection shared by every plugin
 		mu  sync.Mutex
@@ -155,6 +167,10 @@ func (h *Host) Run(ctx context.Context, m *manifest.Manifest) error {
 	h.group, h.groupCtx = g, gctx
 	h.mu.Unlock()
 
+	if err := h.openCDI(m); err != nil {
+		return err
+	}
+	defer h.closeCDI()
 	g.Go(func() error { return h.watchDir(gctx) })
 	if _, err := h.Apply(m); err != nil {
 		return err
@@ -230,6 +246,9 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 		<-p.done
 		h.metrics.forget(p.name)
 		p.log.Info("resource removed: sent an empty device list, stopped, removed its socket", "socket", p.socketPath)
+		if p.snapshot().res.CDIKind() != "" {
+			h.removeSpec(p.name)
+		}
 	}
 
 	h.mu.Lock()
@@ -247,7 +266,15 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 		case p.snapshot().res.SameSpec(r):
 			res.Unchanged = append(res.Unchanged, r.Name)
 		default:
+			p.specMu.Lock()
+			if err := p.applySpec(r); err != nil {
+				p.specMu.Unlock()
+				p.log.Error("cannot apply the reload: still serving the last good device list; retrying", "err", err)
+				res.Updated = append(res.Updated, r.Name)
+				continue
+			}
 			devicesChanged, reregister := p.update(r)
+			p.specMu.Unlock()
 			if devicesChanged {
 				h.warnUnknownNUMANodes(r)
 			}

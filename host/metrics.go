@@ -23,6 +23,8 @@ type Metrics struct {
 	manifestInfo     *prometheus.GaugeVec   // hash
 	manifestGen      prometheus.Gauge
 	resources        prometheus.Gauge
+	cdiSpecWrites    *prometheus.CounterVec // resource, result
+	cdiUnresolved    *prometheus.GaugeVec   // resource, cdi_device
 }
 
 // NewMetrics creates the metrics on a fresh registry, with the Go and
@@ -55,6 +57,8 @@ func NewMetrics() *Metrics {
 		manifestInfo:   gauges("sdp_manifest_info", "1 for the hash of the manifest being served.", "hash"),
 		manifestGen:    f.NewGauge(prometheus.GaugeOpts{Name: "sdp_manifest_generation", Help: "Count of manifests applied since start (1 = the first)."}),
 		resources:      f.NewGauge(prometheus.GaugeOpts{Name: "sdp_resources", Help: "Resources served on this node."}),
+		cdiSpecWrites:  counters("sdp_cdi_spec_writes_total", "Writes of generated CDI specs, by resource and result (ok, error).", "resource", "result"),
+		cdiUnresolved:  gauges("sdp_cdi_unresolved", "1 for each CDI device a resource hands out that no spec on the node defines; its devices are Unhealthy.", "resource", "cdi_device"),
 	}
 	// Make the reload counters visible at zero.
 	for _, r := range []string{reloadApplied, reloadUnchanged, reloadInvalid} {
@@ -72,10 +76,10 @@ const (
 
 // forget drops every series of a resource that is no longer served.
 func (m *Metrics) forget(resource string) {
-	for _, v := range []*prometheus.GaugeVec{m.devices, m.registered} {
+	for _, v := range []*prometheus.GaugeVec{m.devices, m.registered, m.cdiUnresolved} {
 		v.DeletePartialMatch(prometheus.Labels{"resource": resource})
 	}
-	for _, v := range []*prometheus.CounterVec{m.allocations, m.allocationErrors, m.preferredCalls, m.registrations, m.restarts} {
+	for _, v := range []*prometheus.CounterVec{m.allocations, m.allocationErrors, m.preferredCalls, m.registrations, m.restarts, m.cdiSpecWrites} {
 		v.DeletePartialMatch(prometheus.Labels{"resource": resource})
 	}
 }

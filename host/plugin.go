@@ -28,6 +28,12 @@ type Plugin struct {
 	mu      sync.Mutex    // guards changed, probe
 	changed chan struct{} // closed and replaced whenever state changes
 	probe   []bool        // unhealthy by device index, from the health check; nil if none
+	cdiBad  []bool        // unhealthy by device index: a CDI name that does not resolve; nil if none
+
+	specMu         sync.Mutex         // one spec write and the update it allows at a time
+	pendingSpec    *manifest.Resource // a reload waiting for its CDI spec to be written
+	unresolved     []string           // CDI names that do not resolve
+	unresolvedSeen bool               // the last check found some: say when they resolve
 
 	check      chan struct{} // something on disk may have changed: re-check the session
 	healthWake chan struct{} // the resource changed: probe its health check now
@@ -71,6 +77,10 @@ func newPlugin(h *Host, res *manifest.Resource) *Plugin {
 		mPreferred:   h.metrics.preferredCalls.WithLabelValues(res.Name),
 		mRegistered:  h.metrics.registered.WithLabelValues(res.Name),
 	}
+	bad, missing := h.unresolvedCDI(res)
+	p.cdiBad = bad
+	p.setUnresolvedMetric(missing)
+	p.logUnresolved(bad, missing)
 	p.publish(res) // p is not shared yet: no lock needed
 	return p
 }
@@ -87,7 +97,7 @@ func (p *Plugin) watch() (*snapshot, <-chan struct{}) {
 // publish swaps in a snapshot of res with the current health, waking every
 // ListAndWatch stream. p.mu is held.
 func (p *Plugin) publish(res *manifest.Resource) {
-	s := buildSnapshot(res, p.probe)
+	s := buildSnapshot(res, p.probe, p.cdiBad)
 	p.state.Store(s)
 	close(p.changed)
 	p.changed = make(chan struct{})
@@ -100,9 +110,16 @@ func (p *Plugin) publish(res *manifest.Resource) {
 func (p *Plugin) update(res *manifest.Resource) (devicesChanged, reregister bool) {
 	old := p.snapshot().res
 	devicesChanged, reregister = !old.SameDevices(res), !old.SameRegistration(res)
+	cdiBad, unresolved := p.host.unresolvedCDI(res)
 	p.mu.Lock()
 	if devicesChanged {
 		p.probe = nil // a new device list: the health check starts over
+	}
+	changedCDI := !slices.Equal(p.unresolved, unresolved)
+	p.cdiBad = cdiBad
+	p.setUnresolvedMetric(unresolved)
+	if changedCDI {
+		p.logUnresolved(cdiBad, unresolved)
 	}
 	p.publish(res)
 	p.mu.Unlock()
@@ -130,7 +147,7 @@ func (p *Plugin) setProbe(res *manifest.Resource, unhealthy []bool) bool {
 	return true
 }
 
-func buildSnapshot(res *manifest.Resource, probe []bool) *snapshot {
+func buildSnapshot(res *manifest.Resource, probe, cdiBad []bool) *snapshot {
 	s := &snapshot{
 		res:       res,
 		unhealthy: make([]bool, len(res.IDs)),
@@ -145,7 +162,7 @@ func buildSnapshot(res *manifest.Resource, probe []bool) *snapshot {
 				s.topology = append(s.topology, &pluginapi.TopologyInfo{Nodes: []*pluginapi.NUMANode{{ID: int64(len(s.topology))}}})
 			}
 		}
-		bad := res.StaticUnhealthy(id) || (i < len(probe) && probe[i])
+		bad := res.StaticUnhealthy(id) || (i < len(probe) && probe[i]) || (i < len(cdiBad) && cdiBad[i])
 		s.unhealthy[i] = bad
 		if !bad {
 			s.healthy++

@@ -22,15 +22,28 @@ const (
 // runs beside it, so a probe stuck on a hung mount stalls that resource's
 // health only; the plugin is done when both have stopped.
 func (p *Plugin) run(ctx context.Context) {
-	health := make(chan struct{})
+	health, cdiDone := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(health)
 		p.runHealth(ctx)
 	}()
+	go func() {
+		defer close(cdiDone)
+		p.runCDI(ctx)
+	}()
 	defer func() {
 		<-health
+		<-cdiDone
 		close(p.done)
 	}()
+	// The spec first: a pod the kubelet admits once the resource is
+	// registered must find its CDI devices defined.
+	if p.snapshot().res.CDIKind() != "" {
+		if !p.writeSpecUntilDone(ctx) {
+			return
+		}
+		p.checkCDI(p.snapshot().res)
+	}
 	bo := p.host.cfg.Backoff
 	for {
 		started := time.Now()

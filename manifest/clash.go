@@ -30,6 +30,25 @@ func checkAcrossResources(spec Spec, compiled []*Resource, errs *ErrorList) {
 		sockets[sock] = i
 	}
 
+	// The CDI cache drops a device that two specs define: one kind, one
+	// resource.
+	kinds := map[string]*Resource{}
+	for _, r := range compiled {
+		if r.cdiKind == "" {
+			continue
+		}
+		if o, dup := kinds[r.cdiKind]; dup {
+			field := fmt.Sprintf("resources[%d].cdi.kind", r.specIndex)
+			if r.Spec.CDI.Kind == "" {
+				field = fmt.Sprintf("resources[%d].cdi.spec", r.specIndex)
+			}
+			errs.add(field, "CDI kind %q is also the kind of resources[%d] (%s); the runtime drops a CDI device two specs define, so give each resource its own cdi.kind",
+				r.cdiKind, o.specIndex, o.Name)
+			continue
+		}
+		kinds[r.cdiKind] = r
+	}
+
 	// Mounts and device nodes share the container's file system, so they
 	// share one namespace.
 	type setter struct {

@@ -6,6 +6,8 @@ import (
 	"path"
 	"regexp"
 	"strings"
+
+	"tags.cncf.io/container-device-interface/pkg/parser"
 )
 
 // These rules restate what Kubernetes and the CDI spec accept, so a manifest
@@ -15,9 +17,6 @@ var (
 	dns1123LabelRe   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	qualifiedNamePRe = regexp.MustCompile(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`)
 	envNameRe        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	cdiVendorRe      = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9_.-]*[A-Za-z0-9])?$`)
-	cdiClassRe       = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9_-]*[A-Za-z0-9])?$`)
-	cdiDeviceRe      = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?$`)
 )
 
 const (
@@ -148,7 +147,7 @@ func checkDeviceID(id string) string {
 }
 
 // checkCDIName returns why s is not a fully qualified CDI device name
-// (vendor/class=name, per the CDI specification), or "".
+// (vendor/class=name), each part by the CDI library's rules, or "".
 func checkCDIName(s string) string {
 	const form = "write vendor.com/class=name"
 	slash := strings.IndexByte(s, '/')
@@ -157,13 +156,10 @@ func checkCDIName(s string) string {
 		return fmt.Sprintf("%q is not a fully qualified CDI name; %s", s, form)
 	}
 	vendor, class, device := s[:slash], s[slash+1:eq], s[eq+1:]
-	switch {
-	case !cdiVendorRe.MatchString(vendor):
-		return fmt.Sprintf("%q: vendor %q must start with a letter, end with a letter or digit, and use letters, digits, '_', '.', '-'; %s", s, vendor, form)
-	case !cdiClassRe.MatchString(class):
-		return fmt.Sprintf("%q: class %q must start with a letter, end with a letter or digit, and use letters, digits, '_', '-'; %s", s, class, form)
-	case !cdiDeviceRe.MatchString(device):
-		return fmt.Sprintf("%q: device name %q must start and end with a letter or digit, and use letters, digits, '_', '.', ':', '-'; %s", s, device, form)
+	for _, err := range []error{parser.ValidateVendorName(vendor), parser.ValidateClassName(class), parser.ValidateDeviceName(device)} {
+		if err != nil {
+			return fmt.Sprintf("%q: %v; %s", s, err, form)
+		}
 	}
 	return ""
 }

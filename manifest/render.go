@@ -77,11 +77,18 @@ func (r *Resource) Render(devices []int, node string) (*Allocation, error) {
 			return nil, fmt.Errorf("render annotation %s: %w", e.key, err)
 		}
 	}
+	// With a generated CDI spec, the per-device mounts and device nodes
+	// reach the container through it, as the CDI names below: never both,
+	// or the runtime would apply them twice.
+	inSpec := r.cdiKind != ""
 	// Each list gets its final length up front: w.cut keeps pointers into it.
 	if r.mounts != nil {
-		a.Mounts = make([]Mount, 0, countEntries(r.mounts, len(sorted)))
+		a.Mounts = make([]Mount, 0, r.countPaths(r.mounts, len(sorted)))
 	}
 	for i, m := range r.mounts {
+		if inSpec && m.perDevice {
+			continue
+		}
 		for device := range w.times(m.perDevice) {
 			a.Mounts = append(a.Mounts, Mount{ReadOnly: m.readOnly})
 			out := &a.Mounts[len(a.Mounts)-1]
@@ -94,9 +101,12 @@ func (r *Resource) Render(devices []int, node string) (*Allocation, error) {
 		}
 	}
 	if r.devices != nil {
-		a.Devices = make([]DeviceNode, 0, countEntries(r.devices, len(sorted)))
+		a.Devices = make([]DeviceNode, 0, r.countPaths(r.devices, len(sorted)))
 	}
 	for i, d := range r.devices {
+		if inSpec && d.perDevice {
+			continue
+		}
 		for device := range w.times(d.perDevice) {
 			a.Devices = append(a.Devices, DeviceNode{Permissions: d.permissions})
 			out := &a.Devices[len(a.Devices)-1]
@@ -108,8 +118,12 @@ func (r *Resource) Render(devices []int, node string) (*Allocation, error) {
 			}
 		}
 	}
-	if r.cdi != nil {
-		a.CDIDevices = make([]string, 0, countEntries(r.cdi, len(sorted)))
+	if r.cdi != nil || inSpec {
+		n := countEntries(r.cdi, len(sorted))
+		if inSpec {
+			n += len(sorted)
+		}
+		a.CDIDevices = make([]string, 0, n)
 	}
 	for i, c := range r.cdi {
 		for device := range w.times(c.perDevice) {
@@ -117,6 +131,12 @@ func (r *Resource) Render(devices []int, node string) (*Allocation, error) {
 			if err := w.cut(&a.CDIDevices[len(a.CDIDevices)-1], c.name, device); err != nil {
 				return nil, fmt.Errorf("render cdiDevices[%d]: %w", i, err)
 			}
+		}
+	}
+	if inSpec {
+		for _, id := range sorted {
+			a.CDIDevices = append(a.CDIDevices, "")
+			w.cutText(&a.CDIDevices[len(a.CDIDevices)-1], r.cdiKind, "=", id)
 		}
 	}
 	w.finish()
@@ -129,6 +149,18 @@ func countEntries[T interface{ entries(n int) int }](items []T, n int) int {
 	total := 0
 	for _, item := range items {
 		total += item.entries(n)
+	}
+	return total
+}
+
+// countPaths is countEntries for mounts or device nodes, less the
+// per-device ones that a generated CDI spec carries instead.
+func (r *Resource) countPaths(items []pathPairTmpl, n int) int {
+	total := 0
+	for _, item := range items {
+		if !(item.perDevice && r.cdiKind != "") {
+			total += item.entries(n)
+		}
 	}
 	return total
 }
@@ -229,6 +261,15 @@ func (w *writer) cut(dst *string, t *tmpl, device int) error {
 		w.pending = append(w.pending, pendingText{dst: dst, start: start, end: w.buf.Len()})
 	}
 	return err
+}
+
+// cutText sets *dst to the parts joined, at finish.
+func (w *writer) cutText(dst *string, parts ...string) {
+	start := w.buf.Len()
+	for _, s := range parts {
+		w.buf.WriteString(s)
+	}
+	w.pending = append(w.pending, pendingText{dst: dst, start: start, end: w.buf.Len()})
 }
 
 // finish sets every pending string, all cut from one copy of buf.

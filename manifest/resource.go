@@ -29,6 +29,7 @@ type Resource struct {
 	mounts      []pathPairTmpl
 	devices     []pathPairTmpl
 	cdi         []cdiTmpl
+	cdiKind     string // of the generated CDI spec; "" for none
 }
 
 type keyedTmpl struct {

@@ -34,6 +34,7 @@ type ResourceSpec struct {
 	Mounts           []MountSpec       `json:"mounts,omitempty" validate:"omitempty,dive"`
 	Devices          []DeviceSpec      `json:"devices,omitempty" validate:"omitempty,dive"`
 	CDIDevices       []CDIDeviceSpec   `json:"cdiDevices,omitempty" validate:"omitempty,dive"`
+	CDI              *CDISpec          `json:"cdi,omitempty"`
 	Unhealthy        []string          `json:"unhealthy,omitempty" validate:"omitempty,dive,required"`
 	HealthCheck      *HealthCheckSpec  `json:"healthCheck,omitempty"`
 	Topology         *TopologySpec     `json:"topology,omitempty"`
@@ -62,6 +63,14 @@ type DeviceSpec struct {
 type CDIDeviceSpec struct {
 	Name      string `json:"name" validate:"required"`
 	PerDevice bool   `json:"perDevice,omitempty"`
+}
+
+// CDISpec asks the host to write a CDI spec for the resource: each device
+// ID is the CDI device <kind>=<ID>, whose edits are the per-device mounts
+// and device nodes, and Allocate answers with those names.
+type CDISpec struct {
+	Spec bool   `json:"spec"`
+	Kind string `json:"kind,omitempty"` // vendor/class; default the resource name
 }
 
 // HealthCheckSpec marks a device healthy while a templated host path exists.

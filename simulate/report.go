@@ -38,6 +38,11 @@ type ResourceReport struct {
 	PreferredAllocation bool           `json:"getPreferredAllocation"`
 	PreStartRequired    bool           `json:"preStartRequired"`
 	Devices             []DeviceReport `json:"devices"`
+	// CDIKind is the kind of the CDI spec the host generates, if any.
+	CDIKind string `json:"cdiKind,omitempty"`
+	// UnresolvedCDI are CDI devices no spec on this machine defines; the
+	// devices that need them are Unhealthy.
+	UnresolvedCDI []string `json:"unresolvedCDIDevices,omitempty"`
 }
 
 // SkippedResource is a resource whose nodes: globs do not match the node.
@@ -135,6 +140,14 @@ func (r *Report) writeText(out io.Writer) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\n", res.Name, filepath.Base(res.Socket), len(res.Devices), healthy, describeDevices(res.Devices))
 		}
 		tw.Flush()
+	}
+	for _, res := range r.Resources {
+		if res.CDIKind != "" {
+			fmt.Fprintf(&b, "\n%s: CDI spec generated, kind %s (its devices reach containers as %s=<ID>).\n", res.Name, res.CDIKind, res.CDIKind)
+		}
+		if len(res.UnresolvedCDI) > 0 {
+			fmt.Fprintf(&b, "\n%s: no CDI spec on this machine defines %s: those devices are Unhealthy, as they would be on a node without the spec.\n", res.Name, strings.Join(res.UnresolvedCDI, ", "))
+		}
 	}
 	if len(r.Skipped) > 0 {
 		fmt.Fprintf(&b, "\nNot served on this node (no nodes: glob matches %q):\n", r.Node)

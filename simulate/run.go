@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,10 @@ type Options struct {
 	Containers int
 	NodeName   string
 	Logger     *slog.Logger
+	// CDIRegistryDirs are this machine's CDI spec dirs: a device whose CDI
+	// names resolve in none of them is Unhealthy, as on a node. Generated
+	// specs go to a temporary dir, read too. nil checks nothing.
+	CDIRegistryDirs []string
 	// Timeout bounds the whole simulation (default 30 s).
 	Timeout time.Duration
 }
@@ -119,7 +124,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
 	hostCtx, stopHost := context.WithCancel(ctx)
-	h := host.New(host.Config{DevicePluginDir: dir, NodeName: opts.NodeName, Logger: opts.Logger})
+	specDir := filepath.Join(dir, "cdi") // removed with dir
+	registry := opts.CDIRegistryDirs
+	if registry != nil {
+		registry = append(slices.Clone(registry), specDir)
+	}
+	h := host.New(host.Config{DevicePluginDir: dir, NodeName: opts.NodeName, Logger: opts.Logger, CDISpecDir: specDir, CDIRegistryDirs: registry})
 	hostRun := inBackground(func() error { return h.Run(hostCtx, m) })
 	defer func() {
 		stopHost()
@@ -144,7 +154,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		if ep == nil {
 			return nil, fmt.Errorf("%s: %w", r.Name, ErrNoEndpoint)
 		}
-		rr := ResourceReport{Name: r.Name, Socket: ep.Socket, PreferredAllocation: ep.Options.GetPreferredAllocationAvailable, PreStartRequired: ep.Options.PreStartRequired, Devices: []DeviceReport{}}
+		rr := ResourceReport{Name: r.Name, Socket: ep.Socket, PreferredAllocation: ep.Options.GetPreferredAllocationAvailable, PreStartRequired: ep.Options.PreStartRequired, Devices: []DeviceReport{},
+			CDIKind: r.CDIKind(), UnresolvedCDI: h.UnresolvedCDI(r.Name)}
 		for _, d := range kubelet.Devices(r.Name) {
 			dr := DeviceReport{ID: d.ID, Health: d.Health}
 			if d.Topology != nil && len(d.Topology.Nodes) > 0 {

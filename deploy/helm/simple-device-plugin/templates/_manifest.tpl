@@ -34,6 +34,7 @@ resource:
   mounts: mounts
   devices: devices
   cdiDevices: cdiDevices
+  cdi: cdi
   unhealthy: strings
   healthCheck: healthCheck
   topology: topology
@@ -43,6 +44,7 @@ resource:
 mount: {hostPath: nonEmpty, containerPath: nonEmpty, readOnly: bool, perDevice: bool}
 device: {hostPath: nonEmpty, containerPath: nonEmpty, permissions: permissions, perDevice: bool}
 cdiDevice: {name: nonEmpty, perDevice: bool}
+cdi: {spec: bool, kind: cdiKind}
 healthCheck: {path: nonEmpty, interval: string}
 topology: {numaNodes: numaNodes, nodeOf: nodeOf}
 {{- end -}}
@@ -164,7 +166,7 @@ healthCheck: [path]
 {{- end -}}
 {{- else if eq $t "resources" -}}
 {{- include "sdp.manifest.list" (dict "path" $p "value" $v "type" "resource" "min" 1) -}}
-{{- else if has $t (list "resource" "mount" "device" "cdiDevice" "healthCheck" "topology") -}}
+{{- else if has $t (list "resource" "mount" "device" "cdiDevice" "cdi" "healthCheck" "topology") -}}
 {{- include "sdp.manifest.object" (dict "path" $p "value" $v "type" $t) -}}
 {{- else if eq $t "resourceName" -}}
 {{- include "sdp.manifest.string" (dict "path" $p "value" $v "pattern" `^(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?\.)*[a-z0-9](?:[-a-z0-9]*[a-z0-9])?/[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$` "is" "an extended resource name: <DNS subdomain>/<name>, for example example.com/widget") -}}
@@ -200,6 +202,8 @@ healthCheck: [path]
 {{- include "sdp.manifest.list" (dict "path" $p "value" $v "type" "device" "min" 0) -}}
 {{- else if eq $t "cdiDevices" -}}
 {{- include "sdp.manifest.list" (dict "path" $p "value" $v "type" "cdiDevice" "min" 0) -}}
+{{- else if eq $t "cdiKind" -}}
+{{- include "sdp.manifest.string" (dict "path" $p "value" $v "pattern" `^[A-Za-z](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?/[A-Za-z](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?$` "is" "a CDI kind: vendor/class, for example example.com/fpga") -}}
 {{- else if eq $t "permissions" -}}
 {{- if not (has $v (list "r" "w" "m" "rw" "wr" "rm" "mr" "wm" "mw" "rwm" "rmw" "wrm" "wmr" "mrw" "mwr")) -}}
 {{- include "sdp.manifest.fail" (list $p (printf "must be r, w and m, each at most once (for example rw), got %v" $v)) -}}

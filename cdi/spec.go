@@ -1,0 +1,74 @@
+// Package cdi holds the Container Device Interface side of the host: the
+// CDI specs it generates from compiled resources (types and validation
+// from tags.cncf.io/container-device-interface), the life of their files,
+// and the resolution of CDI names against the node's CDI registry.
+package cdi
+
+import (
+	"fmt"
+	"strings"
+
+	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
+	specs "tags.cncf.io/container-device-interface/specs-go"
+
+	"simple-device-plugin/manifest"
+)
+
+// Annotations that mark a spec as ours: only such specs are ever
+// rewritten or removed.
+const (
+	AnnotationGenerator = "simple-device-plugin/generated-by"
+	AnnotationResource  = "simple-device-plugin/resource"
+	generator           = "simple-device-plugin"
+)
+
+// FilePrefix starts the name of every spec file the host writes.
+const FilePrefix = "simple-device-plugin-"
+
+// FileName is the name of the resource's spec file:
+// simple-device-plugin-example.com_fpga.yaml for example.com/fpga.
+func FileName(resource string) string {
+	return FilePrefix + strings.ReplaceAll(resource, "/", "_") + ".yaml"
+}
+
+// Spec builds the CDI spec of a resource that has cdi.spec: one CDI device
+// per device ID, holding its per-device mounts and device nodes.
+func Spec(r *manifest.Resource, node string) (*specs.Spec, error) {
+	if r.CDIKind() == "" {
+		return nil, fmt.Errorf("%s generates no CDI spec", r.Name)
+	}
+	spec := &specs.Spec{
+		Kind:        r.CDIKind(),
+		Annotations: map[string]string{AnnotationGenerator: generator, AnnotationResource: r.Name},
+		Devices:     make([]specs.Device, len(r.IDs)),
+	}
+	for i, id := range r.IDs {
+		mounts, nodes, err := r.DeviceEdits(i, node)
+		if err != nil {
+			return nil, err
+		}
+		d := specs.Device{Name: id}
+		for _, m := range mounts {
+			opts := []string{"rbind", "rprivate"}
+			if m.ReadOnly {
+				opts = append(opts, "ro")
+			}
+			d.ContainerEdits.Mounts = append(d.ContainerEdits.Mounts, &specs.Mount{HostPath: m.HostPath, ContainerPath: m.ContainerPath, Type: "bind", Options: opts})
+		}
+		for _, n := range nodes {
+			d.ContainerEdits.DeviceNodes = append(d.ContainerEdits.DeviceNodes, &specs.DeviceNode{Path: n.ContainerPath, HostPath: n.HostPath, Permissions: n.Permissions})
+		}
+		spec.Devices[i] = d
+	}
+	version, err := cdiapi.MinimumRequiredVersion(spec)
+	if err != nil {
+		return nil, fmt.Errorf("CDI spec of %s: %w", r.Name, err)
+	}
+	spec.Version = version
+	return spec, nil
+}
+
+// ours reports whether a spec was written by this project.
+func ours(s *specs.Spec) bool {
+	return s != nil && s.Annotations[AnnotationGenerator] == generator
+}

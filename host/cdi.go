@@ -1,0 +1,286 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"simple-device-plugin/cdi"
+	"simple-device-plugin/manifest"
+)
+
+// The CDI side of the host: the specs of resources with cdi.spec, written
+// before the resource registers and before a reloaded device list goes
+// out, and the health of devices whose CDI names do not resolve on the
+// node (the runtime would refuse to start a container that asks for them).
+
+// openCDI opens the spec dir and the node's CDI registry, and removes our
+// specs of resources this manifest does not serve here (they left the
+// manifest while no host ran). The registry is closed by closeCDI.
+func (h *Host) openCDI(m *manifest.Manifest) error {
+	var err error
+	if h.cfg.CDISpecDir != "" {
+		if h.cdiDir, err = cdi.OpenDir(h.cfg.CDISpecDir); err != nil {
+			return err
+		}
+		served, _ := m.ForNode(h.cfg.NodeName)
+		removed, err := h.cdiDir.Prune(func(resource string) bool {
+			return slices.ContainsFunc(served, func(r *manifest.Resource) bool { return r.Name == resource && r.CDIKind() != "" })
+		})
+		if len(removed) > 0 {
+			h.log.Info("removed the CDI specs of resources no longer in the manifest", "resources", removed, "dir", h.cfg.CDISpecDir)
+		}
+		if err != nil {
+			h.log.Warn("cannot remove old CDI specs", "err", err)
+		}
+	}
+	if len(h.cfg.CDIRegistryDirs) > 0 {
+		if h.cdiRegistry, err = cdi.OpenRegistry(h.cfg.CDIRegistryDirs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Host) closeCDI() {
+	if h.cdiRegistry != nil {
+		if err := h.cdiRegistry.Close(); err != nil {
+			h.log.Warn("closing the CDI registry", "err", err)
+		}
+	}
+}
+
+// errNoCDIDir: a resource with cdi.spec and nowhere to write its spec.
+var errNoCDIDir = errors.New("the resource has cdi.spec but no CDI spec dir is set (--cdi-spec-dir)")
+
+// writeSpec writes res's CDI spec, counting and logging the outcome.
+func (p *Plugin) writeSpec(res *manifest.Resource) error {
+	if p.host.cdiDir == nil {
+		return errNoCDIDir
+	}
+	if err := p.host.cdiDir.Write(res, p.host.cfg.NodeName); err != nil {
+		p.host.metrics.cdiSpecWrites.WithLabelValues(p.name, "error").Inc()
+		return err
+	}
+	p.host.metrics.cdiSpecWrites.WithLabelValues(p.name, "ok").Inc()
+	p.log.Debug("CDI spec written", "kind", res.CDIKind(), "devices", len(res.IDs), "dir", p.host.cdiDir.Path())
+	return nil
+}
+
+// writeSpecUntilDone writes the spec before the first registration,
+// retrying with backoff while the dir is missing, read-only or full.
+func (p *Plugin) writeSpecUntilDone(ctx context.Context) bool {
+	bo := p.host.cfg.Backoff
+	for {
+		res := p.snapshot().res
+		err := p.writeSpec(res)
+		if err == nil {
+			return true
+		}
+		delay := bo.Next()
+		p.log.Error("cannot write the CDI spec; not registering until it is written", "err", err, "retry_in", delay.Round(time.Millisecond).String())
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(delay):
+		}
+	}
+}
+
+// removeSpec removes the spec of a resource that left the manifest.
+func (h *Host) removeSpec(name string) {
+	if h.cdiDir == nil {
+		return
+	}
+	if err := h.cdiDir.Remove(name); err != nil {
+		h.log.Warn("cannot remove the CDI spec of a removed resource", "resource", name, "err", err)
+		return
+	}
+	h.log.Info("removed the CDI spec of a removed resource", "resource", name)
+}
+
+// unresolvedCDI returns, by device index, whether a CDI name the device
+// would be handed out with resolves nowhere on the node, and the names
+// that do not. nil when nothing is to be checked.
+func (h *Host) unresolvedCDI(res *manifest.Resource) ([]bool, []string) {
+	generated := res.CDIKind() != "" && h.cdiDir != nil
+	external := len(res.Spec.CDIDevices) > 0 && h.cdiRegistry != nil
+	if !generated && !external {
+		return nil, nil
+	}
+	specThere := generated && h.cdiDir.Exists(res.Name)
+	bad := make([]bool, len(res.IDs))
+	seen := map[string]bool{}
+	var missing []string
+	note := func(i int, name string) {
+		bad[i] = true
+		if !seen[name] {
+			seen[name] = true
+			missing = append(missing, name)
+		}
+	}
+	for i, id := range res.IDs {
+		if generated && !specThere {
+			note(i, res.CDIName(id))
+		}
+		if !external {
+			continue
+		}
+		// The names a one-device allocation gets, less our own.
+		a, err := res.Render([]int{i}, h.cfg.NodeName)
+		if err != nil {
+			continue // Allocate says so
+		}
+		for _, name := range a.CDIDevices {
+			if generated && strings.HasPrefix(name, res.CDIKind()+"=") {
+				continue
+			}
+			if !h.cdiRegistry.Resolves(name) {
+				note(i, name)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	return bad, missing
+}
+
+// runCDI keeps the CDI side current until ctx ends: a reload whose spec
+// could not be written is retried, a spec that vanished (a reboot, a
+// hand clean-up) is written again, and the health of CDI names is
+// re-checked, every poll interval.
+func (p *Plugin) runCDI(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(p.host.cfg.PollInterval):
+		}
+		p.specMu.Lock()
+		if pending := p.takePending(); pending != nil {
+			if err := p.writeSpec(pending); err != nil {
+				p.setPending(pending)
+				p.log.Error("cannot write the reloaded CDI spec; still serving the last good device list", "err", err)
+			} else {
+				devicesChanged, _ := p.update(pending)
+				p.log.Info("CDI spec written; the reloaded device list is served now", "devices_changed", devicesChanged)
+			}
+		}
+		res := p.snapshot().res
+		if res.CDIKind() != "" && p.host.cdiDir != nil && !p.host.cdiDir.Exists(res.Name) {
+			p.log.Warn("the CDI spec is gone; writing it again", "dir", p.host.cdiDir.Path())
+			if err := p.writeSpec(res); err != nil {
+				p.log.Error("cannot write the CDI spec; its devices are Unhealthy", "err", err)
+			}
+		}
+		p.specMu.Unlock()
+		p.checkCDI(res)
+	}
+}
+
+// checkCDI publishes the CDI health of res if it changed.
+func (p *Plugin) checkCDI(res *manifest.Resource) {
+	bad, missing := p.host.unresolvedCDI(res)
+	p.setCDIHealth(res, bad, missing)
+}
+
+// logUnresolved says which CDI names do not resolve, or that all do.
+// p.mu is held, or p not shared yet.
+func (p *Plugin) logUnresolved(bad []bool, missing []string) {
+	if len(missing) > 0 {
+		p.log.Warn("CDI devices that no spec on the node defines: their devices are Unhealthy", "cdi_devices", summarizeIDs(missing), "devices", count(bad))
+	} else if bad == nil && p.unresolvedSeen {
+		p.log.Info("every CDI device resolves again")
+	}
+	p.unresolvedSeen = len(missing) > 0
+}
+
+// setCDIHealth records which devices have unresolved CDI names and
+// publishes if that changed.
+func (p *Plugin) setCDIHealth(res *manifest.Resource, bad []bool, missing []string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state.Load().res != res {
+		return false
+	}
+	if slices.Equal(p.cdiBad, bad) {
+		return false
+	}
+	p.cdiBad = bad
+	p.setUnresolvedMetric(missing)
+	p.logUnresolved(bad, missing)
+	p.publish(res)
+	return true
+}
+
+// setUnresolvedMetric names the unresolved CDI devices in the metrics.
+// p.mu is held, or p not shared yet.
+func (p *Plugin) setUnresolvedMetric(missing []string) {
+	p.host.metrics.cdiUnresolved.DeletePartialMatch(map[string]string{"resource": p.name})
+	for _, name := range missing {
+		p.host.metrics.cdiUnresolved.WithLabelValues(p.name, name).Set(1)
+	}
+	p.unresolved = missing
+}
+
+// takePending returns (and clears) a reloaded resource whose spec is not
+// written yet.
+func (p *Plugin) takePending() *manifest.Resource {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.pendingSpec
+	p.pendingSpec = nil
+	return r
+}
+
+func (p *Plugin) setPending(r *manifest.Resource) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pendingSpec = r
+}
+
+// UnresolvedCDI names the CDI devices of a served resource that no spec
+// on the node defines.
+func (h *Host) UnresolvedCDI(resource string) []string {
+	h.mu.Lock()
+	p := h.plugins[resource]
+	h.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.unresolved)
+}
+
+func count(bad []bool) int {
+	n := 0
+	for _, b := range bad {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// applySpec writes the spec of a reloaded resource before its new device
+// list goes out. On failure the resource keeps its last good list, and
+// the write is retried every poll interval.
+func (p *Plugin) applySpec(res *manifest.Resource) error {
+	old := p.snapshot().res
+	switch {
+	case res.CDIKind() != "":
+		if err := p.writeSpec(res); err != nil {
+			p.setPending(res)
+			return fmt.Errorf("write the CDI spec: %w", err)
+		}
+	case old.CDIKind() != "":
+		p.host.removeSpec(p.name) // cdi.spec turned off
+	}
+	p.setPending(nil)
+	return nil
+}
