@@ -136,7 +136,9 @@ func TestSpecDirUnusableAtStart(t *testing.T) {
 	}
 	h := startCDIHost(t, cdiManifest, specDir)
 	waitRegistered(t, h.k, "example.com/plain")
-	waitFor(t, "a failed spec write", func() bool { return counter(t, h.Metrics().Registry, "sdp_cdi_spec_writes_total", "result", "error") >= 2 })
+	waitFor(t, "a failed spec write", func() bool {
+		return counter(t, h.Metrics().Registry, "sdp_cdi_spec_writes_total", "result", "error") >= 2
+	})
 	if n := h.k.Registrations("example.com/fpga"); n != 0 {
 		t.Fatalf("registered %d times without a spec", n)
 	}
