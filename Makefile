@@ -98,7 +98,9 @@ IMAGE_DIR       ?= bin/image
 IMAGE_TAR       ?= bin/simple-device-plugin-image.tar
 # The OCI label org.opencontainers.image.source: the repository the image
 # is built from, by default this clone's origin (no label without one).
-SOURCE          ?= $(shell git config --get remote.origin.url 2>/dev/null)
+SOURCE          ?= $(shell git config --get remote.origin.url 2>/dev/null | sed -nE \
+                     -e 's#^https://([^@/]*@)?#https://#p' \
+                     -e 's#^(ssh://)?git@([^:/]+)[:/]#https://\2/#p')
 # Where the binaries of the image go, one directory per platform.
 IMAGE_BIN_DIR   ?= bin
 

@@ -6,18 +6,14 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"simple-device-plugin/cli"
 )
 
 func main() {
-	// Stopping the pod or the service sends SIGTERM; the run command then
-	// shuts down cleanly instead of being killed.
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	// run and simulate catch SIGTERM and SIGINT to stop cleanly (cli
+	// does it); every other command ends at once, as commands do.
+	code := cli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
 	cli.FlushProfiles()
 	os.Exit(code)
 }

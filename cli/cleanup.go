@@ -24,7 +24,7 @@ uses the devices any more.`,
 		Example: `  simple-device-plugin cleanup --cdi-spec-dir /var/run/cdi`,
 		Args:    noArgs,
 	}
-	specDir := cmd.Flags().String("cdi-spec-dir", defaultCDISpecDir, "the `DIR` the host wrote its CDI specs to")
+	specDir := newString(cmd.Flags(), "cdi-spec-dir", defaultCDISpecDir, "DIR", "the dir the host wrote its CDI specs to")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		dir, err := cdi.OpenDir(*specDir)
 		if err != nil {

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -51,6 +53,9 @@ func MainWithInput(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	root.SetErr(stderr)
 	root.SetArgs(twoDashes(root, args))
 	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil && strings.HasPrefix(err.Error(), "unknown command") {
+		err = unknownCommand(err, args)
+	}
 	switch {
 	case err == nil:
 		return exitOK
@@ -84,8 +89,10 @@ met, run stopped by an error); 2 usage error.`,
 		SilenceUsage:  true,
 
 		SuggestionsMinimumDistance: 2,
-		Args:                       unknownCommand,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if !readsEnv(cmd) {
+				return nil
+			}
 			if err := applyEnv(cmd.Flags()); err != nil {
 				return usageError{err}
 			}
@@ -104,19 +111,35 @@ met, run stopped by an error); 2 usage error.`,
 	return root
 }
 
-// unknownCommand refuses words that are not a command, with the commands
-// that look alike and, for a file, the command that serves it.
-func unknownCommand(cmd *cobra.Command, args []string) error {
-	if len(args) == 0 {
-		return nil
-	}
-	msg := fmt.Sprintf("unknown command %q", args[0])
-	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-		msg += "; did you mean " + strings.Join(s, " or ") + "?"
-	} else if _, err := os.Stat(args[0]); err == nil || strings.HasSuffix(args[0], ".yaml") {
-		msg += fmt.Sprintf("; to serve a manifest: %s run %s", cmd.Root().Name(), args[0])
+// unknownCommand is a usage error for a word that is not a command
+// (cobra's message names the commands that look alike, and help checks
+// its topic the same way); for a manifest file, it says which command
+// serves it.
+func unknownCommand(err error, args []string) error {
+	msg := strings.TrimSpace(err.Error())
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") || !strings.Contains(msg, fmt.Sprintf("%q", a)) {
+			continue
+		}
+		if _, statErr := os.Stat(a); statErr == nil || slices.Contains([]string{".yaml", ".yml", ".json"}, filepath.Ext(a)) {
+			msg += fmt.Sprintf("\nTo serve a manifest: simple-device-plugin run %s", a)
+		}
+		break
 	}
 	return usageError{errors.New(msg)}
+}
+
+// readsEnv says whether SDP_* variables set the command's flags: those of
+// the commands that read a manifest or serve it, not of version,
+// completion or help, whose flags mean something else.
+func readsEnv(cmd *cobra.Command) bool {
+	for c := cmd; c != nil; c = c.Parent() {
+		switch c.Name() {
+		case "version", "completion", "help", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+			return false
+		}
+	}
+	return true
 }
 
 // atMostOneManifest is the positional arguments of run and simulate.
@@ -131,7 +154,7 @@ func atMostOneManifest(cmd *cobra.Command, args []string) error {
 // dash and is not one of ours.
 func flagHint(err error) error {
 	if msg := err.Error(); strings.HasPrefix(msg, "unknown shorthand flag") {
-		if _, word, ok := strings.Cut(msg, " in -"); ok {
+		if _, word, ok := strings.Cut(msg, " in -"); ok && len(word) > 1 {
 			return fmt.Errorf("unknown flag: -%s (long flags take two dashes, as in --manifest)", word)
 		}
 	}

@@ -17,7 +17,7 @@ const exampleManifest = "../examples/manifest.yaml"
 // every level, version, unknown commands and flags, flag values out of
 // range from the command line and from SDP_* variables, and exit codes.
 func TestCommandLine(t *testing.T) {
-	unsetEnv(t, "SDP_MANIFEST", "SDP_POLL", "SDP_LOG_LEVEL", "SDP_LISTEN", "NODE_NAME")
+	unsetEnv(t, "SDP_MANIFEST", "SDP_POLL", "SDP_LOG_LEVEL", "SDP_LISTEN", "SDP_OUTPUT", "NODE_NAME")
 	tests := []struct {
 		name       string
 		env        map[string]string
@@ -46,8 +46,13 @@ func TestCommandLine(t *testing.T) {
 		{name: "completion offers choices", args: []string{"__complete", "run", "--registration", ""}, wantStdout: []string{"auto\nkubelet-socket\nplugins-registry\n"},
 			wantStderr: []string{"ShellCompDirectiveNoFileComp"}},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: exitUsage, wantStderr: []string{`Error: unknown command "frobnicate"`, "See 'simple-device-plugin --help'."}},
-		{name: "a misspelt command gets a suggestion", args: []string{"valdate"}, wantCode: exitUsage, wantStderr: []string{`unknown command "valdate"; did you mean validate?`}},
-		{name: "a file where the command goes", args: []string{exampleManifest}, wantCode: exitUsage, wantStderr: []string{"to serve a manifest: simple-device-plugin run " + exampleManifest}},
+		{name: "a misspelt command gets a suggestion", args: []string{"valdate"}, wantCode: exitUsage, wantStderr: []string{"unknown command \"valdate\" for \"simple-device-plugin\"\n\nDid you mean this?\n\tvalidate\n"}},
+		{name: "a file where the command goes", args: []string{exampleManifest}, wantCode: exitUsage, wantStderr: []string{"To serve a manifest: simple-device-plugin run " + exampleManifest}},
+		{name: "help on an unknown topic", args: []string{"help", "frobnicate"}, wantStdout: []string{"Unknown help topic"}},
+		{name: "a short flag that does not exist gets no long-flag hint", args: []string{"version", "-x"}, wantCode: exitUsage, wantStderr: []string{"Error: unknown shorthand flag: 'x' in -x\n"}},
+		{name: "--listen with a port out of range", args: []string{"run", exampleManifest, "--listen", ":99999"}, wantCode: exitUsage, wantStderr: []string{"must be host:port or :port with a port from 0 to 65535"}},
+		{name: "--listen with a port that is no number", args: []string{"run", exampleManifest, "--listen", ":http"}, wantCode: exitUsage, wantStderr: []string{"with a port from 0 to 65535"}},
+		{name: "SDP_ variables do not reach version", env: map[string]string{"SDP_OUTPUT": "yaml"}, args: []string{"version"}, wantStdout: []string{"simple-device-plugin dev\n"}},
 		{name: "unknown flag", args: []string{"validate", "--strict", exampleManifest}, wantCode: exitUsage, wantStderr: []string{"unknown flag: --strict"}},
 		{name: "unknown single-dash flag gets a hint", args: []string{"validate", "-strict", exampleManifest}, wantCode: exitUsage, wantStderr: []string{"unknown flag: -strict (long flags take two dashes"}},
 		{name: "single-dash long flags still work", args: []string{"simulate", "-manifest", exampleManifest, "-output=json", "-request", "example.com/fpga=1"}, wantStdout: []string{`"example.com/fpga"`}},

@@ -1,14 +1,18 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -104,15 +108,31 @@ func (v *intValue) Set(s string) error {
 	return nil
 }
 
+// stringValue is a string flag whose help shows a placeholder (FILE, DIR)
+// for its value: pflag takes it from Type, and completion shows the usage
+// as written, so the placeholder cannot live in backquotes there.
+type stringValue struct{ value, placeholder string }
+
+func newString(fs *pflag.FlagSet, name, value, placeholder, usage string) *string {
+	v := &stringValue{value: value, placeholder: placeholder}
+	fs.Var(v, name, usage)
+	return &v.value
+}
+
+func (v *stringValue) String() string     { return v.value }
+func (v *stringValue) Type() string       { return v.placeholder }
+func (v *stringValue) Set(s string) error { v.value = s; return nil }
+
 // addressValue is a host:port to listen on, or empty for none.
 type addressValue struct{ value string }
 
 func (v *addressValue) String() string { return v.value }
-func (v *addressValue) Type() string   { return "address" }
+func (v *addressValue) Type() string   { return "ADDR" }
 func (v *addressValue) Set(s string) error {
 	if s != "" {
-		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
-			return errors.New(`must be host:port or :port, such as :8080 or 127.0.0.1:8080; "" turns the endpoints off`)
+		_, port, err := net.SplitHostPort(s)
+		if n, convErr := strconv.Atoi(port); err != nil || convErr != nil || n < 0 || n > 65535 {
+			return errors.New(`must be host:port or :port with a port from 0 to 65535, such as :8080 or 127.0.0.1:8080; "" turns the endpoints off`)
 		}
 	}
 	v.value = s
@@ -211,6 +231,15 @@ func completeChoices(cmd *cobra.Command) {
 	}
 }
 
+// stopOnSignals ends ctx on SIGTERM (a pod or service stopping) or SIGINT
+// (Ctrl-C), so run and simulate shut down cleanly. A second signal, once
+// stop has run, acts as if none were caught: it kills the process.
+func stopOnSignals(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	context.AfterFunc(ctx, stop)
+	return ctx, stop
+}
+
 // The node's CDI spec dirs, as containerd and CRI-O read them.
 const defaultCDISpecDir = "/var/run/cdi"
 
@@ -219,7 +248,29 @@ var defaultCDIRegistry = []string{"/etc/cdi", "/var/run/cdi"}
 // addCDIRegistryFlag is --cdi-registry-dirs: the dirs CDI names are
 // resolved in; "" checks nothing.
 func addCDIRegistryFlag(fs *pflag.FlagSet) *[]string {
-	return fs.StringSlice("cdi-registry-dirs", defaultCDIRegistry, "the node's CDI spec `DIRS`, comma-separated: a device whose CDI names resolve in none of them is Unhealthy; \"\" checks nothing")
+	v := &dirsValue{dirs: slices.Clone(defaultCDIRegistry)}
+	fs.Var(v, "cdi-registry-dirs", "the node's CDI spec dirs, comma-separated: a device whose CDI names resolve in none of them is Unhealthy; \"\" checks nothing")
+	return &v.dirs
+}
+
+// dirsValue is a comma-separated list of directories; "" is none.
+type dirsValue struct {
+	dirs []string
+	set  bool
+}
+
+func (v *dirsValue) String() string { return strings.Join(v.dirs, ",") }
+func (v *dirsValue) Type() string   { return "DIRS" }
+func (v *dirsValue) Set(s string) error {
+	if !v.set {
+		v.dirs, v.set = nil, true
+	}
+	for _, d := range strings.Split(s, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			v.dirs = append(v.dirs, d)
+		}
+	}
+	return nil
 }
 
 // nodeNameDefault is the node name when no flag or SDP_NODE_NAME sets it:

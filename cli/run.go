@@ -33,17 +33,17 @@ type runOptions struct {
 
 func addRunFlags(fs *pflag.FlagSet) *runOptions {
 	o := &runOptions{
-		manifest:     fs.String("manifest", "", "the manifest `FILE`, reloaded when it changes; - reads standard input"),
-		dir:          fs.String("device-plugin-dir", "/var/lib/kubelet/device-plugins", "the kubelet's device plugin `DIR`"),
-		nodeName:     fs.String("node-name", "", "this node's `NAME`, for .Node and nodes: (default $NODE_NAME)"),
+		manifest:     newString(fs, "manifest", "", "FILE", "the manifest, reloaded when it changes; - reads standard input"),
+		dir:          newString(fs, "device-plugin-dir", "/var/lib/kubelet/device-plugins", "DIR", "the kubelet's device plugin dir"),
+		nodeName:     newString(fs, "node-name", "", "NAME", "this node's name, for .Node and nodes: (default $NODE_NAME)"),
 		registration: newChoice(fs, "registration", "", "auto", "how to register; auto: plugins-registry if its dir exists", "auto", "kubelet-socket", "plugins-registry"),
-		registryDir:  fs.String("plugins-registry-dir", "", "the kubelet's plugin watcher `DIR` (default plugins_registry beside --device-plugin-dir)"),
+		registryDir:  newString(fs, "plugins-registry-dir", "", "DIR", "the kubelet's plugin watcher dir (default plugins_registry beside --device-plugin-dir)"),
 		poll:         newDuration(fs, "poll", 5*time.Second, 100*time.Millisecond, time.Hour, "safety-net re-check behind file events"),
 		listen:       &addressValue{":8080"},
-		cdiSpecDir:   fs.String("cdi-spec-dir", defaultCDISpecDir, "the `DIR` for the CDI specs of resources with cdi.spec"),
+		cdiSpecDir:   newString(fs, "cdi-spec-dir", defaultCDISpecDir, "DIR", "where the CDI specs of resources with cdi.spec go"),
 		cdiRegistry:  addCDIRegistryFlag(fs),
 	}
-	fs.Var(o.listen, "listen", "`ADDR` of /healthz, /readyz and /metrics; \"\" for none")
+	fs.Var(o.listen, "listen", "address of /healthz, /readyz and /metrics; \"\" for none")
 	o.log = addLogFlags(fs, "info")
 	return o
 }
@@ -110,7 +110,9 @@ func runCommand(cmd *cobra.Command, args []string, o *runOptions) error {
 	if path == "-" {
 		path = "" // nothing to watch
 	}
-	if err := serve(cmd.Context(), h, m, path, data, o.listen.value, log); err != nil {
+	ctx, stop := stopOnSignals(cmd.Context())
+	defer stop()
+	if err := serve(ctx, h, m, path, data, o.listen.value, log); err != nil {
 		log.Error("stopped with an error", "err", err)
 		return errReported
 	}

@@ -28,10 +28,10 @@ cannot be met.`,
 		ValidArgsFunction: manifestFiles,
 	}
 	fs := cmd.Flags()
-	manifestFlag := fs.String("manifest", "", "the manifest `FILE`; - reads standard input")
-	request := fs.String("request", "", "devices per container, as `NAME=N,...` (default one of each resource)")
+	manifestFlag := newString(fs, "manifest", "", "FILE", "the manifest; - reads standard input")
+	request := newString(fs, "request", "", "NAME=N,...", "devices per container (default one of each resource)")
 	containers := newInt(fs, "containers", 1, 1, 1000, "containers, each asking for --request")
-	nodeName := fs.String("node-name", "", "the node `NAME` to simulate, for .Node and nodes: (default $NODE_NAME)")
+	nodeName := newString(fs, "node-name", "", "NAME", "the node to simulate, for .Node and nodes: (default $NODE_NAME)")
 	output := newChoice(fs, "output", "o", "text", "output format", "text", "yaml", "json")
 	logs := addLogFlags(fs, "error")
 	cdiRegistry := addCDIRegistryFlag(fs)
@@ -57,9 +57,11 @@ cannot be met.`,
 			printManifestErrors(cmd.ErrOrStderr(), name, err)
 			return errReported
 		}
-		report, err := simulate.Run(cmd.Context(), opts)
+		ctx, stop := stopOnSignals(cmd.Context())
+		defer stop()
+		report, err := simulate.Run(ctx, opts)
 		if err != nil {
-			if cmd.Context().Err() != nil {
+			if ctx.Err() != nil {
 				return errors.New("interrupted")
 			}
 			return err

@@ -31,7 +31,7 @@ Exit 0 when every manifest is valid, 1 when any is not.`,
 			return []string{"yaml", "yml", "json"}, cobra.ShellCompDirectiveFilterFileExt
 		},
 	}
-	manifestFlag := cmd.Flags().String("manifest", "", "a manifest `FILE` to check (the same as naming it as an argument)")
+	manifestFlag := newString(cmd.Flags(), "manifest", "", "FILE", "a manifest to check (the same as naming it as an argument)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if len(args) == 0 {
 			path, err := manifestArg(cmd, args, *manifestFlag)
@@ -42,12 +42,17 @@ Exit 0 when every manifest is valid, 1 when any is not.`,
 		} else if cmd.Flags().Changed("manifest") {
 			args = append([]string{*manifestFlag}, args...)
 		}
-		files, err := expandDirs(args)
-		if err != nil {
-			return err
+		if n := countOf(args, "-"); n > 1 {
+			return usageErrorf("- (standard input) given %d times; it can be read once", n)
 		}
+		files := expandDirs(args)
 		ok := true
 		for _, f := range files {
+			if f.problem != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", f.path, f.problem)
+				ok = false
+				continue
+			}
 			if f.skip != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: skipped: %s\n", f.path, f.skip)
 				continue
@@ -79,14 +84,15 @@ func validateOne(path string, stdin io.Reader, stdout, stderr io.Writer) bool {
 	return true
 }
 
-// target is a file validate checks, or skips saying why.
-type target struct{ path, skip string }
+// target is a file validate checks, or skips saying why, or a directory
+// it could not use.
+type target struct{ path, skip, problem string }
 
 // expandDirs replaces each directory by the YAML and JSON files in it,
 // sorted. One that declares another kind (a pod next to the manifests, as
 // in examples/) is skipped, and said so; a file named on the command line
 // is always checked.
-func expandDirs(args []string) ([]target, error) {
+func expandDirs(args []string) []target {
 	var files []target
 	for _, arg := range args {
 		info, err := os.Stat(arg)
@@ -96,7 +102,8 @@ func expandDirs(args []string) ([]target, error) {
 		}
 		entries, err := os.ReadDir(arg)
 		if err != nil {
-			return nil, fmt.Errorf("read directory %s: %w", arg, err)
+			files = append(files, target{path: arg, problem: fmt.Sprintf("cannot read the directory: %v", err)})
+			continue
 		}
 		found := 0
 		for _, e := range entries {
@@ -106,17 +113,17 @@ func expandDirs(args []string) ([]target, error) {
 			}
 			file := filepath.Join(arg, e.Name())
 			if kind := declaredKind(file); kind != "" && kind != manifest.Kind {
-				files = append(files, target{file, "kind " + kind + ", not a manifest"})
+				files = append(files, target{path: file, skip: "kind " + kind + ", not a manifest"})
 				continue
 			}
 			files = append(files, target{path: file})
 			found++
 		}
 		if found == 0 {
-			return nil, fmt.Errorf("%s: no manifests in this directory (.yaml, .yml or .json files of kind %s)", arg, manifest.Kind)
+			files = append(files, target{path: arg, problem: fmt.Sprintf("no manifests in this directory (.yaml, .yml or .json files of kind %s)", manifest.Kind)})
 		}
 	}
-	return files, nil
+	return files
 }
 
 // declaredKind is the kind a YAML file declares, or "" when it declares
@@ -136,6 +143,17 @@ func declaredKind(path string) string {
 		return k
 	}
 	return ""
+}
+
+// countOf counts s in list.
+func countOf(list []string, s string) int {
+	n := 0
+	for _, x := range list {
+		if x == s {
+			n++
+		}
+	}
+	return n
 }
 
 // summary is a one-line description: resources and their device counts.

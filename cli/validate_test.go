@@ -53,7 +53,7 @@ func TestValidateCommand(t *testing.T) {
 	badLines := func(name string) string {
 		return name + ":4:11: resources[0].name: \"kubernetes.io/a\" is in the kubernetes.io domain, which is reserved; use a domain you own, for example example.com/a\n" +
 			name + ":5:12: resources[0].count: must be at least 1 (got 0)\n" +
-			name + ":6:13: resources[0].colour: unknown field; fields here are allocationPolicy, annotations, cdi, cdiDevices, count, devices, env, healthCheck, idTemplate, ids, mounts, name, nodes, preStartRequired, topology, unhealthy\n"
+			name + ":6:5: resources[0].colour: unknown field; fields here are allocationPolicy, annotations, cdi, cdiDevices, count, devices, env, healthCheck, idTemplate, ids, mounts, name, nodes, preStartRequired, topology, unhealthy\n"
 	}
 
 	tests := []struct {
@@ -71,13 +71,14 @@ func TestValidateCommand(t *testing.T) {
 		{"--manifest and files", []string{"--manifest", good, single}, "", 0, goodLine + single + ": valid: 1 resource, 1 device (example.com/one=1)\n", nil},
 		{"invalid file: every error with file, line and column, in the order of the text", []string{bad}, "", 1, "", []string{badLines(bad)}},
 		{"mixed valid and invalid", []string{good, bad, good}, "", 1, goodLine + goodLine, []string{badLines(bad)}},
-		{"duplicate key", []string{broken}, "", 1, "", []string{broken + `:8: duplicate key: key "ids" already set in map`}},
+		{"duplicate key", []string{broken}, "", 1, "", []string{broken + `:8:5: resources[1].ids: "ids" appears twice in this mapping (first at line 7); keep one`}},
 		{"missing file", []string{missing, good}, "", 1, goodLine, []string{missing + ": read the manifest: open " + missing + ": no such file or directory\n"}},
 		{"standard input", []string{"-"}, validManifest, 0, "<stdin>" + summary, nil},
 		{"standard input, invalid", []string{"-"}, invalidManifest, 1, "", []string{badLines("<stdin>")}},
 		{"a directory: its manifests, the pod skipped", []string{manifests}, "", 1,
 			dirGood + summary + dirPod + ": skipped: kind Pod, not a manifest\n", []string{badLines(dirBad)}},
-		{"a directory without manifests", []string{empty}, "", 1, "", []string{empty + ": no manifests in this directory"}},
+		{"a directory without manifests, and the rest still checked", []string{empty, good}, "", 1, goodLine, []string{empty + ": no manifests in this directory"}},
+		{"standard input twice", []string{"-", "-"}, validManifest, 2, "", []string{"- (standard input) given 2 times; it can be read once"}},
 		{"a pod named on the command line is checked", []string{dirPod}, "", 1, "", []string{dirPod + ":1:13: apiVersion: \"v1\" is not a version this build knows"}},
 		{"no files", nil, "", 2, "", []string{"no manifest: simple-device-plugin validate FILE"}},
 		{"unknown flag", []string{"--strict", good}, "", 2, "", []string{"unknown flag: --strict"}},

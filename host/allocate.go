@@ -39,14 +39,14 @@ func (s *service) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) 
 func logAllocation(log *slog.Logger, req *pluginapi.AllocateRequest, resp *pluginapi.AllocateResponse) {
 	for i, cr := range req.ContainerRequests {
 		a := resp.ContainerResponses[i]
-		log.Debug("allocated", "container_request", i, "devices", summarizeIDs(cr.DevicesIds),
+		log.Debug("allocated", "container_request", i, "devices", SummarizeIDs(cr.DevicesIds),
 			"envs", len(a.Envs), "annotations", len(a.Annotations), "mounts", len(a.Mounts), "device_nodes", len(a.Devices), "cdi_devices", len(a.CdiDevices))
 	}
 }
 
-// summarizeIDs lists up to a few IDs and counts the rest, so a log line
-// stays short whatever the request.
-func summarizeIDs(ids []string) string {
+// SummarizeIDs lists up to a few IDs and counts the rest, so a log line
+// or an error stays short whatever the request.
+func SummarizeIDs(ids []string) string {
 	const show = 8
 	if len(ids) <= show {
 		return strings.Join(ids, ",")

@@ -192,7 +192,7 @@ func (p *Plugin) checkCDI(res *manifest.Resource) {
 // p.mu is held, or p not shared yet.
 func (p *Plugin) logUnresolved(bad []bool, missing []string) {
 	if len(missing) > 0 {
-		p.log.Warn("CDI devices that no spec on the node defines: their devices are Unhealthy", "cdi_devices", summarizeIDs(missing), "devices", count(bad))
+		p.log.Warn("CDI devices that no spec on the node defines: their devices are Unhealthy", "cdi_devices", SummarizeIDs(missing), "devices", count(bad))
 	} else if bad == nil && p.unresolvedSeen {
 		p.log.Info("every CDI device resolves again")
 	}

@@ -2,6 +2,7 @@ package host_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -38,7 +39,9 @@ func TestDebugLogShowsEachStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	k.Stop() // the kubelet goes away: its streams close
-	waitFor(t, "stream closed", func() bool { return logs.has("ListAndWatch stream closed", "resource=example.com/a") })
+	for _, r := range []string{"example.com/a", "example.com/b"} {
+		waitFor(t, r+"'s stream closed", func() bool { return logs.has("ListAndWatch stream closed", "resource="+r) })
+	}
 	rh.stop(t)
 
 	for _, want := range [][]string{
@@ -58,19 +61,30 @@ func TestDebugLogShowsEachStep(t *testing.T) {
 	}
 }
 
-// The default level keeps the per-call lines out.
+// At the default level a call logs nothing: the per-call lines are debug
+// lines, not info ones a busy node would drown in.
 func TestInfoLogHasNoPerCallLines(t *testing.T) {
 	dir := shortTempDir(t)
 	k := startKubelet(t, dir)
-	rh, logs := startHostWith(t, dir, mustParse(t, threeResources), host.Config{Registration: host.RegisterKubeletSocket})
+	_, logs := startHostWith(t, dir, mustParse(t, threeResources), host.Config{Registration: host.RegisterKubeletSocket})
 	ctx, cancel := context.WithTimeout(t.Context(), eventually)
 	defer cancel()
-	if err := k.WaitRegistered(ctx, []string{"example.com/a"}); err != nil {
+	if err := k.WaitRegistered(ctx, []string{"example.com/a", "example.com/b", "example.com/c"}); err != nil {
 		t.Fatal(err)
 	}
-	rh.stop(t)
-	if strings.Contains(logs.String(), "level=DEBUG") {
-		t.Errorf("debug lines at info level:\n%s", logs)
+	waitFor(t, "every registration logged", func() bool { return strings.Count(logs.String(), "registered with the kubelet") == 3 })
+	before := logs.String()
+	client := k.Endpoint("example.com/a").Client
+	for range 10 {
+		if _, err := client.Allocate(ctx, &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{"a-0"}}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.GetPreferredAllocation(ctx, &pluginapi.PreferredAllocationRequest{ContainerRequests: []*pluginapi.ContainerPreferredAllocationRequest{{AvailableDeviceIDs: []string{"a-0", "a-1"}, AllocationSize: 1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := logs.String(); after != before {
+		t.Errorf("calls logged at info level:\n%s", strings.TrimPrefix(after, before))
 	}
 }
 
@@ -127,5 +141,61 @@ resources:
 				t.Errorf("NoNodeName() = %v, want %v", got, tc.notServed)
 			}
 		})
+	}
+}
+
+// Log lines and errors name a few IDs and count the rest.
+func TestSummarizeIDs(t *testing.T) {
+	many := make([]string, 100000)
+	for i := range many {
+		many[i] = fmt.Sprintf("dev-%d", i)
+	}
+	tests := []struct {
+		ids  []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"a"}, "a"},
+		{many[:8], "dev-0,dev-1,dev-2,dev-3,dev-4,dev-5,dev-6,dev-7"},
+		{many, "dev-0,dev-1,dev-2,dev-3,dev-4,dev-5,dev-6,dev-7,… (100000 in all)"},
+	}
+	for _, tc := range tests {
+		if got := host.SummarizeIDs(tc.ids); got != tc.want {
+			t.Errorf("SummarizeIDs(%d IDs) = %q, want %q", len(tc.ids), got, tc.want)
+		}
+	}
+}
+
+// The warning comes again on each reload that still leaves resources out
+// for want of a node name, and /readyz recovers once none is.
+func TestNodesWithoutNodeNameOnReload(t *testing.T) {
+	const withNodes = "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n  - {name: example.com/all, count: 1}\n  - {name: example.com/edge, count: 1, nodes: [\"edge-*\"]}\n"
+	const without = "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n  - {name: example.com/all, count: 1}\n"
+	dir := shortTempDir(t)
+	k := startKubelet(t, dir)
+	logs := &logBuffer{}
+	rh := runHost(t, mustParse(t, withNodes), host.Config{DevicePluginDir: dir, Registration: host.RegisterKubeletSocket, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	waitRegistered(t, k, "example.com/all")
+	readyz := func() int {
+		rec := httptest.NewRecorder()
+		rh.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return rec.Code
+	}
+	warnings := func() int { return strings.Count(logs.String(), "this process has no node name") }
+	if readyz() != http.StatusServiceUnavailable || warnings() != 1 {
+		t.Fatalf("at start: /readyz %d, %d warnings", readyz(), warnings())
+	}
+	if _, err := rh.Apply(mustParse(t, withNodes+"  - {name: example.com/more, count: 1}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if readyz() != http.StatusServiceUnavailable || warnings() != 2 {
+		t.Errorf("after a reload that keeps nodes:: /readyz %d, %d warnings, want 503 and 2", readyz(), warnings())
+	}
+	if _, err := rh.Apply(mustParse(t, without)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "registered", func() bool { ok, _ := rh.Ready(); return ok })
+	if readyz() != http.StatusOK || warnings() != 2 {
+		t.Errorf("after a reload without nodes:: /readyz %d, %d warnings, want 200 and still 2", readyz(), warnings())
 	}
 }

@@ -131,7 +131,7 @@ func (s *service) GetPreferredAllocation(_ context.Context, req *pluginapi.Prefe
 		}
 		resp.ContainerResponses[i] = &pluginapi.ContainerPreferredAllocationResponse{DeviceIDs: ids}
 		s.p.log.Debug("preferred allocation", "container_request", i, "available", len(cr.AvailableDeviceIDs),
-			"must_include", len(cr.MustIncludeDeviceIDs), "size", cr.AllocationSize, "preferred", summarizeIDs(ids))
+			"must_include", len(cr.MustIncludeDeviceIDs), "size", cr.AllocationSize, "preferred", SummarizeIDs(ids))
 	}
 	return resp, nil
 }

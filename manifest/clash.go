@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // checkAcrossResources applies the rules that span resources: unique names
@@ -53,7 +54,7 @@ func checkAcrossResources(spec Spec, compiled []*Resource, errs *ErrorList) {
 	// share one namespace.
 	type setter struct {
 		r     *Resource
-		fixed *tmpl // the value, when it is the same whatever the allocation
+		fixed string // the whole value, when it is the same whatever the allocation
 	}
 	seen := map[string]map[string]setter{"env var": {}, "annotation": {}, "container path": {}}
 	for _, r := range compiled {
@@ -61,19 +62,20 @@ func checkAcrossResources(spec Spec, compiled []*Resource, errs *ErrorList) {
 		for _, c := range r.sampleContributions() {
 			s, dup := seen[c.kind][c.value]
 			o := s.r
-			// Two resources that set one key to the same fixed text (a
-			// shared licence server) agree whichever the kubelet keeps.
-			if dup && o != r && s.fixed != nil && c.fixed != nil && s.fixed.source == c.fixed.source {
+			// Two resources that set one key or path to the same fixed
+			// value (a shared licence server, one shared mount) agree
+			// whichever the kubelet keeps.
+			if dup && o != r && s.fixed != "" && s.fixed == c.fixed {
 				continue
 			}
 			if dup && o != r {
 				if !reported[c.field] {
 					reported[c.field] = true
-					how := "rename it in one resource"
-					if c.kind != "container path" {
-						how = "rename it in one resource, or give both the same fixed value"
+					how := "to another value"
+					if s.fixed == "" || c.fixed == "" {
+						how = "to a value that depends on the allocation"
 					}
-					errs.add(c.field, "%s %q is also set by resources[%d] (%s) to another value; a pod asking for both would get only one of them, chosen at random; %s",
+					errs.add(c.field, "%s %q is also set by resources[%d] (%s) %s; a pod asking for both would get only one of them, chosen at random; rename it in one resource, or give both the same fixed value",
 						c.kind, c.value, o.specIndex, o.Name, how)
 				}
 				continue
@@ -160,7 +162,7 @@ func (r *Resource) containerPaths() []containerPath {
 // contribution is one key or path a resource puts into a container.
 type contribution struct {
 	kind, field, value string
-	fixed              *tmpl // an env or annotation value without actions
+	fixed              string // the whole value when it has no actions, else ""
 }
 
 // sampleContributions lists what the resource puts into a container for
@@ -168,11 +170,11 @@ type contribution struct {
 func (r *Resource) sampleContributions() []contribution {
 	p := fmt.Sprintf("resources[%d]", r.specIndex)
 	var out []contribution
-	fixed := func(t *tmpl) *tmpl {
+	fixed := func(t *tmpl) string {
 		if t.literal {
-			return t
+			return "=" + t.source // never empty
 		}
-		return nil
+		return ""
 	}
 	for _, e := range r.env {
 		out = append(out, contribution{"env var", fmt.Sprintf("%s.env[%s]", p, e.key), e.key, fixed(e.t)})
@@ -181,10 +183,19 @@ func (r *Resource) sampleContributions() []contribution {
 		out = append(out, contribution{"annotation", fmt.Sprintf("%s.annotations[%s]", p, a.key), a.key, fixed(a.t)})
 	}
 	for _, c := range r.containerPaths() {
+		// The same host path at the same container path, mode and all.
+		same := ""
+		if !c.perDevice && c.host.literal && c.container.literal {
+			kind := "mount"
+			if strings.Contains(c.field, ".devices[") {
+				kind = "device"
+			}
+			same = fmt.Sprintf("%s %s ro=%v %s", kind, c.host.source, c.readOnly, c.permissions)
+		}
 		// A template that fails on the sample was reported at compile time.
 		rendered, _ := r.renderSample(c.container, c.perDevice)
 		for _, s := range rendered {
-			out = append(out, contribution{"container path", c.field, s, nil})
+			out = append(out, contribution{"container path", c.field, s, same})
 		}
 	}
 	return out

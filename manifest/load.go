@@ -50,23 +50,25 @@ func Parse(data []byte, checks ...DeviceListCheck) (*Manifest, error) {
 // prev (which may be nil) reuses prev's compiled form, since compiling
 // depends on nothing but the spec. The result is what Parse would return.
 func Reparse(data []byte, prev *Manifest, checks ...DeviceListCheck) (*Manifest, error) {
-	m, err := reparse(data, prev, checks)
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, ErrorList{{Message: emptyManifest}}
+	}
+	doc, err := oneDocument(data)
+	if err != nil {
+		line, msg := parseErrorLine(err.Error(), data)
+		return nil, ErrorList{{Line: line, Message: msg}}
+	}
+	m, err := reparse(doc, prev, checks)
 	if list := Errors(err); list != nil {
-		return nil, locate(list, data).inTextOrder()
+		// The document as loaded: empty ones before it are blanked out,
+		// lines kept, so the positions are those of the file.
+		return nil, locate(list, doc).inTextOrder()
 	}
 	return m, err
 }
 
+// reparse loads data, a single YAML document.
 func reparse(data []byte, prev *Manifest, checks []DeviceListCheck) (*Manifest, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, ErrorList{{Message: emptyManifest}}
-	}
-	text := data
-	data, err := oneDocument(data)
-	if err != nil {
-		line, msg := parseErrorLine(err.Error(), text)
-		return nil, ErrorList{{Line: line, Message: msg}}
-	}
 	// YAMLToJSONStrict rejects broken YAML (naming the line) and duplicate keys.
 	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
@@ -196,6 +198,7 @@ func yamlErrors(err error, data []byte) ErrorList {
 		s = strings.ReplaceAll(s, p, "")
 	}
 	var errs ErrorList
+	duplicates := false
 	for _, line := range strings.Split(s, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" {
@@ -203,11 +206,13 @@ func yamlErrors(err error, data []byte) ErrorList {
 		}
 		n, msg := parseErrorLine(line, data)
 		if strings.Contains(msg, "already set in map") || strings.Contains(msg, "already defined") {
-			msg = "duplicate key: " + msg + "; each key may appear once per mapping"
-		} else {
-			msg = "the YAML does not parse: " + msg
+			duplicates = true
+			continue // said below, with the path
 		}
-		errs = append(errs, FieldError{Line: n, Message: msg})
+		errs = append(errs, FieldError{Line: n, Message: "the YAML does not parse: " + msg})
+	}
+	if duplicates {
+		errs = append(errs, duplicateKeys(data)...)
 	}
 	if len(errs) == 0 {
 		errs.add("", "the YAML does not parse: %v", err)

@@ -27,14 +27,14 @@ func TestParseStrict(t *testing.T) {
 		{"broken YAML names the line", header + one + "  - name: [\n", []wantErr{{"", "line 6: the YAML does not parse: did not find expected node content"}}},
 		{"tab indentation", header + "  - name: example.com/a\n\tcount: 1\n", []wantErr{{"", "line 5: the YAML does not parse: found a tab character"}}},
 		{"duplicate key names the line", header + one + "    count: 2\n", []wantErr{
-			{"", `line 6: duplicate key: key "count" already set in map; each key may appear once per mapping`},
+			{"resources[0].count", `resources[0].count (line 6, column 5): "count" appears twice in this mapping (first at line 5); keep one`},
 		}},
 		{"every duplicate key", header + one + "    count: 2\n    name: example.com/b\n", []wantErr{
-			{"", `line 6: duplicate key: key "count" already set`},
-			{"", `line 7: duplicate key: key "name" already set`},
+			{"resources[0].count", `(line 6, column 5): "count" appears twice`},
+			{"resources[0].name", `(line 7, column 5): "name" appears twice in this mapping (first at line 4)`},
 		}},
 		{"duplicate key in JSON", `{"apiVersion": "simple-device-plugin/v1alpha1", "apiVersion": "x"}`, []wantErr{
-			{"", `line 1: duplicate key: key "apiVersion" already set`},
+			{"apiVersion", `apiVersion (line 1, column 49): "apiVersion" appears twice`},
 		}},
 		{"unknown top-level field with suggestion", "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresource:\n" + one, []wantErr{
 			{"resource", `unknown field (did you mean "resources"?); fields here are apiVersion, kind, resources`},
@@ -105,7 +105,7 @@ func TestParseStrict(t *testing.T) {
 		{"an ended empty document before the manifest", "---\n...\n" + header + one, nil},
 		{"an end marker alone before the manifest", "...\n" + header + one, nil},
 		{"empty documents around the manifest", "---\n# nothing\n---\n" + header + one + "---\n", nil},
-		{"lines keep their numbers after empty documents", "---\n---\n" + header + one + "    count: 2\n", []wantErr{{"", "line 8: duplicate key: key \"count\""}}},
+		{"lines keep their numbers after empty documents", "---\n---\n" + header + one + "    count: 2\n", []wantErr{{"resources[0].count", "resources[0].count (line 8, column 5): \"count\" appears twice in this mapping (first at line 7)"}}},
 		{"an empty document then one with content on its marker line", "---\n--- {apiVersion: simple-device-plugin/v1alpha1, kind: Manifest, resources: [{name: example.com/a, count: 1}]}\n", nil},
 		{"dashes inside a value are not a marker", header + one + "    env: {SEP: '---'}\n", nil},
 		{"missing apiVersion", "kind: Manifest\nresources:\n" + one, []wantErr{
@@ -378,7 +378,7 @@ func TestErrorPositions(t *testing.T) {
 			}},
 		{"in the order of the text, not of the paths", header + "  - name: example.com/a\n    colour: red\n    count: 0\n  - name: kubernetes.io/b\n    count: 1\n",
 			[]FieldError{
-				{Path: "resources[0].colour", Line: 5, Column: 13},
+				{Path: "resources[0].colour", Line: 5, Column: 5}, // an unknown field: at its key
 				{Path: "resources[0].count", Line: 6, Column: 12},
 				{Path: "resources[1].name", Line: 7, Column: 11},
 			}},
@@ -388,6 +388,10 @@ func TestErrorPositions(t *testing.T) {
 			[]FieldError{{Line: 5}}},
 		{"a scanner error names the line at fault", header + "  - name: example.com/a\n\tcount: 1\n",
 			[]FieldError{{Line: 5}}},
+		{"after empty documents, the line in the file", "---\n# empty\n---\n" + header + "  - name: example.com/a\n    count: 0\n",
+			[]FieldError{{Path: "resources[0].count", Line: 8, Column: 12}}},
+		{"a duplicate env var, at its second key", header + "  - name: example.com/a\n    count: 1\n    env:\n      A: x\n      A: y\n",
+			[]FieldError{{Path: "resources[0].env[A]", Line: 8, Column: 7}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -402,5 +406,16 @@ func TestErrorPositions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Finding positions follows each path once: a deeply nested invalid
+// manifest (a reload of a few hundred bytes) costs no more than a flat one.
+func TestErrorPositionsOfDeepNesting(t *testing.T) {
+	deep := "x: " + strings.Repeat("{a: ", 60) + "1" + strings.Repeat("}", 60) + "\n"
+	_, err := Parse([]byte(header + "  - name: example.com/a\n    count: 1\n" + deep))
+	got := Errors(err)
+	if len(got) != 1 || got[0].Path != "x" || got[0].Line != 6 {
+		t.Fatalf("errors: %v", err)
 	}
 }

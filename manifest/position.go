@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -10,97 +11,140 @@ import (
 
 // Positions are looked up only when a manifest is invalid: the converter
 // that loads it keeps no line numbers, so the text is parsed a second time,
-// into nodes that have them.
+// into nodes that have them, and each error's path is followed down them.
 
 // position is a line and column (1-based) in the manifest's text.
 type position struct{ line, column int }
 
-// positions maps every YAML path of the document (resources[0].env[A],
-// resources[0].healthCheck.path) to where it starts. A mapping's keys are
-// recorded both as fields (.key) and as map entries ([key]), since the
-// text does not say which one the schema makes of them.
-func positions(data []byte) map[string]position {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
-		return nil
-	}
-	out := map[string]position{}
-	var walk func(n *yaml.Node, path string)
-	walk = func(n *yaml.Node, path string) {
-		switch n.Kind {
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				key, value := n.Content[i], n.Content[i+1]
-				at := position{key.Line, key.Column}
-				if value.Kind == yaml.ScalarNode && value.Line == key.Line {
-					at = position{value.Line, value.Column} // point at the value
-				}
-				field := key.Value
-				if path != "" {
-					field = path + "." + key.Value
-				}
-				entry := path + "[" + key.Value + "]"
-				out[field], out[entry] = at, at
-				walk(value, field)
-				walk(value, entry)
-			}
-		case yaml.SequenceNode:
-			for i, item := range n.Content {
-				p := path + "[" + strconv.Itoa(i) + "]"
-				out[p] = position{item.Line, item.Column}
-				walk(item, p)
-			}
-		case yaml.AliasNode:
-			if n.Alias != nil {
-				walk(n.Alias, path)
-			}
-		}
-	}
-	root := doc.Content[0]
-	out[""] = position{root.Line, root.Column}
-	walk(root, "")
-	return out
-}
-
 // locate gives each error the position of its path, or of the nearest
 // enclosing path the text has (a missing field is reported where its
-// mapping starts). Errors that already have a line keep it.
+// mapping starts). Errors that already have a line keep it. data is the
+// manifest as the loader read it: one document.
 func locate(errs ErrorList, data []byte) ErrorList {
-	var pos map[string]position
+	var root *yaml.Node
 	for i := range errs {
 		e := &errs[i]
 		if e.Line != 0 || e.Path == "" {
 			continue
 		}
-		if pos == nil {
-			if pos = positions(data); pos == nil {
+		if root == nil {
+			var doc yaml.Node
+			if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
 				return errs
 			}
+			root = doc.Content[0]
 		}
-		for p := e.Path; ; p = parentPath(p) {
-			if at, ok := pos[p]; ok {
-				e.Line, e.Column = at.line, at.column
-				break
-			}
-			if p == "" {
-				break
-			}
-		}
+		at := find(root, splitPath(e.Path), strings.HasPrefix(e.Message, "unknown field"))
+		e.Line, e.Column = at.line, at.column
 	}
 	return errs
 }
 
-// parentPath drops the last element of a YAML path: a.b[2] -> a.b -> a -> "".
-func parentPath(p string) string {
-	if strings.HasSuffix(p, "]") {
-		if i := strings.LastIndexByte(p, '['); i >= 0 {
-			return p[:i]
+// find descends from n along path as far as the text goes and returns
+// where it got: the value of the last key found (its key instead, when
+// atKey or when the value starts on a later line), or the item.
+func find(n *yaml.Node, path []string, atKey bool) position {
+	at := position{n.Line, n.Column}
+	for _, seg := range path {
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias
+		}
+		next := (*yaml.Node)(nil)
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if key := n.Content[i]; key.Value == seg {
+					next = n.Content[i+1]
+					at = position{key.Line, key.Column}
+					if !atKey && next.Kind == yaml.ScalarNode && next.Line == key.Line {
+						at = position{next.Line, next.Column}
+					}
+					break
+				}
+			}
+		case yaml.SequenceNode:
+			if k, err := strconv.Atoi(seg); err == nil && k >= 0 && k < len(n.Content) {
+				next = n.Content[k]
+				at = position{next.Line, next.Column}
+			}
+		}
+		if next == nil {
+			return at
+		}
+		n = next
+	}
+	return at
+}
+
+// mapFields are the fields whose keys are names the user chooses (written
+// env[NAME] in paths), not fields of the schema.
+var mapFields = map[string]bool{"env": true, "annotations": true, "nodeOf": true}
+
+// duplicateKeys finds every key that appears twice in a mapping, with
+// its path and where it appears again.
+func duplicateKeys(data []byte) ErrorList {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
+		return nil
+	}
+	var errs ErrorList
+	var walk func(n *yaml.Node, path, field string)
+	walk = func(n *yaml.Node, path, field string) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			first := map[string]*yaml.Node{}
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key := n.Content[i]
+				p := path + "." + key.Value
+				if path == "" {
+					p = key.Value
+				}
+				if mapFields[field] {
+					p = path + "[" + key.Value + "]"
+				}
+				if prev, dup := first[key.Value]; dup {
+					errs = append(errs, FieldError{Path: p, Line: key.Line, Column: key.Column,
+						Message: fmt.Sprintf("%q appears twice in this mapping (first at line %d); keep one", key.Value, prev.Line)})
+					continue
+				}
+				first[key.Value] = key
+				walk(n.Content[i+1], p, key.Value)
+			}
+		case yaml.SequenceNode:
+			for i, item := range n.Content {
+				walk(item, path+"["+strconv.Itoa(i)+"]", "")
+			}
 		}
 	}
-	if i := strings.LastIndexByte(p, '.'); i >= 0 {
-		return p[:i]
+	walk(doc.Content[0], "", "")
+	return errs
+}
+
+// splitPath turns resources[0].env[A.B].path into its keys and indexes:
+// resources, 0, env, A.B, path.
+func splitPath(p string) []string {
+	var out []string
+	for p != "" {
+		switch p[0] {
+		case '.':
+			p = p[1:]
+		case '[':
+			end := strings.IndexByte(p, ']')
+			if end < 0 {
+				return append(out, p[1:])
+			}
+			out = append(out, p[1:end])
+			p = p[end+1:]
+		default:
+			end := strings.IndexAny(p, ".[")
+			if end < 0 {
+				end = len(p)
+			}
+			out = append(out, p[:end])
+			p = p[end:]
+		}
 	}
-	return ""
+	return out
 }
 
 // yamlLineRe finds the line number in the YAML library's messages.

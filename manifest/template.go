@@ -129,8 +129,14 @@ func cleanTemplateErr(err error, name string) string {
 	s = strings.TrimPrefix(s, name+":")
 	s = strings.ReplaceAll(s, fmt.Sprintf("executing %q ", name), "")
 	s = goTypeRe.ReplaceAllString(s, "there is no field .$1 here")
+	// text/template's own line:column within the template would read as a
+	// second position in the file; "at <.Foo>" says where.
+	s = templatePosRe.ReplaceAllString(strings.TrimSpace(s), "")
 	return strings.TrimSpace(s)
 }
+
+// templatePosRe is the position text/template puts first: "1:3: ", "1: ".
+var templatePosRe = regexp.MustCompile(`^\d+(:\d+)?: `)
 
 // goTypeRe finds text/template's mention of our Go types, which mean
 // nothing to someone writing a manifest.

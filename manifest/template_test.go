@@ -75,7 +75,7 @@ func TestCompileTemplate(t *testing.T) {
 		{"empty is literal", "", true, ""},
 		{"comment only is literal", "{{/* x */}}", true, ""},
 		{"action", "/dev/{{ .ID }}", false, ""},
-		{"parse error names no template", "{{ .ID", false, "template does not parse: 1: unclosed action"},
+		{"parse error names no template", "{{ .ID", false, "template does not parse: unclosed action"},
 		{"unknown function", "{{ env `HOME` }}", false, `function "env" not defined`},
 	}
 	for _, tc := range tests {

@@ -337,7 +337,11 @@ func TestHelmStringManifestRefused(t *testing.T) {
 		{"empty node glob", head + "resources:\n  - name: example.com/a\n    count: 1\n    nodes: [\"\"]\n",
 			"resources[0].nodes[0]: must not be empty", "/manifest/resources/0/nodes/0"},
 		{"not a mapping", "- name: example.com/a\n",
-			"values.manifest is not a YAML mapping", ""},
+			"values.manifest does not parse as a manifest: it is not a mapping of apiVersion, kind and resources", ""},
+		{"a second document", head + "resources:\n  - name: example.com/a\n    count: 1\n---\n" + head + "resources:\n  - name: example.com/b\n    count: 1\n",
+			"values.manifest holds more than one YAML document; a manifest is one document", ""},
+		{"broken YAML", head + "resources:\n  - name: example.com/a\n    count: 1\n   env: {A: b}\n",
+			"values.manifest does not parse as a manifest: line 5: did not find expected", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := writeTemp(t, "manifest.yaml", tc.manifest)
@@ -374,6 +378,8 @@ func TestHelmStringManifestAccepted(t *testing.T) {
 		{"a count of a million", head + "    count: 1000000\n"},
 		{"NUMA node 0 and the last", head + "    ids: [d0, d1]\n    topology: {nodeOf: {d0: 0, d1: 1023}}\n"},
 		{"upper-case annotation key", head + "    count: 1\n    annotations: {Example.com/Key: v}\n"},
+		{"empty documents before it", "---\n# nothing here\n---\n" + head + "    count: 1\n"},
+		{"an end marker and comments after it", head + "    count: 1\n...\n# the end\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := writeTemp(t, "manifest.yaml", tc.manifest)

@@ -12,9 +12,19 @@ schema already held it to the same rules.
 {{- define "sdp.manifest" -}}
 {{- $m := required "values.manifest is required: the manifest of the resources to serve (a mapping, or --set-file manifest=FILE)" .Values.manifest -}}
 {{- if kindIs "string" $m -}}
-{{- $m = fromYaml $m -}}
+{{- /* fromYaml reads the first document only: empty ones before the
+manifest are dropped, and a second one with content is refused, not lost. */ -}}
+{{- $text := regexReplaceAll `\A(([ \t]*(#[^\n]*)?|---[ \t]*(#[^\n]*)?)\n)*` $m "" -}}
+{{- if regexMatch `(?m)^(---|\.\.\.)([ \t].*)?\n(?s:.*)^[^#\s]` $text -}}
+{{- fail "values.manifest holds more than one YAML document; a manifest is one document, so merge the resources lists" -}}
+{{- end -}}
+{{- $m = fromYaml $text -}}
 {{- if and (hasKey $m "Error") (eq (len $m) 1) -}}
-{{- fail (printf "values.manifest is not a YAML mapping: %s; give the text of a manifest file (--set-file manifest=FILE) or the manifest as a mapping" (get $m "Error")) -}}
+{{- $why := get $m "Error" | replace "error converting YAML to JSON: " "" | replace "yaml: " "" -}}
+{{- if contains "cannot unmarshal" $why -}}
+{{- $why = "it is not a mapping of apiVersion, kind and resources" -}}
+{{- end -}}
+{{- fail (printf "values.manifest does not parse as a manifest: %s; give the text of a manifest file (--set-file manifest=FILE) or the manifest as a mapping, and check it with simple-device-plugin validate" $why) -}}
 {{- end -}}
 {{- end -}}
 {{- include "sdp.manifest.object" (dict "path" "" "value" $m "type" "manifest") -}}
