@@ -3,10 +3,13 @@
 #   bin/kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl
 #                        (k8s.io/kubernetes from the Go module proxy, kube/go.mod)
 #   bin/helm             (helm.sh/helm/v3, helm/go.mod)
+#   bin/containerd containerd-shim-runc-v2 ctr
+#                        (github.com/containerd/containerd/v2, containerd/go.mod)
 #   bin/mkimage podinfo pause cricleanup   (this module)
 #   images/pause.tar podinfo.tar           (docker-archive tarballs, by mkimage)
-# The Kubernetes and helm binaries are rebuilt only when their go.mod, go.sum
-# or the Go version change (a stamp file): a warm run takes seconds.
+# The Kubernetes, helm and containerd binaries are rebuilt only when their
+# go.mod, go.sum, build flags or the Go version change (a stamp file): a warm
+# run takes seconds.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 OUT=$HERE/_out
@@ -18,19 +21,22 @@ log() { printf '%s [build] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # build_pinned DIR STAMP LDFLAGS PKG...: go build PKGs of module DIR unless
 # the stamp says they were built from the same go.mod, go.sum, flags and Go.
+# TAGS=... before it: build tags.
 build_pinned() {
-	local dir=$1 stamp=$OUT/bin/.$2.stamp ldflags="-s -w $3" sum p missing=0
+	local dir=$1 name=$2 stamp=$OUT/bin/.$2.stamp ldflags="-s -w $3" tags=${TAGS:-} sum p missing=0
 	shift 3
-	sum=$(cat "$dir/go.mod" "$dir/go.sum" <("$GO" version) <(echo "$ldflags") | sha256sum | cut -c1-16)
+	# (The tags join the stamp only when set, so the stamps of builds
+	# without tags stay what they were.)
+	sum=$(cat "$dir/go.mod" "$dir/go.sum" <("$GO" version) <(echo "$ldflags") <([ -z "$tags" ] || echo "tags $tags") | sha256sum | cut -c1-16)
 	for p in "$@"; do [ -x "$OUT/bin/$(basename "$p")" ] || missing=1; done
 	if [ "$missing" = 0 ] && [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ]; then
-		log "$(basename "$dir"): up to date"
+		log "$name: up to date"
 		return
 	fi
 	local t0=$SECONDS
-	(cd "$dir" && "$GO" build -trimpath -ldflags="$ldflags" -o "$OUT/bin/" "$@")
+	(cd "$dir" && "$GO" build -trimpath -tags="$tags" -ldflags="$ldflags" -o "$OUT/bin/" "$@")
 	echo "$sum" >"$stamp"
-	log "$(basename "$dir"): built in $((SECONDS - t0))s"
+	log "$name: built in $((SECONDS - t0))s"
 }
 
 # The Kubernetes version, stamped into the binaries as its release build
@@ -47,6 +53,20 @@ build_pinned "$HERE/kube" kube "$KUBE_LDFLAGS" \
 	k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
 	k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubectl
 build_pinned "$HERE/helm" helm "" helm.sh/helm/v3/cmd/helm
+
+# containerd 2 as its Makefile builds it (version stamped, urfave_cli_no_docs;
+# the shim also no_grpc), static (CGO_ENABLED=0), without the btrfs,
+# devmapper and zfs snapshotters (btrfs needs cgo; none is used here).
+if [ "${SDP_CLUSTER_CONTAINERD:-}" != debian ]; then
+	CTRD_PKG=github.com/containerd/containerd/v2
+	CTRD_VERSION=$(awk -v m="$CTRD_PKG" '$1 == m {print $2}' "$HERE/containerd/go.mod")
+	CTRD_LDFLAGS="-X $CTRD_PKG/version.Version=$CTRD_VERSION"
+	CTRD_TAGS="urfave_cli_no_docs no_btrfs no_devmapper no_zfs"
+	TAGS=$CTRD_TAGS build_pinned "$HERE/containerd" containerd "$CTRD_LDFLAGS" \
+		$CTRD_PKG/cmd/containerd $CTRD_PKG/cmd/ctr
+	TAGS="$CTRD_TAGS no_grpc" build_pinned "$HERE/containerd" containerd-shim "$CTRD_LDFLAGS" \
+		$CTRD_PKG/cmd/containerd-shim-runc-v2
+fi
 
 (cd "$HERE" && "$GO" build -trimpath -ldflags='-s -w' -o "$OUT/bin/" ./cmd/...)
 "$OUT/bin/mkimage" --tag localhost/sdp-e2e/pause:e2e --out "$OUT/images/pause.tar" \

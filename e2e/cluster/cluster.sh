@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A single-node Kubernetes cluster on loopback, for the cluster test and for
-# debugging by hand. Needs root, Debian's containerd, runc,
-# containernetworking-plugins, etcd-server and iptables, and the Kubernetes
-# binaries `make e2e-cluster-bin` builds into _out/bin (see README.md).
+# debugging by hand. Needs root, Debian's runc, containernetworking-plugins,
+# etcd-server and iptables, and the Kubernetes and containerd 2 binaries
+# build.sh builds into _out/bin (see README.md).
 #
 #   cluster.sh up                 start everything, wait for the Node to be Ready
 #   cluster.sh down               stop everything, restore the host (always safe)
@@ -15,6 +15,9 @@
 # kubeconfigs, configs, logs, etcd and containerd data; sockets in
 # /run/sdp-e2e. The kubelet uses the real /var/lib/kubelet (the device
 # plugin directory is a fixed path). Everything listens on 127.0.0.1.
+#
+# SDP_CLUSTER_CONTAINERD=debian runs Debian's containerd 1.6 (apt-get
+# install containerd) instead of the containerd 2 in _out/bin: no CDI.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,6 +31,13 @@ SERVICE_CIDR=10.233.234.0/24
 BRIDGE=sdpe2e0
 PAUSE_IMAGE=localhost/sdp-e2e/pause:e2e
 CONTAINERD_SOCK=$RUN/containerd/containerd.sock
+# containerd 2 from _out/bin (build.sh), its shim found on PATH ($BIN first);
+# or Debian's containerd 1.6 with its own ctr and shim.
+case ${SDP_CLUSTER_CONTAINERD:-} in
+"" | build) CONTAINERD_FLAVOR=build CONTAINERD=$BIN/containerd CTR=$BIN/ctr ;;
+debian) CONTAINERD_FLAVOR=debian CONTAINERD=/usr/bin/containerd CTR=/usr/bin/ctr ;;
+*) echo "SDP_CLUSTER_CONTAINERD=${SDP_CLUSTER_CONTAINERD}: want build (the default) or debian" >&2; exit 2 ;;
+esac
 APISERVER_PORT=6443
 ETCD_CLIENT_PORT=12379 # not 2379: Debian's etcd-server may run its own there
 ETCD_PEER_PORT=12380
@@ -224,37 +234,11 @@ make_pki() {
 
 start_containerd() {
 	mkdir -p "$ROOT/containerd" "$RUN/containerd" "$ROOT/cni/net.d" "$ROOT/cni/ipam"
-	cat >"$ROOT/containerd.toml" <<EOF
-version = 2
-root = "$ROOT/containerd"
-state = "$RUN/containerd"
-[grpc]
-  address = "$CONTAINERD_SOCK"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$ROOT/containerd-opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  # The kubelet no longer tells the runtime its pause image: a local one.
-  sandbox_image = "$PAUSE_IMAGE"
-  # Root lacks CAP_SYS_RESOURCE on these machines: without this every
-  # sandbox fails with "can't get final child's PID from pipe: EOF".
-  restrict_oom_score_adj = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      # containerd copies a CRI container's annotations into its OCI spec
-      # only when allowed here: let the manifest's (example.com/...) through,
-      # so the test sees them where an OCI hook or NRI plugin would.
-      container_annotations = ["example.com/*"]
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$ROOT/cni/net.d"
-EOF
+	if [ "$CONTAINERD_FLAVOR" = debian ]; then
+		write_containerd16_config
+	else
+		write_containerd2_config
+	fi
 	# A bridge with host-local addresses; no masquerade: pods talk to the
 	# node only (the kubelet's probes), nothing leaves the machine.
 	cat >"$ROOT/cni/net.d/10-sdp-e2e.conflist" <<EOF
@@ -277,12 +261,120 @@ EOF
   ]
 }
 EOF
-	start containerd containerd --config "$ROOT/containerd.toml"
-	wait_for containerd 30 ctr --address "$CONTAINERD_SOCK" version
+	if [ "$CONTAINERD_FLAVOR" = debian ]; then
+		# Debian's shim, not the one in $BIN.
+		start containerd env PATH="${PATH#"$BIN":}" "$CONTAINERD" --config "$ROOT/containerd.toml"
+	else
+		start containerd "$CONTAINERD" --config "$ROOT/containerd.toml"
+	fi
+	wait_for containerd 30 "$CTR" --address "$CONTAINERD_SOCK" version
+}
+
+# containerd 2 (config version 4, the one `containerd config default` of
+# 2.4 writes; version 3 also loads, migrated with a warning on every start).
+# Every path it would take on the host by default is moved under $ROOT or
+# $RUN, except the CDI spec directories.
+write_containerd2_config() {
+	cat >"$ROOT/containerd.toml" <<EOF
+version = 4
+root = "$ROOT/containerd"
+state = "$RUN/containerd"
+# Not the default drop-ins of /etc/containerd/conf.d.
+imports = []
+
+[plugins."io.containerd.server.v1.grpc"]
+  address = "$CONTAINERD_SOCK"
+# Version 4 no longer derives the ttrpc socket from the grpc one: without
+# this it would be /run/containerd/containerd.sock.ttrpc.
+[plugins."io.containerd.server.v1.ttrpc"]
+  address = "$CONTAINERD_SOCK.ttrpc"
+# The shims' sockets (default /run/containerd/s).
+[plugins."io.containerd.shim.v1.manager"]
+  socket_dir = "$RUN/s"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$ROOT/containerd-opt"
+[plugins."io.containerd.image-verifier.v1.bindir"]
+  bin_dir = "$ROOT/image-verifier"
+# NRI on, with no plugin, but not on the host's /var/run/nri/nri.sock,
+# /opt/nri/plugins, /etc/nri/conf.d.
+[plugins."io.containerd.nri.v1.nri"]
+  socket_path = "$RUN/nri/nri.sock"
+  plugin_path = "$ROOT/nri/plugins"
+  plugin_config_path = "$ROOT/nri/conf.d"
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    # The kubelet no longer tells the runtime its pause image: a local one.
+    sandbox = "$PAUSE_IMAGE"
+
+[plugins."io.containerd.cri.v1.runtime"]
+  # Root lacks CAP_SYS_RESOURCE on these machines: without this every
+  # sandbox fails with "can't get final child's PID from pipe: EOF".
+  restrict_oom_score_adj = true
+  # CDI: always on in containerd 2.4 (enable_cdi is gone: an unknown key,
+  # ignored with a warning); the spec directories are the defaults,
+  # written out because the tests put specs there.
+  cdi_spec_dirs = ["/etc/cdi", "/var/run/cdi"]
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      # containerd copies a CRI container's annotations into its OCI spec
+      # only when allowed here: let the manifest's (example.com/...) through,
+      # so the test sees them where an OCI hook or NRI plugin would.
+      container_annotations = ["example.com/*"]
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        # cgroupfs (the machines have cgroup v1); containerd 2 tells the
+        # kubelet so through the CRI RuntimeConfig call.
+        SystemdCgroup = false
+        # runc's state (default /run/containerd/runc).
+        Root = "$RUN/runc"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "$ROOT/cni/net.d"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+EOF
+}
+
+# Debian's containerd 1.6 (SDP_CLUSTER_CONTAINERD=debian): config version 2,
+# the settings above under their 1.x names (1.6 ignores CDI devices).
+write_containerd16_config() {
+	cat >"$ROOT/containerd.toml" <<EOF
+version = 2
+root = "$ROOT/containerd"
+state = "$RUN/containerd"
+[grpc]
+  address = "$CONTAINERD_SOCK"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$ROOT/containerd-opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      container_annotations = ["example.com/*"]
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$ROOT/cni/net.d"
+EOF
 }
 
 import_image() {
-	ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$1" >/dev/null
+	# ctr repeats containerd 2's cgroup v1 deprecation warning (README.md)
+	# on every import: keep its other messages.
+	"$CTR" --address "$CONTAINERD_SOCK" -n k8s.io images import "$1" 2>&1 >/dev/null |
+		{ grep -v 'support for cgroup v1 is deprecated' >&2 || true; }
 }
 
 start_etcd() {
@@ -349,8 +441,9 @@ authentication:
   x509: {clientCAFile: $ROOT/pki/ca.crt}
 authorization: {mode: Webhook}
 containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
-# The machines have cgroup v1, and containerd 1.6 cannot tell the kubelet its
-# cgroup driver (no RuntimeConfig RPC).
+# The machines have cgroup v1. containerd 2 tells the kubelet its cgroup
+# driver (CRI RuntimeConfig: cgroupfs, SystemdCgroup = false); containerd
+# 1.6 cannot, so it is written here too.
 failCgroupV1: false
 cgroupDriver: cgroupfs
 # Short periods so the test sees ConfigMap updates and device changes fast.
@@ -377,10 +470,19 @@ start_kubelet() {
 cmd_up() {
 	[ "$(id -u)" = 0 ] || die "needs root"
 	for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
-		[ -x "$BIN/$b" ] || die "$BIN/$b missing: run make e2e-cluster-bin (or see README.md)"
+		[ -x "$BIN/$b" ] || die "$BIN/$b missing: run e2e/cluster/build.sh (or see README.md)"
 	done
-	for b in containerd ctr runc etcd iptables-save openssl curl /usr/lib/cni/bridge; do
-		command -v "$b" >/dev/null || die "$b missing: apt-get install containerd runc containernetworking-plugins etcd-server iptables openssl curl"
+	if [ "$CONTAINERD_FLAVOR" = debian ]; then
+		for b in "$CONTAINERD" "$CTR" /usr/bin/containerd-shim-runc-v2; do
+			[ -x "$b" ] || die "$b missing: apt-get install containerd (SDP_CLUSTER_CONTAINERD=debian)"
+		done
+	else
+		for b in containerd ctr containerd-shim-runc-v2; do
+			[ -x "$BIN/$b" ] || die "$BIN/$b missing: run e2e/cluster/build.sh (or see README.md)"
+		done
+	fi
+	for b in runc etcd iptables-save openssl curl ss /usr/lib/cni/bridge /usr/lib/cni/host-local; do
+		command -v "$b" >/dev/null || die "$b missing: apt-get install runc containernetworking-plugins etcd-server iptables openssl curl iproute2"
 	done
 	if [ -d "$ROOT" ] || [ -d "$RUN" ]; then
 		log "state of an earlier cluster found: tearing it down first"
@@ -397,7 +499,7 @@ cmd_up() {
 	write_kubelet_config
 	start_containerd
 	for img in "$IMAGES"/pause.tar "$IMAGES"/podinfo.tar; do
-		[ -f "$img" ] || die "$img missing: run make e2e-cluster-images"
+		[ -f "$img" ] || die "$img missing: run e2e/cluster/build.sh"
 		import_image "$img"
 	done
 	log "containerd up, images imported ($((SECONDS - t0))s)"
@@ -499,6 +601,8 @@ cmd_env() {
 	echo "export KUBECONFIG=$ROOT/admin.kubeconfig"
 	echo "export PATH=$BIN:\$PATH"
 	echo "export CONTAINERD_ADDRESS=$CONTAINERD_SOCK CONTAINERD_NAMESPACE=k8s.io"
+	[ "$CONTAINERD_FLAVOR" = debian ] && echo "alias ctr=$CTR"
+	return 0
 }
 
 cmd_status() {
@@ -525,7 +629,7 @@ import) [ -n "${2:-}" ] || die "usage: cluster.sh import FILE.tar"; import_image
 env) cmd_env ;;
 status) cmd_status ;;
 *)
-	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

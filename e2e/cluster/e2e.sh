@@ -6,6 +6,9 @@
 #
 #   SDP_CLUSTER_KEEP=1   leave the cluster up after the test (to debug;
 #                        e2e/cluster/cluster.sh down when done)
+#   SDP_CLUSTER_CONTAINERD=debian
+#                        Debian's containerd 1.6 instead of the containerd 2
+#                        build.sh builds (README.md)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -33,7 +36,7 @@ component_logs() {
 	for f in kubelet containerd kube-apiserver kube-scheduler kube-controller-manager; do
 		[ -f "$ROOT/logs/$f.log" ] || continue
 		printf '\n----- last lines of %s.log\n' "$f"
-		grep -v '^I[0-9]' "$ROOT/logs/$f.log" | tail -n 25 || true
+		grep -Ev '^I[0-9]|level=info' "$ROOT/logs/$f.log" | tail -n 25 || true
 	done
 }
 
