@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,6 +25,12 @@ import (
 // run in order; the first failure stops the rest.
 func TestCluster(t *testing.T) {
 	f := newFixture(t)
+	// The plugin's CDI specs outlive it on purpose; the test leaves none.
+	t.Cleanup(func() {
+		if out, err := exec.Command(repoRoot+"/bin/simple-device-plugin", "cleanup", "--cdi-spec-dir", hostCDISpecDir).CombinedOutput(); err != nil {
+			t.Errorf("cleanup: %v\n%s", err, out)
+		}
+	})
 	steps := []struct {
 		name string
 		run  func(*testing.T)
@@ -34,7 +41,8 @@ func TestCluster(t *testing.T) {
 		{"4_hot_reload", f.stepHotReload},
 		{"5_restarts", f.stepRestarts},
 		{"6_insufficient", f.stepInsufficient},
-		{"7_uninstall", f.stepUninstall},
+		{"7_spec_follows_the_manifest", f.stepSpecFollowsTheManifest},
+		{"8_uninstall", f.stepUninstall},
 	}
 	for _, s := range steps {
 		start := time.Now()
@@ -53,6 +61,7 @@ const (
 	seat   = "example.com/license-seat"
 	vaccel = "example.com/vaccel-share"
 	dongle = "example.com/dongle"
+	acc    = "example.com/vendor-acc" // names a vendor's CDI devices that no spec defines
 
 	pluginNS   = "simple-device-plugin"
 	pluginName = "simple-device-plugin"
@@ -64,7 +73,7 @@ const (
 // (0: absent or zero).
 var (
 	installed = map[string]int64{fpga: 4, seat: 3, vaccel: 16}
-	reloaded  = map[string]int64{fpga: 6, seat: 0, vaccel: 16, dongle: 2}
+	reloaded  = map[string]int64{fpga: 6, seat: 0, vaccel: 16, dongle: 2, acc: 0}
 )
 
 // stepInstall: make image, import it, apply the test overlay of deploy/.
@@ -134,6 +143,9 @@ func (f *fixture) stepMixedPod(t *testing.T) {
 		checkContainer(t, c.Name, got, ids)
 		f.checkAnnotations(t, c.Name, ids)
 	}
+	// The device nodes and per-device mounts came from the CDI spec the
+	// plugin wrote on the node: the Allocate answer no longer has them.
+	f.checkSpecFile(t, fpga, "fpga-0", "fpga-1", "fpga-2", "fpga-3")
 	// Allocation policies: vaccel-share hands out the lowest first, in
 	// container order; fpga packs a container's devices on one NUMA node.
 	if got := assigned["trainer"][vaccel]; !slices.Equal(got, []string{"vaccel-share-0", "vaccel-share-1", "vaccel-share-2", "vaccel-share-3"}) {
@@ -160,9 +172,12 @@ func (f *fixture) stepHotReload(t *testing.T) {
 	if _, err := f.cs.CoreV1().ConfigMaps(pluginNS).Update(f.ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("ConfigMap updated: fpga 4 -> 6, dongle added, license-seat removed")
+	t.Logf("ConfigMap updated: fpga 4 -> 6, dongle and vendor-acc added, license-seat removed")
 	f.waitAllocatable(t, reloaded, 2*time.Minute)
 	f.waitDaemonSetReady(t, time.Minute)
+	// The kubelet has the new devices: so has the CDI spec (written first).
+	f.checkSpecFile(t, fpga, "fpga-0", "fpga-1", "fpga-2", "fpga-3", "fpga-4", "fpga-5")
+	f.checkSpecFile(t, dongle, "dongle-a", "dongle-b")
 
 	pluginAfter := f.pluginPod(t)
 	samePod(t, "plugin pod", pluginBefore, pluginAfter)
@@ -178,9 +193,33 @@ func (f *fixture) stepHotReload(t *testing.T) {
 			t.Errorf("%s registered again (%v -> %v): the reload should have left it registered", name, regBefore[name], reg[name])
 		}
 	}
-	if reg[dongle] < 1 {
-		t.Errorf("the new resource %s was not registered", dongle)
+	for _, name := range []string{dongle, acc} {
+		if reg[name] < 1 {
+			t.Errorf("the new resource %s was not registered", name)
+		}
 	}
+
+	// A pod started after the reload gets the new devices' edits from the
+	// rewritten spec: three fpgas are left (the mixed pod holds three), so
+	// it gets fpga-4 and fpga-5 among them.
+	after := f.startPodinfo(t, "pod-after-reload", corev1.ResourceList{fpga: resource.MustParse("3"), dongle: resource.MustParse("1")})
+	got := parsePodinfo(t, f.containerLogs(t, after.Name, "c"))
+	ids := f.podResources(t, after.Name)["c"]
+	checkContainer(t, after.Name, got, ids)
+	if !slices.Contains(ids[fpga], "fpga-4") || !slices.Contains(ids[fpga], "fpga-5") {
+		t.Errorf("pod-after-reload got fpga %v, want fpga-4 and fpga-5 among them", ids[fpga])
+	}
+	for _, id := range ids[dongle] {
+		if d := got.devices["/dev/"+id]; d != "char 1:3" {
+			t.Errorf("pod-after-reload: device /dev/%s from the dongle's CDI spec: %q, want char 1:3", id, d)
+		}
+	}
+	f.deletePod(t, after.Name)
+
+	// vendor-acc's CDI devices resolve nowhere: its devices are Unhealthy,
+	// so a pod asking for one is never scheduled onto the node (and never
+	// reaches CreateContainerError).
+	f.waitUnschedulable(t, "pod-acc", corev1.ResourceList{acc: resource.MustParse("1")}, "Insufficient "+acc)
 }
 
 // stepRestarts: the plugin pod deleted, its replacement registers every
@@ -211,6 +250,24 @@ func (f *fixture) stepRestarts(t *testing.T) {
 		})
 		f.waitAllocatable(t, reloaded, time.Minute)
 		samePod(t, "mixed pod", f.mixedBefore, f.waitPodRunning(t, mixedPod, 10*time.Second))
+
+		// A container that restarts now replays its CDI names: the spec
+		// outlived the plugin pod it came from, so the container starts.
+		mustRun(f.ctx, t, f.kubectl, "exec", "-n", podNS, mixedPod, "-c", "trainer", "--", "/podinfo", "stop")
+		poll(t, 2*time.Minute, "trainer restarted and running", func() (bool, string) {
+			p, err := f.cs.CoreV1().Pods(podNS).Get(f.ctx, mixedPod, metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, s := range p.Status.ContainerStatuses {
+				if s.Name == "trainer" {
+					return s.RestartCount >= 1 && s.State.Running != nil, fmt.Sprintf("restarts %d, state %+v", s.RestartCount, s.State)
+				}
+			}
+			return false, "no trainer status"
+		})
+		f.mixedBefore = f.waitPodRunning(t, mixedPod, 10*time.Second)
+		checkContainer(t, "trainer (restarted)", parsePodinfo(t, f.containerLogs(t, mixedPod, "trainer")), f.podResources(t, mixedPod)["trainer"])
 	})
 	t.Run("kubelet_restarted", func(t *testing.T) {
 		plugin := f.pluginPod(t)
@@ -294,18 +351,66 @@ func (f *fixture) stepInsufficient(t *testing.T) {
 	}
 }
 
+// stepSpecFollowsTheManifest: a resource removed from the manifest takes
+// its CDI spec along; the others keep theirs.
+func (f *fixture) stepSpecFollowsTheManifest(t *testing.T) {
+	cm, err := f.cs.CoreV1().ConfigMaps(pluginNS).Get(f.ctx, pluginName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["manifest.yaml"] = removeResource(t, cm.Data["manifest.yaml"], dongle)
+	if _, err := f.cs.CoreV1().ConfigMaps(pluginNS).Update(f.ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 2*time.Minute, "the dongle's CDI spec removed", func() (bool, string) {
+		_, err := os.Stat(specFile(dongle))
+		return os.IsNotExist(err), fmt.Sprintf("stat: %v", err)
+	})
+	f.waitAllocatable(t, map[string]int64{dongle: 0}, time.Minute)
+	f.checkSpecFile(t, fpga, "fpga-0", "fpga-1", "fpga-2", "fpga-3", "fpga-4", "fpga-5")
+}
+
 // stepUninstall: kubectl delete -k; the plugin stops on SIGTERM and takes
-// its sockets with it.
+// its sockets with it. Its CDI specs stay, for containers that may still
+// restart, until the cleanup command removes them.
 func (f *fixture) stepUninstall(t *testing.T) {
 	mustRun(f.ctx, t, f.kubectl, "delete", "-k", "overlay", "--wait", "--timeout=2m")
 	poll(t, time.Minute, "plugin sockets removed", func() (bool, string) {
 		socks := f.pluginSockets(t)
 		return len(socks) == 0, fmt.Sprintf("left: %v", socks)
 	})
-	f.waitAllocatable(t, map[string]int64{fpga: 0, seat: 0, vaccel: 0, dongle: 0}, time.Minute)
+	f.waitAllocatable(t, map[string]int64{fpga: 0, seat: 0, vaccel: 0, dongle: 0, acc: 0}, time.Minute)
+	f.checkSpecFile(t, fpga, "fpga-0", "fpga-1", "fpga-2", "fpga-3", "fpga-4", "fpga-5")
+	t.Log(mustRun(f.ctx, t, repoRoot+"/bin/simple-device-plugin", "cleanup", "--cdi-spec-dir", hostCDISpecDir))
+	if _, err := os.Stat(specFile(fpga)); !os.IsNotExist(err) {
+		t.Errorf("the fpga spec is still there after cleanup: %v", err)
+	}
 }
 
-// editManifest grows fpga to 6, removes license-seat and adds dongle.
+// removeResource drops one resource from a manifest.
+func removeResource(t *testing.T, manifest, name string) string {
+	t.Helper()
+	var m map[string]any
+	if err := yaml.Unmarshal([]byte(manifest), &m); err != nil {
+		t.Fatal(err)
+	}
+	var kept []any
+	for _, r := range m["resources"].([]any) {
+		if r.(map[string]any)["name"] != name {
+			kept = append(kept, r)
+		}
+	}
+	m["resources"] = kept
+	out, err := yaml.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// editManifest grows fpga to 6, removes license-seat, adds dongle (whose
+// CDI spec the plugin writes) and vendor-acc (naming a vendor's CDI
+// devices that no spec defines).
 func editManifest(t *testing.T, manifest string) string {
 	t.Helper()
 	var m map[string]any
@@ -324,9 +429,15 @@ func editManifest(t *testing.T, manifest string) string {
 		kept = append(kept, res)
 	}
 	kept = append(kept, map[string]any{
-		"name": dongle,
-		"ids":  []any{"dongle-a", "dongle-b"},
-		"env":  map[string]any{"DONGLE_IDS": `{{ join .IDs "," }}`},
+		"name":    dongle,
+		"ids":     []any{"dongle-a", "dongle-b"},
+		"env":     map[string]any{"DONGLE_IDS": `{{ join .IDs "," }}`},
+		"cdi":     map[string]any{"spec": true},
+		"devices": []any{map[string]any{"hostPath": "/dev/null", "containerPath": "/dev/{{ .ID }}", "perDevice": true}},
+	}, map[string]any{
+		"name":       acc,
+		"ids":        []any{"acc-0", "acc-1"},
+		"cdiDevices": []any{map[string]any{"name": "vendor.example/acc={{ .ID }}", "perDevice": true}},
 	})
 	m["resources"] = kept
 	out, err := yaml.Marshal(m)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,12 +20,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	podresourcesapi "k8s.io/kubelet/pkg/apis/podresources/v1"
+	"sigs.k8s.io/yaml"
 )
 
 const (
@@ -297,10 +300,11 @@ func checkContainer(t *testing.T, name string, got podinfo, ids map[string][]str
 		wantEnv["FPGA_COUNT"] = strconv.Itoa(len(fp))
 		wantMounts["/opt/fpga"] = "root=/var/lib/fpga/shared ro"
 		wantFiles["/opt/fpga/SHARED"] = "shared"
-		for i, id := range fp {
+		for _, id := range fp {
+			// Both from the CDI spec the plugin wrote, not the Allocate answer.
 			wantMounts["/dev/fpga/"+id] = "root=/var/lib/fpga/" + id + " rw"
 			wantFiles["/dev/fpga/"+id+"/ID"] = id
-			wantDevices[fmt.Sprintf("/dev/fpga%d", i)] = "char 1:3" // /dev/null
+			wantDevices["/dev/"+id] = "char 1:3" // /dev/null
 		}
 	}
 	if s := ids[seat]; len(s) > 0 {
@@ -340,7 +344,7 @@ func checkContainer(t *testing.T, name string, got podinfo, ids map[string][]str
 		}
 	}
 	for path, g := range got.devices {
-		if regexp.MustCompile(`^/dev/fpga\d+$`).MatchString(path) && wantDevices[path] == "" {
+		if regexp.MustCompile(`^/dev/fpga-\d+$`).MatchString(path) && wantDevices[path] == "" {
 			t.Errorf("%s: unexpected device %s %s", name, path, g)
 		}
 	}
@@ -493,4 +497,100 @@ func (f *fixture) diagnose(t *testing.T) {
 			fmt.Println(err)
 		}
 	}
+}
+
+// hostCDISpecDir is where the DaemonSet has the plugin write its CDI
+// specs: the node's /var/run/cdi, which containerd reads.
+const hostCDISpecDir = "/var/run/cdi"
+
+// specFile is the CDI spec the plugin writes for a resource.
+func specFile(resource string) string {
+	return filepath.Join(hostCDISpecDir, "simple-device-plugin-"+strings.ReplaceAll(resource, "/", "_")+".yaml")
+}
+
+// checkSpecFile reads the plugin's CDI spec of a resource on the node and
+// checks it defines exactly these devices.
+func (f *fixture) checkSpecFile(t *testing.T, resource string, ids ...string) {
+	t.Helper()
+	data, err := os.ReadFile(specFile(resource))
+	if err != nil {
+		t.Errorf("the CDI spec of %s: %v", resource, err)
+		return
+	}
+	var spec struct {
+		Kind    string `json:"kind"`
+		Devices []struct {
+			Name string `json:"name"`
+		} `json:"devices"`
+	}
+	if err := yaml.Unmarshal(data, &spec); err != nil {
+		t.Errorf("the CDI spec of %s: %v", resource, err)
+		return
+	}
+	var got []string
+	for _, d := range spec.Devices {
+		got = append(got, d.Name)
+	}
+	if spec.Kind != resource || !slices.Equal(got, ids) {
+		t.Errorf("the CDI spec of %s: kind %s, devices %v; want %v", resource, spec.Kind, got, ids)
+	}
+}
+
+// podinfoPod is a one-container pod of the test's workload asking for limits.
+func podinfoPod(name string, limits corev1.ResourceList) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: podNS},
+		Spec: corev1.PodSpec{
+			AutomountServiceAccountToken:  new(false),
+			TerminationGracePeriodSeconds: new(int64(1)),
+			Containers: []corev1.Container{{
+				Name:            "c",
+				Image:           "localhost/sdp-e2e/podinfo:e2e",
+				ImagePullPolicy: corev1.PullNever,
+				Command:         []string{"/podinfo"},
+				Args:            []string{"/opt/fpga", "/dev/fpga"},
+				Resources:       corev1.ResourceRequirements{Limits: limits},
+			}},
+		},
+	}
+}
+
+// startPodinfo runs a podinfo pod and waits for it to run.
+func (f *fixture) startPodinfo(t *testing.T, name string, limits corev1.ResourceList) *corev1.Pod {
+	t.Helper()
+	if _, err := f.cs.CoreV1().Pods(podNS).Create(f.ctx, podinfoPod(name, limits), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.deletePod(t, name) })
+	return f.waitPodRunning(t, name, 2*time.Minute)
+}
+
+func (f *fixture) deletePod(t *testing.T, name string) {
+	err := f.cs.CoreV1().Pods(podNS).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))})
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Errorf("delete pod %s: %v", name, err)
+	}
+}
+
+// waitUnschedulable creates a pod asking for limits and waits until the
+// scheduler says why it cannot place it; the pod is then deleted.
+func (f *fixture) waitUnschedulable(t *testing.T, name string, limits corev1.ResourceList, why string) {
+	t.Helper()
+	if _, err := f.cs.CoreV1().Pods(podNS).Create(f.ctx, podinfoPod(name, limits), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer f.deletePod(t, name)
+	poll(t, time.Minute, name+" unschedulable", func() (bool, string) {
+		p, err := f.cs.CoreV1().Pods(podNS).Get(f.ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled {
+				return c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable && strings.Contains(c.Message, why),
+					fmt.Sprintf("PodScheduled=%s %s: %s", c.Status, c.Reason, c.Message)
+			}
+		}
+		return false, "phase " + string(p.Status.Phase)
+	})
 }

@@ -1,7 +1,7 @@
 // Command podinfo is the cluster test's workload: it prints what its
 // container got (environment, mounts, device nodes) in a line format a test
 // can parse, then sleeps until SIGTERM. `podinfo once` prints and exits, for
-// `kubectl exec`.
+// `kubectl exec`; `podinfo stop` ends the container's own podinfo (PID 1).
 //
 // Output, one fact a line, sorted within each kind:
 //
@@ -31,6 +31,14 @@ import (
 
 func main() {
 	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "stop" {
+		// From kubectl exec: end the container's podinfo, so it restarts.
+		if err := syscall.Kill(1, syscall.SIGTERM); err != nil {
+			fmt.Fprintln(os.Stderr, "podinfo stop:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	once := len(args) > 0 && args[0] == "once"
 	if once {
 		args = args[1:]
