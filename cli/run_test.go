@@ -56,13 +56,15 @@ func TestRunFromStandardInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cdiDir := t.TempDir() // never the machine's /var/run/cdi
 	ctx, cancel := context.WithTimeout(t.Context(), hangTimeout)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- MainWithInput(runCtx, []string{"run", "-", "--device-plugin-dir", dir, "--registration", "kubelet-socket", "--listen", "", "--node-name", "n1"},
+		done <- MainWithInput(runCtx, []string{"run", "-", "--device-plugin-dir", dir, "--registration", "kubelet-socket", "--listen", "", "--node-name", "n1",
+			"--cdi-spec-dir", cdiDir, "--cdi-registry-dirs", cdiDir},
 			bytes.NewReader(data), &stdout, &stderr)
 	}()
 	if err := k.WaitRegistered(ctx, []string{"example.com/fpga", "example.com/license-seat", "example.com/vaccel-share"}); err != nil {
@@ -77,6 +79,10 @@ func TestRunFromStandardInput(t *testing.T) {
 	if want := "manifest=<stdin>"; !strings.Contains(stderr.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, stderr.String())
 	}
+	// The example's FPGAs have their CDI spec written, and it stays.
+	if _, err := os.Stat(cdiDir + "/simple-device-plugin-example.com_fpga.yaml"); err != nil {
+		t.Errorf("the FPGA's CDI spec: %v", err)
+	}
 }
 
 // simulate reads a manifest from standard input too.
@@ -89,5 +95,25 @@ func TestSimulateFromStandardInput(t *testing.T) {
 	code := MainWithInput(t.Context(), []string{"simulate", "-", "-o", "json", "--request", "example.com/license-seat=2"}, bytes.NewReader(data), &stdout, &stderr)
 	if code != exitOK || !strings.Contains(stdout.String(), `"LICENSE_SEATS": "seat-a,seat-b"`) {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+}
+
+// cleanup removes the CDI specs the host wrote, and nothing else.
+func TestCleanupCommand(t *testing.T) {
+	dir := t.TempDir()
+	ours := "cdiVersion: 0.6.0\nkind: example.com/a\nannotations: {simple-device-plugin/generated-by: simple-device-plugin, simple-device-plugin/resource: example.com/a}\ndevices: [{name: x, containerEdits: {env: [A=1]}}]\n"
+	writeFile(t, dir, "simple-device-plugin-example.com_a.yaml", ours)
+	writeFile(t, dir, "vendor.yaml", "cdiVersion: 0.6.0\nkind: vendor.io/x\ndevices: [{name: a, containerEdits: {env: [A=1]}}]\n")
+	code, stdout, stderr := runMain(t, "cleanup", "--cdi-spec-dir", dir)
+	if code != exitOK || stdout != "removed the CDI spec of example.com/a\n" {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 || entries[0].Name() != "vendor.yaml" {
+		t.Errorf("left: %v", entries)
+	}
+	code, stdout, _ = runMain(t, "cleanup", "--cdi-spec-dir", dir)
+	if code != exitOK || !strings.Contains(stdout, "no CDI spec of simple-device-plugin in") {
+		t.Errorf("second cleanup: exit %d, %s", code, stdout)
 	}
 }

@@ -83,3 +83,48 @@ func BenchmarkListAndWatchMessage(b *testing.B) {
 		list.release()
 	}
 }
+
+// Allocate's answer with the per-device edits in it (mounts and device
+// nodes) against the same resource with cdi.spec, whose answer names the
+// CDI devices instead: what a generated CDI spec costs (or saves) per call.
+func BenchmarkAllocateCDI(b *testing.B) {
+	const head = `apiVersion: simple-device-plugin/v1alpha1
+kind: Manifest
+resources:
+  - name: example.com/fpga
+    count: 128
+    idTemplate: "fpga-{{ .Index }}"
+    env:
+      FPGA_IDS: '{{ join .IDs "," }}'
+      FPGA_COUNT: "{{ .Count }}"
+    annotations:
+      example.com/fpga.ids: '{{ join .IDs "," }}'
+    mounts:
+      - {hostPath: /var/lib/fpga/shared, containerPath: /opt/fpga, readOnly: true}
+      - {hostPath: "/var/lib/fpga/{{ .ID }}", containerPath: "/dev/fpga/{{ .ID }}", perDevice: true}
+    devices:
+      - {hostPath: /dev/null, containerPath: "/dev/{{ .ID }}", permissions: rw, perDevice: true}
+`
+	ctx := context.Background()
+	for _, n := range []int{1, 3, 64} {
+		req := allocateRequest(n)
+		for _, answer := range []struct{ name, yaml string }{
+			{"edits", head},
+			{"cdi", head + "    cdi: {spec: true}\n"},
+		} {
+			svc := &service{p: benchPlugin(b, []byte(answer.yaml))}
+			b.Run(fmt.Sprintf("devices=%d/%s", n, answer.name), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					resp, err := svc.Allocate(ctx, req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := proto.Marshal(resp); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -311,6 +311,9 @@ func checkContainer(t *testing.T, name string, got podinfo, ids map[string][]str
 		wantEnv["LICENSE_SEATS"] = strings.Join(s, ",")
 		wantEnv["LICENSE_SERVER"] = "license.example.com:27000"
 	}
+	if d := ids[dongle]; len(d) > 0 {
+		wantEnv["DONGLE_IDS"] = strings.Join(d, ",")
+	}
 	if v := ids[vaccel]; len(v) > 0 {
 		wantEnv["VACCEL_SHARES"] = strconv.Itoa(len(v))
 		wantEnv["VACCEL_SHARE_IDS"] = strings.Join(v, " ")
