@@ -190,9 +190,17 @@ func (b *bench) publish(figs ...figure) {
 
 // startHost runs the host binary on dir, registering with kubelet.sock there.
 func (b *bench) startHost(tag, dir, manifestPath string) (*proc, error) {
-	return startProc(filepath.Join(b.logs, tag+".log"), b.bin,
+	return startProc(filepath.Join(b.logs, tag+".log"), b.bin, append([]string{
 		"run", "--manifest", manifestPath, "--device-plugin-dir", dir, "--listen", "",
-		"--registration", "kubelet-socket", "--node-name", "bench-node")
+		"--registration", "kubelet-socket", "--node-name", "bench-node"}, cdiArgs(dir)...)...)
+}
+
+// cdiArgs keep this build's CDI side off the machine's own CDI dirs: specs
+// go next to the sockets, and no CDI name is checked (no spec on this
+// machine defines the test manifests' names). Older builds have no such
+// flags.
+func cdiArgs(dir string) []string {
+	return []string{"--cdi-spec-dir", filepath.Join(dir, "cdi"), "--cdi-registry-dirs="}
 }
 
 // startMinimal runs the baseline plugin on dir.

@@ -47,9 +47,12 @@ func (b *bench) startReloadSubject(tag, bin string, resources int) (*reloadSubje
 	if r.run.k, err = startKubelet(dir); err != nil {
 		return fail(err)
 	}
-	if r.run.proc, err = startProc(filepath.Join(b.logs, tag+".log"), bin,
-		"run", "--manifest", link, "--device-plugin-dir", dir, "--listen", "",
-		"--registration", "kubelet-socket", "--node-name", "bench-node"); err != nil {
+	args := []string{"run", "--manifest", link, "--device-plugin-dir", dir, "--listen", "",
+		"--registration", "kubelet-socket", "--node-name", "bench-node"}
+	if bin == b.bin {
+		args = append(args, cdiArgs(dir)...)
+	}
+	if r.run.proc, err = startProc(filepath.Join(b.logs, tag+".log"), bin, args...); err != nil {
 		return fail(err)
 	}
 	if _, err := waitAllListed(r.run.k, r.run.names, 120*time.Second); err != nil {
