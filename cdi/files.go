@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
+	specs "tags.cncf.io/container-device-interface/specs-go"
 
 	"simple-device-plugin/manifest"
 )
@@ -51,7 +52,37 @@ func (d *Dir) Write(r *manifest.Resource, node string) error {
 	if err != nil {
 		return err
 	}
-	name := FileName(r.Name)
+	return d.write(r.Name, spec)
+}
+
+// WriteBoth writes the spec of r that also defines the devices of old (an
+// earlier version of r, of the same kind) that r lacks: while the kubelet
+// may still hand out either list, every name must resolve.
+func (d *Dir) WriteBoth(r, old *manifest.Resource, node string) error {
+	spec, err := Spec(r, node)
+	if err != nil {
+		return err
+	}
+	previous, err := Spec(old, node)
+	if err != nil {
+		return err
+	}
+	for _, dev := range previous.Devices {
+		if !r.Has(dev.Name) {
+			spec.Devices = append(spec.Devices, dev)
+		}
+	}
+	return d.write(r.Name, spec)
+}
+
+// write writes spec as the file of resource, atomically.
+func (d *Dir) write(resource string, spec *specs.Spec) error {
+	// The library would create a missing dir, where no runtime may look:
+	// a missing dir is a deployment mistake to report.
+	if info, err := os.Stat(d.path); err != nil || !info.IsDir() {
+		return fmt.Errorf("CDI spec dir %s is missing or not a directory (mount the node's /var/run/cdi there, or set --cdi-spec-dir)", d.path)
+	}
+	name := FileName(resource)
 	if err := d.checkOwned(name); err != nil {
 		return err
 	}
@@ -63,7 +94,7 @@ func (d *Dir) Write(r *manifest.Resource, node string) error {
 		return fmt.Errorf("write CDI spec: %w", err)
 	}
 	d.mu.Lock()
-	d.written[r.Name] = info
+	d.written[resource] = info
 	d.mu.Unlock()
 	return nil
 }
@@ -138,7 +169,7 @@ func (d *Dir) checkOwned(name string) error {
 		return nil
 	}
 	if _, ok := d.owner(name); !ok {
-		return fmt.Errorf("%s exists and was not written by simple-device-plugin (no %s annotation): not touching it; move it away, or set cdi.kind/--cdi-spec-dir", path, AnnotationGenerator)
+		return fmt.Errorf("%s exists and was not written by simple-device-plugin (no %s annotation): not touching it; move it away, or set --cdi-spec-dir", path, AnnotationGenerator)
 	}
 	return nil
 }

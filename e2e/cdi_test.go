@@ -166,7 +166,7 @@ func TestCDISpecsWithTheKubelet(t *testing.T) {
 		t.Fatalf("admit next: %v", err)
 	}
 	if got := k.devices(next, "c")[npu]; !slices.Contains(got, "npu-3") {
-		t.Logf("next got %v", got)
+		t.Errorf("next got %v: with the first pod holding two of npu-0..2, npu-3 must be among its two", got)
 	}
 
 	// Removed from the manifest: the spec goes, the foreign file stays.

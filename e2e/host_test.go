@@ -117,8 +117,12 @@ func startHost(t testing.TB, manifestPath string, extra ...string) *host {
 		"--log-format", "json",
 		"--node-name", nodeName,
 	}
-	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--cdi-") }) {
-		args = append(args, "--cdi-spec-dir", cdiSpecDir, "--cdi-registry-dirs", cdiStaticDir+","+cdiSpecDir)
+	// The CDI dirs on the tmpfs, never the machine's, unless a test sets its own.
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--cdi-spec-dir") }) {
+		args = append(args, "--cdi-spec-dir", cdiSpecDir)
+	}
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--cdi-registry-dirs") }) {
+		args = append(args, "--cdi-registry-dirs", cdiStaticDir+","+cdiSpecDir)
 	}
 	h.cmd = exec.Command(bin, append(args, extra...)...)
 	h.cmd.Env = hermeticEnv()

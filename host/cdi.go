@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"simple-device-plugin/cdi"
@@ -22,19 +21,31 @@ import (
 // manifest while no host ran). The registry is closed by closeCDI.
 func (h *Host) openCDI(m *manifest.Manifest) error {
 	var err error
+	if h.cfg.CDISpecDir == "" {
+		for _, r := range m.Resources {
+			if r.CDIKind() != "" {
+				return fmt.Errorf("%s: %w", r.Name, errNoCDIDir)
+			}
+		}
+	}
 	if h.cfg.CDISpecDir != "" {
 		if h.cdiDir, err = cdi.OpenDir(h.cfg.CDISpecDir); err != nil {
 			return err
 		}
-		served, _ := m.ForNode(h.cfg.NodeName)
+		// Whatever the manifest still has stays, served here or not: a
+		// pod on this node may hold its devices.
 		removed, err := h.cdiDir.Prune(func(resource string) bool {
-			return slices.ContainsFunc(served, func(r *manifest.Resource) bool { return r.Name == resource && r.CDIKind() != "" })
+			r := m.Resource(resource)
+			return r != nil && r.CDIKind() != ""
 		})
 		if len(removed) > 0 {
-			h.log.Info("removed the CDI specs of resources no longer in the manifest", "resources", removed, "dir", h.cfg.CDISpecDir)
+			h.log.Info("removed the CDI specs of resources the manifest no longer generates one for", "resources", removed, "dir", h.cfg.CDISpecDir)
 		}
 		if err != nil {
 			h.log.Warn("cannot remove old CDI specs", "err", err)
+		}
+		if len(h.cfg.CDIRegistryDirs) > 0 && !slices.Contains(h.cfg.CDIRegistryDirs, h.cfg.CDISpecDir) {
+			h.log.Warn("the CDI spec dir is not among the CDI registry dirs: the runtime may not read the specs written there", "dir", h.cfg.CDISpecDir, "registry", h.cfg.CDIRegistryDirs)
 		}
 	}
 	if len(h.cfg.CDIRegistryDirs) > 0 {
@@ -75,8 +86,10 @@ func (p *Plugin) writeSpec(res *manifest.Resource) error {
 func (p *Plugin) writeSpecUntilDone(ctx context.Context) bool {
 	bo := p.host.cfg.Backoff
 	for {
-		res := p.snapshot().res
-		err := p.writeSpec(res)
+		// Under specMu: a reload meanwhile writes its own spec after this.
+		p.specMu.Lock()
+		err := p.writeSpec(p.snapshot().res)
+		p.specMu.Unlock()
 		if err == nil {
 			return true
 		}
@@ -96,7 +109,7 @@ func (h *Host) removeSpec(name string) {
 		return
 	}
 	if err := h.cdiDir.Remove(name); err != nil {
-		h.log.Warn("cannot remove the CDI spec of a removed resource", "resource", name, "err", err)
+		h.log.Warn("cannot remove a CDI spec", "resource", name, "err", err)
 		return
 	}
 	h.log.Info("removed the CDI spec of a removed resource", "resource", name)
@@ -105,8 +118,8 @@ func (h *Host) removeSpec(name string) {
 // unresolvedCDI returns, by device index, whether a CDI name the device
 // would be handed out with resolves nowhere on the node, and the names
 // that do not. nil when nothing is to be checked.
-func (h *Host) unresolvedCDI(res *manifest.Resource) ([]bool, []string) {
-	generated := res.CDIKind() != "" && h.cdiDir != nil
+func (h *Host) unresolvedCDI(res *manifest.Resource, checkSpec bool) ([]bool, []string) {
+	generated := res.CDIKind() != "" && h.cdiDir != nil && checkSpec
 	external := len(res.Spec.CDIDevices) > 0 && h.cdiRegistry != nil
 	if !generated && !external {
 		return nil, nil
@@ -135,8 +148,8 @@ func (h *Host) unresolvedCDI(res *manifest.Resource) ([]bool, []string) {
 			continue // Allocate says so
 		}
 		for _, name := range a.CDIDevices {
-			if generated && strings.HasPrefix(name, res.CDIKind()+"=") {
-				continue
+			if res.CDIKind() != "" && name == res.CDIName(id) {
+				continue // our own, checked above
 			}
 			if !h.cdiRegistry.Resolves(name) {
 				note(i, name)
@@ -162,11 +175,11 @@ func (p *Plugin) runCDI(ctx context.Context) {
 		}
 		p.specMu.Lock()
 		if pending := p.takePending(); pending != nil {
-			if err := p.writeSpec(pending); err != nil {
-				p.setPending(pending)
+			if after, err := p.applySpec(pending); err != nil {
 				p.log.Error("cannot write the reloaded CDI spec; still serving the last good device list", "err", err)
 			} else {
 				devicesChanged, _ := p.update(pending)
+				after()
 				p.log.Info("CDI spec written; the reloaded device list is served now", "devices_changed", devicesChanged)
 			}
 		}
@@ -184,7 +197,7 @@ func (p *Plugin) runCDI(ctx context.Context) {
 
 // checkCDI publishes the CDI health of res if it changed.
 func (p *Plugin) checkCDI(res *manifest.Resource) {
-	bad, missing := p.host.unresolvedCDI(res)
+	bad, missing := p.host.unresolvedCDI(res, true)
 	p.setCDIHealth(res, bad, missing)
 }
 
@@ -207,7 +220,7 @@ func (p *Plugin) setCDIHealth(res *manifest.Resource, bad []bool, missing []stri
 	if p.state.Load().res != res {
 		return false
 	}
-	if slices.Equal(p.cdiBad, bad) {
+	if slices.Equal(p.cdiBad, bad) && slices.Equal(p.unresolved, missing) {
 		return false
 	}
 	p.cdiBad = bad
@@ -221,11 +234,16 @@ func (p *Plugin) setCDIHealth(res *manifest.Resource, bad []bool, missing []stri
 // p.mu is held, or p not shared yet.
 func (p *Plugin) setUnresolvedMetric(missing []string) {
 	p.host.metrics.cdiUnresolved.DeletePartialMatch(map[string]string{"resource": p.name})
-	for _, name := range missing {
+	// A series per missing name, at most maxUnresolvedSeries per resource:
+	// a whole missing spec of thousands of devices must not flood /metrics.
+	for _, name := range missing[:min(len(missing), maxUnresolvedSeries)] {
 		p.host.metrics.cdiUnresolved.WithLabelValues(p.name, name).Set(1)
 	}
 	p.unresolved = missing
 }
+
+// maxUnresolvedSeries bounds the sdp_cdi_unresolved series of a resource.
+const maxUnresolvedSeries = 16
 
 // takePending returns (and clears) a reloaded resource whose spec is not
 // written yet.
@@ -268,19 +286,45 @@ func count(bad []bool) int {
 }
 
 // applySpec writes the spec of a reloaded resource before its new device
-// list goes out. On failure the resource keeps its last good list, and
-// the write is retried every poll interval.
-func (p *Plugin) applySpec(res *manifest.Resource) error {
+// list goes out, and returns what to do once the list is out. While both
+// lists can be handed out, the spec defines the devices of both: a device
+// that leaves is written out of the spec only after the list without it.
+// On failure the resource keeps its last good list, and the write is
+// retried every poll interval. p.specMu is held.
+func (p *Plugin) applySpec(res *manifest.Resource) (after func(), err error) {
 	old := p.snapshot().res
+	p.pendingSpec = nil
 	switch {
-	case res.CDIKind() != "":
-		if err := p.writeSpec(res); err != nil {
+	case res.CDIKind() != "" && old.CDIKind() == res.CDIKind():
+		if err := p.writeSpecOf(res, old); err != nil {
 			p.setPending(res)
-			return fmt.Errorf("write the CDI spec: %w", err)
+			return nil, err
+		}
+		return func() {
+			if err := p.writeSpec(res); err != nil {
+				p.log.Warn("cannot write the CDI spec without the devices that left; retrying every poll", "err", err)
+			}
+		}, nil
+	case res.CDIKind() != "":
+		if err := p.writeSpec(res); err != nil { // a new kind: its names are new
+			p.setPending(res)
+			return nil, err
 		}
 	case old.CDIKind() != "":
-		p.host.removeSpec(p.name) // cdi.spec turned off
+		return func() { p.host.removeSpec(p.name) }, nil // cdi.spec turned off: after the list
 	}
-	p.setPending(nil)
+	return func() {}, nil
+}
+
+// writeSpecOf writes res's spec with the devices of old that res lacks.
+func (p *Plugin) writeSpecOf(res, old *manifest.Resource) error {
+	if p.host.cdiDir == nil {
+		return errNoCDIDir
+	}
+	if err := p.host.cdiDir.WriteBoth(res, old, p.host.cfg.NodeName); err != nil {
+		p.host.metrics.cdiSpecWrites.WithLabelValues(p.name, "error").Inc()
+		return err
+	}
+	p.host.metrics.cdiSpecWrites.WithLabelValues(p.name, "ok").Inc()
 	return nil
 }

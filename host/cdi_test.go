@@ -148,6 +148,18 @@ func TestSpecDirUnusableAtStart(t *testing.T) {
 	if err := os.Remove(specDir); err != nil {
 		t.Fatal(err)
 	}
+	// Missing is not usable either: the host never creates the dir, where
+	// no runtime may read it.
+	writes := counter(t, h.Metrics().Registry, "sdp_cdi_spec_writes_total", "result", "error")
+	waitFor(t, "a failed write to a missing dir", func() bool {
+		return counter(t, h.Metrics().Registry, "sdp_cdi_spec_writes_total", "result", "error") > writes
+	})
+	if n := h.k.Registrations("example.com/fpga"); n != 0 {
+		t.Fatalf("registered %d times without a spec", n)
+	}
+	if err := os.Mkdir(specDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	waitRegistered(t, h.k, "example.com/fpga")
 	if got := readSpecIDs(t, h.specFile); !slices.Equal(got, []string{"f0", "f1"}) {
 		t.Errorf("spec devices %v", got)
@@ -157,15 +169,8 @@ func TestSpecDirUnusableAtStart(t *testing.T) {
 // A reload is written into the spec before its device list goes out; a
 // spec that cannot be written keeps the last good list until it can.
 func TestReloadRewritesTheSpecFirst(t *testing.T) {
-	base := t.TempDir()
-	specDir := filepath.Join(base, "cdi")
-	h := startCDIHost(t, cdiManifest, specDir)
-	waitRegistered(t, h.k, "example.com/fpga")
-
-	// The dir goes away and a file takes its place: writes fail.
-	if err := os.Rename(specDir, specDir+".away"); err != nil {
-		t.Fatal(err)
-	}
+	h, specDir := startThenTakeSpecDirAway(t)
+	// A file takes the dir's place: writes fail.
 	if err := os.WriteFile(specDir, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -288,6 +293,92 @@ func countHealthy(devs []*pluginapi.Device) int {
 	return n
 }
 
+// startThenTakeSpecDirAway serves cdiManifest until the fpga registers,
+// then moves its spec dir to specDir+".away", so spec writes fail.
+func startThenTakeSpecDirAway(t *testing.T) (*cdiHost, string) {
+	t.Helper()
+	specDir := filepath.Join(t.TempDir(), "cdi")
+	if err := os.Mkdir(specDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := startCDIHost(t, cdiManifest, specDir)
+	waitRegistered(t, h.k, "example.com/fpga")
+	if err := os.Rename(specDir, specDir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	return h, specDir
+}
+
 func slogTo(w *logBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// A reload whose spec could not be written, then reverted: the revert is
+// what is served once the dir is back, not the abandoned reload.
+func TestRevertedPendingReload(t *testing.T) {
+	h, specDir := startThenTakeSpecDirAway(t)
+	res, err := h.Apply(mustParse(t, cdiManifestGrown))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Pending, []string{"example.com/fpga"}) {
+		t.Errorf("Apply says pending %v, want the fpga", res.Pending)
+	}
+	if _, err := h.Apply(mustParse(t, cdiManifest)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(specDir+".away", specDir); err != nil {
+		t.Fatal(err)
+	}
+	// The next poll writes what it must: had the abandoned reload stayed
+	// pending, it would be written now, with f2.
+	if err := os.Remove(h.specFile); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the spec written again", func() bool { _, err := os.Stat(h.specFile); return err == nil })
+	if got := readSpecIDs(t, h.specFile); !slices.Equal(got, []string{"f0", "f1"}) {
+		t.Errorf("spec devices %v after the revert, want f0 f1", got)
+	}
+	if got := deviceIDs(h.k.Devices("example.com/fpga")); !slices.Equal(got, []string{"f0", "f1"}) {
+		t.Errorf("the kubelet has %v after the revert, want f0 f1", got)
+	}
+}
+
+// cdi.spec turned off on a reload: the raw edits are back in Allocate,
+// and the spec is removed once the new answer is served.
+func TestCDISpecTurnedOff(t *testing.T) {
+	specDir := t.TempDir()
+	h := startCDIHost(t, cdiManifest, specDir)
+	waitRegistered(t, h.k, "example.com/fpga")
+	off := strings.Replace(cdiManifest, "    cdi: {spec: true}\n", "", 1)
+	if _, err := h.Apply(mustParse(t, off)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(h.specFile); !os.IsNotExist(err) {
+		t.Errorf("the spec is still there: %v", err)
+	}
+	resp, err := h.k.Endpoint("example.com/fpga").Client.Allocate(t.Context(), &pluginapi.AllocateRequest{
+		ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{"f1"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := resp.ContainerResponses[0]; len(c.CdiDevices) != 0 || len(c.Devices) != 1 || len(c.Mounts) != 2 {
+		t.Errorf("Allocate answered %v, want the raw edits", c)
+	}
+}
+
+// A shrinking reload: the spec keeps the leaving device until the list
+// without it is out, then drops it.
+func TestShrinkingReload(t *testing.T) {
+	specDir := t.TempDir()
+	h := startCDIHost(t, cdiManifestGrown, specDir)
+	waitRegistered(t, h.k, "example.com/fpga")
+	if _, err := h.Apply(mustParse(t, cdiManifest)); err != nil {
+		t.Fatal(err)
+	}
+	if got := readSpecIDs(t, h.specFile); !slices.Equal(got, []string{"f0", "f1"}) {
+		t.Errorf("spec devices %v after the reload, want f0 f1", got)
+	}
+	waitFor(t, "the shrunk list", func() bool { return len(h.k.Devices("example.com/fpga")) == 2 })
 }

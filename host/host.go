@@ -158,6 +158,11 @@ func (h *Host) Run(ctx context.Context, m *manifest.Manifest) error {
 	if err := CheckDir(h.socketDir()); err != nil {
 		return err
 	}
+	// The CDI side first: once the group is set, a reload may apply.
+	if err := h.openCDI(m); err != nil {
+		return err
+	}
+	defer h.closeCDI()
 	g, gctx := errgroup.WithContext(ctx)
 	h.mu.Lock()
 	if h.group != nil {
@@ -167,10 +172,6 @@ func (h *Host) Run(ctx context.Context, m *manifest.Manifest) error {
 	h.group, h.groupCtx = g, gctx
 	h.mu.Unlock()
 
-	if err := h.openCDI(m); err != nil {
-		return err
-	}
-	defer h.closeCDI()
 	g.Go(func() error { return h.watchDir(gctx) })
 	if _, err := h.Apply(m); err != nil {
 		return err
@@ -211,6 +212,9 @@ func CheckDir(dir string) error {
 // ApplyResult says what Apply did.
 type ApplyResult struct {
 	Added, Updated, Removed, Unchanged, Skipped []string
+	// Pending are changed resources still served as before: their CDI
+	// spec could not be written yet (retried every poll).
+	Pending []string
 }
 
 // Apply makes the running plugins match m; removed ones have stopped when
@@ -246,7 +250,9 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 		<-p.done
 		h.metrics.forget(p.name)
 		p.log.Info("resource removed: sent an empty device list, stopped, removed its socket", "socket", p.socketPath)
-		if p.snapshot().res.CDIKind() != "" {
+		// A resource left out here only for its nodes: (or for want of a
+		// node name) is still in the manifest: its spec stays.
+		if p.snapshot().res.CDIKind() != "" && (m.Resource(p.name) == nil || m.Resource(p.name).CDIKind() == "") {
 			h.removeSpec(p.name)
 		}
 	}
@@ -264,16 +270,21 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 			h.warnUnknownNUMANodes(r)
 			res.Added = append(res.Added, r.Name)
 		case p.snapshot().res.SameSpec(r):
+			p.specMu.Lock()
+			p.setPending(nil) // a reload reverted before its spec could be written
+			p.specMu.Unlock()
 			res.Unchanged = append(res.Unchanged, r.Name)
 		default:
 			p.specMu.Lock()
-			if err := p.applySpec(r); err != nil {
+			after, err := p.applySpec(r)
+			if err != nil {
 				p.specMu.Unlock()
-				p.log.Error("cannot apply the reload: still serving the last good device list; retrying", "err", err)
-				res.Updated = append(res.Updated, r.Name)
+				p.log.Error("cannot write the CDI spec of the reload: still serving the last good device list; retrying every poll", "err", err)
+				res.Pending = append(res.Pending, r.Name)
 				continue
 			}
 			devicesChanged, reregister := p.update(r)
+			after()
 			p.specMu.Unlock()
 			if devicesChanged {
 				h.warnUnknownNUMANodes(r)

@@ -77,7 +77,7 @@ func newPlugin(h *Host, res *manifest.Resource) *Plugin {
 		mPreferred:   h.metrics.preferredCalls.WithLabelValues(res.Name),
 		mRegistered:  h.metrics.registered.WithLabelValues(res.Name),
 	}
-	bad, missing := h.unresolvedCDI(res)
+	bad, missing := h.unresolvedCDI(res, false) // the spec is written before registering
 	p.cdiBad = bad
 	p.setUnresolvedMetric(missing)
 	p.logUnresolved(bad, missing)
@@ -110,7 +110,7 @@ func (p *Plugin) publish(res *manifest.Resource) {
 func (p *Plugin) update(res *manifest.Resource) (devicesChanged, reregister bool) {
 	old := p.snapshot().res
 	devicesChanged, reregister = !old.SameDevices(res), !old.SameRegistration(res)
-	cdiBad, unresolved := p.host.unresolvedCDI(res)
+	cdiBad, unresolved := p.host.unresolvedCDI(res, true)
 	p.mu.Lock()
 	if devicesChanged {
 		p.probe = nil // a new device list: the health check starts over

@@ -144,5 +144,5 @@ func (r *Reloader) reload(log *slog.Logger, forced bool) {
 		result = reloadUnchanged
 	}
 	m.reloads.WithLabelValues(result).Inc()
-	log.Info("manifest reloaded", "hash", parsed.Hash, "added", res.Added, "updated", res.Updated, "removed", res.Removed, "unchanged", len(res.Unchanged))
+	log.Info("manifest reloaded", "hash", parsed.Hash, "added", res.Added, "updated", res.Updated, "removed", res.Removed, "unchanged", len(res.Unchanged), "pending", res.Pending)
 }

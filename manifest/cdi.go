@@ -3,6 +3,7 @@ package manifest
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"text/template"
 	"text/template/parse"
 
@@ -51,6 +52,11 @@ func (r *Resource) compileCDI(p string, countField string, errs *ErrorList) {
 	if perDevice == 0 {
 		errs.add(p+".cdi.spec", "the spec would give the devices nothing: CDI devices need edits, so add a mount or device node with perDevice: true, or remove cdi")
 		return
+	}
+	for i, c := range r.Spec.CDIDevices {
+		if strings.HasPrefix(c.Name, kind+"=") {
+			errs.add(fmt.Sprintf("%s.cdiDevices[%d].name", p, i), "names the CDI kind %s, whose devices cdi.spec generates and Allocate hands out itself; remove this entry", kind)
+		}
 	}
 	for i, id := range r.IDs {
 		if err := parser.ValidateDeviceName(id); err != nil {

@@ -123,8 +123,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	hostCtx, stopHost := context.WithCancel(ctx)
 	specDir := filepath.Join(dir, "cdi") // removed with dir
+	if err := os.Mkdir(specDir, 0o755); err != nil {
+		return nil, fmt.Errorf("temporary CDI spec dir: %w", err)
+	}
+	hostCtx, stopHost := context.WithCancel(ctx)
 	registry := opts.CDIRegistryDirs
 	if registry != nil {
 		registry = append(slices.Clone(registry), specDir)
