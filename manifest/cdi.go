@@ -70,9 +70,20 @@ func (r *Resource) compileCDI(p string, countField string, errs *ErrorList) {
 			return
 		}
 	}
+	const only = "with cdi.spec the per-device edits are written once per device into the CDI spec, so use .ID (and .Resource, .Node) only"
 	check := func(field, src string) {
 		if used := allocationFieldsIn(src); len(used) > 0 {
-			errs.add(field, "uses .%s, which depends on the allocation; with cdi.spec the per-device edits are written once per device into the CDI spec, so use .ID (and .Resource, .Node) only", used[0])
+			errs.add(field, "uses .%s, which depends on the allocation; %s", used[0], only)
+			return
+		}
+		// What the parse tree does not show ({{ $d := . }}{{ $d.Index }}):
+		// render as the spec will, on a device of the resource.
+		t, err := compileTemplate(field, src)
+		if err != nil || len(r.IDs) == 0 {
+			return // reported already
+		}
+		if _, err := t.renderString(DeviceData{ContainerData: ContainerData{Resource: r.Name}, ID: r.IDs[0]}, forSpec); err != nil {
+			errs.add(field, "does not render for the CDI spec: %s; %s", cleanTemplateErr(err, field), only)
 		}
 	}
 	for i, m := range r.Spec.Mounts {
@@ -180,17 +191,17 @@ func (r *Resource) CDIName(id string) string { return r.cdiKind + "=" + id }
 // device at index i, as a generated CDI spec holds them.
 func (r *Resource) DeviceEdits(i int, node string) ([]Mount, []DeviceNode, error) {
 	id := r.IDs[i]
-	d := DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: []string{id}, Count: 1, Node: node}, ID: id}
+	d := DeviceData{ContainerData: ContainerData{Resource: r.Name, Node: node}, ID: id}
 	var mounts []Mount
 	for k, m := range r.mounts {
 		if !m.perDevice {
 			continue
 		}
-		host, err := m.host.renderString(d, forDevice)
+		host, err := m.host.renderString(d, forSpec)
 		if err != nil {
 			return nil, nil, fmt.Errorf("render mounts[%d].hostPath for %s: %w", k, id, err)
 		}
-		cont, err := m.container.renderString(d, forDevice)
+		cont, err := m.container.renderString(d, forSpec)
 		if err != nil {
 			return nil, nil, fmt.Errorf("render mounts[%d].containerPath for %s: %w", k, id, err)
 		}
@@ -201,11 +212,11 @@ func (r *Resource) DeviceEdits(i int, node string) ([]Mount, []DeviceNode, error
 		if !dn.perDevice {
 			continue
 		}
-		host, err := dn.host.renderString(d, forDevice)
+		host, err := dn.host.renderString(d, forSpec)
 		if err != nil {
 			return nil, nil, fmt.Errorf("render devices[%d].hostPath for %s: %w", k, id, err)
 		}
-		cont, err := dn.container.renderString(d, forDevice)
+		cont, err := dn.container.renderString(d, forSpec)
 		if err != nil {
 			return nil, nil, fmt.Errorf("render devices[%d].containerPath for %s: %w", k, id, err)
 		}

@@ -35,6 +35,8 @@ func TestCDIValidation(t *testing.T) {
 			errs("resources[0].mounts[0].hostPath", "uses .IDs")},
 		{"per-device $.Count in a range", items("name: example.com/a\ncount: 2\ncdi: {spec: true}\nmounts: [{hostPath: \"/srv/{{ .ID }}\", containerPath: \"/m/{{ range .IDs }}{{ $.Count }}{{ end }}{{ .ID }}\", perDevice: true}]"),
 			errs("resources[0].mounts[0].containerPath", "uses .IDs")},
+		{"per-device .Index through a variable", items("name: example.com/a\ncount: 2\ncdi: {spec: true}\ndevices: [{hostPath: /dev/null, containerPath: \"/dev/a{{ $d := . }}{{ $d.Index }}\", perDevice: true}]"),
+			errs("resources[0].devices[0].containerPath", "does not render for the CDI spec: at <$d.Index>: there is no field .Index here; with cdi.spec the per-device edits")},
 		{"shared paths may use the allocation", items("name: example.com/a\ncount: 2\ncdi: {spec: true}\nmounts: [{hostPath: /srv, containerPath: \"/m{{ .Count }}\"}]" + node), nil},
 		{"without cdi.spec per-device .Index is fine", items("name: example.com/a\ncount: 2\ndevices: [{hostPath: /dev/null, containerPath: \"/dev/a{{ .Index }}\", perDevice: true}]"), nil},
 		{"two resources, one kind", items("name: example.com/a\ncount: 1\ncdi: {spec: true, kind: example.com/x}"+node, "name: example.com/b\ncount: 1\ncdi: {spec: true, kind: example.com/x}"+node2),

@@ -82,14 +82,18 @@ func writeFields(w *bytes.Buffer, parts []fieldPart, d *DeviceData, s scope) boo
 	for _, p := range parts {
 		switch p.field {
 		case "ID":
-			if s != forDevice {
+			if s != forDevice && s != forSpec {
 				return false
 			}
 		case "Index":
-			if s == forContainer {
+			if s == forContainer || s == forSpec {
 				return false
 			}
-		case "Node", "Count", "join":
+		case "Count", "join":
+			if s == forID || s == forSpec {
+				return false
+			}
+		case "Node":
 			if s == forID {
 				return false
 			}

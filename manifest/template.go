@@ -50,6 +50,14 @@ type DeviceData struct {
 	Index int    // its position within this allocation (0-based)
 }
 
+// SpecData is what the per-device templates of a generated CDI spec see:
+// the spec is written once per device, so nothing of an allocation.
+type SpecData struct {
+	Resource string
+	Node     string
+	ID       string
+}
+
 // IDData is what idTemplate sees.
 type IDData struct {
 	Resource string
@@ -94,6 +102,7 @@ const (
 	forID        scope = iota // idTemplate: IDData
 	forContainer              // ContainerData
 	forDevice                 // DeviceData
+	forSpec                   // SpecData
 )
 
 // renderFor executes the template on d, seen as scope says. text/template
@@ -108,6 +117,8 @@ func (c *tmpl) renderFor(w *bytes.Buffer, d *DeviceData, s scope) error {
 		return c.t.Execute(w, *d)
 	case forContainer:
 		return c.t.Execute(w, d.ContainerData)
+	case forSpec:
+		return c.t.Execute(w, SpecData{Resource: d.Resource, Node: d.Node, ID: d.ID})
 	}
 	return c.t.Execute(w, IDData{Resource: d.Resource, Index: d.Index})
 }
