@@ -242,7 +242,17 @@ func bindReadOnly(t *testing.T, dir string) string {
 		t.Fatalf("bind %s on itself: %v", dir, err)
 	}
 	t.Cleanup(func() { unmount(t, dir) })
-	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+	// The kernel refuses (EBUSY) while a write through the mount is under
+	// way, such as the kubelet writing its checkpoint there: try again
+	// once it is done.
+	var err error
+	for range 200 {
+		if err = unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != unix.EBUSY {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err != nil {
 		t.Fatalf("remount %s read-only: %v", dir, err)
 	}
 	if err := unix.Access(dir, unix.W_OK); err != unix.EROFS {
