@@ -54,7 +54,7 @@ func TestSpecIsWhatTheLibraryReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range m.Resources {
-		if err := d.Write(r, "node-1"); err != nil {
+		if err := d.Write(r, nil, "node-1"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,10 +123,10 @@ func TestSpecFileLifecycle(t *testing.T) {
 	write(t, vendor, "cdiVersion: 0.6.0\nkind: vendor.io/x\ndevices: [{name: a, containerEdits: {env: [A=1]}}]\n")
 	write(t, seatFile, "cdiVersion: 0.6.0\nkind: vendor.example/seat\ndevices: [{name: seat-a, containerEdits: {env: [HAND=1]}}]\n")
 
-	if err := d.Write(fpgaRes, "n"); err != nil {
+	if err := d.Write(fpgaRes, nil, "n"); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Write(seat, "n"); err == nil || !strings.Contains(err.Error(), "was not written by simple-device-plugin") {
+	if err := d.Write(seat, nil, "n"); err == nil || !strings.Contains(err.Error(), "was not written by simple-device-plugin") {
 		t.Errorf("writing over a foreign file: %v", err)
 	}
 	if err := d.Remove(seat.Name); err == nil {
@@ -139,7 +139,7 @@ func TestSpecFileLifecycle(t *testing.T) {
 	// A rewrite replaces the file whole (a rename: a new inode), and
 	// leaves no temporary file behind.
 	before := inode(t, fpgaFile)
-	if err := d.Write(fpgaRes, "n"); err != nil {
+	if err := d.Write(fpgaRes, nil, "n"); err != nil {
 		t.Fatal(err)
 	}
 	if inode(t, fpgaFile) == before {
@@ -150,7 +150,7 @@ func TestSpecFileLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.Write(fpgaRes, "n"); err != nil {
+	if err := other.Write(fpgaRes, nil, "n"); err != nil {
 		t.Errorf("taking over our own file: %v", err)
 	}
 
@@ -191,14 +191,14 @@ func TestWriteToAReadOnlyDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := load(t, fpga).Resources[0]
-	if err := d.Write(r, "n"); err != nil {
+	if err := d.Write(r, nil, "n"); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(dir, 0o555); err != nil {
 		t.Fatal(err)
 	}
 	defer os.Chmod(dir, 0o755)
-	if err := d.Write(r, "n"); err == nil {
+	if err := d.Write(r, nil, "n"); err == nil {
 		t.Fatal("no error writing to a read-only dir")
 	}
 	if !d.Exists(r.Name) {

@@ -46,30 +46,24 @@ func OpenDir(path string) (*Dir, error) {
 func (d *Dir) Path() string { return d.path }
 
 // Write writes the spec of r (which has cdi.spec) atomically: a reader
-// sees the old spec or the new one, never part of one.
-func (d *Dir) Write(r *manifest.Resource, node string) error {
+// sees the old spec or the new one, never part of one. The spec also
+// defines the devices of old (an earlier version of r of the same kind; may
+// be nil) that r lacks: while the kubelet may still hand out either list,
+// every name must resolve.
+func (d *Dir) Write(r, old *manifest.Resource, node string) error {
 	spec, err := Spec(r, node)
 	if err != nil {
 		return err
 	}
-	return d.write(r.Name, spec)
-}
-
-// WriteBoth writes the spec of r that also defines the devices of old (an
-// earlier version of r, of the same kind) that r lacks: while the kubelet
-// may still hand out either list, every name must resolve.
-func (d *Dir) WriteBoth(r, old *manifest.Resource, node string) error {
-	spec, err := Spec(r, node)
-	if err != nil {
-		return err
-	}
-	previous, err := Spec(old, node)
-	if err != nil {
-		return err
-	}
-	for _, dev := range previous.Devices {
-		if !r.Has(dev.Name) {
-			spec.Devices = append(spec.Devices, dev)
+	if old != nil {
+		previous, err := Spec(old, node)
+		if err != nil {
+			return err
+		}
+		for _, dev := range previous.Devices {
+			if !r.Has(dev.Name) {
+				spec.Devices = append(spec.Devices, dev)
+			}
 		}
 	}
 	return d.write(r.Name, spec)
@@ -83,7 +77,7 @@ func (d *Dir) write(resource string, spec *specs.Spec) error {
 		return fmt.Errorf("CDI spec dir %s is missing or not a directory (mount the node's /var/run/cdi there, or set --cdi-spec-dir)", d.path)
 	}
 	name := FileName(resource)
-	if err := d.checkOwned(name); err != nil {
+	if err := d.checkOwned(resource); err != nil {
 		return err
 	}
 	if err := d.cache.WriteSpec(spec, name); err != nil {
@@ -103,14 +97,17 @@ func (d *Dir) write(resource string, spec *specs.Spec) error {
 // reboot empties /var/run/cdi, and someone may clean it by hand.
 func (d *Dir) Exists(resource string) bool {
 	info, err := os.Stat(filepath.Join(d.path, FileName(resource)))
-	if err != nil {
-		return false
-	}
+	return err == nil && d.ours(resource, info)
+}
+
+// ours reports whether the file of resource, described by info, is ours:
+// the file as last written needs no reading; another is read.
+func (d *Dir) ours(resource string, info os.FileInfo) bool {
 	d.mu.Lock()
 	last := d.written[resource]
 	d.mu.Unlock()
 	if last != nil && os.SameFile(info, last) && info.ModTime().Equal(last.ModTime()) && info.Size() == last.Size() {
-		return true // the file as written: no need to read it
+		return true
 	}
 	_, ok := d.owner(FileName(resource))
 	return ok
@@ -119,7 +116,7 @@ func (d *Dir) Exists(resource string) bool {
 // Remove removes the spec file of a resource, if it is ours.
 func (d *Dir) Remove(resource string) error {
 	name := FileName(resource)
-	if err := d.checkOwned(name); err != nil {
+	if err := d.checkOwned(resource); err != nil {
 		return err
 	}
 	if err := d.cache.RemoveSpec(name); err != nil {
@@ -163,12 +160,13 @@ func (d *Dir) Prune(keep func(resource string) bool) ([]string, error) {
 }
 
 // checkOwned refuses to touch a file of our name that we did not write.
-func (d *Dir) checkOwned(name string) error {
-	path := filepath.Join(d.path, name)
-	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+func (d *Dir) checkOwned(resource string) error {
+	path := filepath.Join(d.path, FileName(resource))
+	info, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	if _, ok := d.owner(name); !ok {
+	if err != nil || !d.ours(resource, info) {
 		return fmt.Errorf("%s exists and was not written by simple-device-plugin (no %s annotation): not touching it; move it away, or set --cdi-spec-dir", path, AnnotationGenerator)
 	}
 	return nil

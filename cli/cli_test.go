@@ -88,23 +88,30 @@ func TestCommandLine(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			code, stdout, stderr := runMain(t, tc.args...)
-			if code != tc.wantCode {
-				t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout, stderr)
-			}
-			for _, want := range tc.wantStdout {
-				if !strings.Contains(stdout, want) {
-					t.Errorf("stdout lacks %q:\n%s", want, stdout)
-				}
-			}
-			for _, want := range tc.wantStderr {
-				if !strings.Contains(stderr, want) {
-					t.Errorf("stderr lacks %q:\n%s", want, stderr)
-				}
-			}
+			checkRun(t, code, stdout, stderr, tc.wantCode, tc.wantStdout, tc.wantStderr)
 			if tc.wantCode == exitOK && len(tc.wantStderr) == 0 && stderr != "" {
 				t.Errorf("unexpected stderr:\n%s", stderr)
 			}
 		})
+	}
+}
+
+// checkRun checks a run's exit code, and that each of wantStdout and
+// wantStderr appears in its output.
+func checkRun(t *testing.T, code int, stdout, stderr string, wantCode int, wantStdout, wantStderr []string) {
+	t.Helper()
+	if code != wantCode {
+		t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, wantCode, stdout, stderr)
+	}
+	for _, want := range wantStdout {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	for _, want := range wantStderr {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
 	}
 }
 

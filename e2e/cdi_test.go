@@ -11,13 +11,10 @@ import (
 	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
 )
 
-// cdiBefore: a resource whose CDI spec the host writes, and one naming a
-// vendor's CDI devices.
-const cdiBefore = `apiVersion: simple-device-plugin/v1alpha1
-kind: Manifest
-resources:
-  - name: e2e.example.com/npu
-    ids: [npu-0, npu-1, npu-2]
+// npuResource is a resource whose CDI spec the host writes, with devices ids.
+func npuResource(ids string) string {
+	return `  - name: e2e.example.com/npu
+    ids: [` + ids + `]
     cdi: {spec: true}
     env: {NPU_IDS: '{{ join .IDs "," }}'}
     mounts:
@@ -25,26 +22,20 @@ resources:
       - {hostPath: "/var/lib/npu/{{ .ID }}", containerPath: "/run/npu/{{ .ID }}", perDevice: true}
     devices:
       - {hostPath: /dev/null, containerPath: "/dev/{{ .ID }}", perDevice: true}
-  - name: e2e.example.com/vendor
+`
+}
+
+const cdiHeader = "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n"
+
+// cdiBefore: the npu, and a resource naming a vendor's CDI devices.
+var cdiBefore = cdiHeader + npuResource("npu-0, npu-1, npu-2") + `  - name: e2e.example.com/vendor
     ids: [v-0, v-1, v-2]
     cdiDevices:
       - {name: "vendor.example/acc={{ .ID }}", perDevice: true}
 `
 
 // cdiGrown: the npu grows a device; the vendor resource is gone.
-const cdiGrown = `apiVersion: simple-device-plugin/v1alpha1
-kind: Manifest
-resources:
-  - name: e2e.example.com/npu
-    ids: [npu-0, npu-1, npu-2, npu-3]
-    cdi: {spec: true}
-    env: {NPU_IDS: '{{ join .IDs "," }}'}
-    mounts:
-      - {hostPath: /var/lib/npu/shared, containerPath: /opt/npu, readOnly: true}
-      - {hostPath: "/var/lib/npu/{{ .ID }}", containerPath: "/run/npu/{{ .ID }}", perDevice: true}
-    devices:
-      - {hostPath: /dev/null, containerPath: "/dev/{{ .ID }}", perDevice: true}
-`
+var cdiGrown = cdiHeader + npuResource("npu-0, npu-1, npu-2, npu-3")
 
 const (
 	npu    = "e2e.example.com/npu"

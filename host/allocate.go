@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -39,19 +38,9 @@ func (s *service) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) 
 func logAllocation(log *slog.Logger, req *pluginapi.AllocateRequest, resp *pluginapi.AllocateResponse) {
 	for i, cr := range req.ContainerRequests {
 		a := resp.ContainerResponses[i]
-		log.Debug("allocated", "container_request", i, "devices", SummarizeIDs(cr.DevicesIds),
+		log.Debug("allocated", "container_request", i, "devices", manifest.ListIDs(cr.DevicesIds, ","),
 			"envs", len(a.Envs), "annotations", len(a.Annotations), "mounts", len(a.Mounts), "device_nodes", len(a.Devices), "cdi_devices", len(a.CdiDevices))
 	}
-}
-
-// SummarizeIDs lists up to a few IDs and counts the rest, so a log line
-// or an error stays short whatever the request.
-func SummarizeIDs(ids []string) string {
-	const show = 8
-	if len(ids) <= show {
-		return strings.Join(ids, ",")
-	}
-	return fmt.Sprintf("%s,… (%d in all)", strings.Join(ids[:show], ","), len(ids))
 }
 
 // allocate answers req from snap. Errors are gRPC status errors naming the
@@ -124,7 +113,7 @@ func checkIDs(snap *snapshot, ids []string) ([]int, error) {
 	}
 	devices, err := res.Positions(ids)
 	if unknown, ok := errors.AsType[*manifest.UnknownIDsError](err); ok {
-		return nil, status.Errorf(codes.InvalidArgument, "%sunknown device IDs %s", tooMany, listIDs(unknown.IDs))
+		return nil, status.Errorf(codes.InvalidArgument, "%sunknown device IDs %s", tooMany, manifest.ListIDs(unknown.IDs, ", "))
 	} else if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -143,18 +132,9 @@ func checkIDs(snap *snapshot, ids []string) ([]int, error) {
 	}
 	switch {
 	case len(dup) > 0:
-		return nil, status.Errorf(codes.InvalidArgument, "%sdevice IDs requested twice: %s", tooMany, listIDs(dup))
+		return nil, status.Errorf(codes.InvalidArgument, "%sdevice IDs requested twice: %s", tooMany, manifest.ListIDs(dup, ", "))
 	case len(unhealthy) > 0:
-		return nil, status.Errorf(codes.FailedPrecondition, "unhealthy device IDs %s", listIDs(unhealthy))
+		return nil, status.Errorf(codes.FailedPrecondition, "unhealthy device IDs %s", manifest.ListIDs(unhealthy, ", "))
 	}
 	return devices, nil
-}
-
-// listIDs names IDs in an error, at most a handful.
-func listIDs(ids []string) string {
-	const show = 8
-	if len(ids) <= show {
-		return strings.Join(ids, ", ")
-	}
-	return fmt.Sprintf("%s, … (%d in all)", strings.Join(ids[:show], ", "), len(ids))
 }

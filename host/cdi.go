@@ -67,12 +67,13 @@ func (h *Host) closeCDI() {
 // errNoCDIDir: a resource with cdi.spec and nowhere to write its spec.
 var errNoCDIDir = errors.New("the resource has cdi.spec but no CDI spec dir is set (--cdi-spec-dir)")
 
-// writeSpec writes res's CDI spec, counting and logging the outcome.
-func (p *Plugin) writeSpec(res *manifest.Resource) error {
+// writeSpec writes res's CDI spec, also defining the devices of old (may
+// be nil) that res lacks; it counts and logs the outcome.
+func (p *Plugin) writeSpec(res, old *manifest.Resource) error {
 	if p.host.cdiDir == nil {
 		return errNoCDIDir
 	}
-	if err := p.host.cdiDir.Write(res, p.host.cfg.NodeName); err != nil {
+	if err := p.host.cdiDir.Write(res, old, p.host.cfg.NodeName); err != nil {
 		p.host.metrics.cdiSpecWrites.WithLabelValues(p.name, "error").Inc()
 		return err
 	}
@@ -88,7 +89,7 @@ func (p *Plugin) writeSpecUntilDone(ctx context.Context) bool {
 	for {
 		// Under specMu: a reload meanwhile writes its own spec after this.
 		p.specMu.Lock()
-		err := p.writeSpec(p.snapshot().res)
+		err := p.writeSpec(p.snapshot().res, nil)
 		p.specMu.Unlock()
 		if err == nil {
 			return true
@@ -103,7 +104,8 @@ func (p *Plugin) writeSpecUntilDone(ctx context.Context) bool {
 	}
 }
 
-// removeSpec removes the spec of a resource that left the manifest.
+// removeSpec removes the spec of a resource the manifest no longer
+// generates one for.
 func (h *Host) removeSpec(name string) {
 	if h.cdiDir == nil {
 		return
@@ -112,12 +114,47 @@ func (h *Host) removeSpec(name string) {
 		h.log.Warn("cannot remove a CDI spec", "resource", name, "err", err)
 		return
 	}
-	h.log.Info("removed the CDI spec of a removed resource", "resource", name)
+	h.log.Info("removed the CDI spec: the manifest no longer generates one for the resource", "resource", name)
+}
+
+// applySpec writes the spec of a reloaded resource before its new device
+// list goes out, and returns what to do once the list is out. While both
+// lists can be handed out, the spec defines the devices of both: a device
+// that leaves is written out of the spec only after the list without it.
+// On failure the resource keeps its last good list and res is pending:
+// runCDI retries it every poll interval. p.specMu is held.
+func (p *Plugin) applySpec(res *manifest.Resource) (after func(), err error) {
+	old := p.snapshot().res
+	p.pendingSpec = nil
+	switch {
+	case res.CDIKind() != "":
+		var both *manifest.Resource
+		if old.CDIKind() == res.CDIKind() {
+			both = old // a new kind has new names: nothing to keep
+		}
+		if err := p.writeSpec(res, both); err != nil {
+			p.pendingSpec = res
+			return nil, err
+		}
+		if both == nil {
+			return func() {}, nil
+		}
+		return func() {
+			if err := p.writeSpec(res, nil); err != nil {
+				p.log.Warn("cannot write the CDI spec without the devices that left; it keeps defining them", "err", err)
+			}
+		}, nil
+	case old.CDIKind() != "":
+		return func() { p.host.removeSpec(p.name) }, nil // cdi.spec turned off: after the list
+	}
+	return func() {}, nil
 }
 
 // unresolvedCDI returns, by device index, whether a CDI name the device
 // would be handed out with resolves nowhere on the node, and the names
-// that do not. nil when nothing is to be checked.
+// that do not. nil when nothing is to be checked. Generated names count
+// as resolved while our spec file is in place; checkSpec is false until
+// the first write.
 func (h *Host) unresolvedCDI(res *manifest.Resource, checkSpec bool) ([]bool, []string) {
 	generated := res.CDIKind() != "" && h.cdiDir != nil && checkSpec
 	external := len(res.Spec.CDIDevices) > 0 && h.cdiRegistry != nil
@@ -142,15 +179,11 @@ func (h *Host) unresolvedCDI(res *manifest.Resource, checkSpec bool) ([]bool, []
 		if !external {
 			continue
 		}
-		// The names a one-device allocation gets, less our own.
-		a, err := res.Render([]int{i}, h.cfg.NodeName)
+		names, err := res.ExternalCDINames(i, h.cfg.NodeName)
 		if err != nil {
 			continue // Allocate says so
 		}
-		for _, name := range a.CDIDevices {
-			if res.CDIKind() != "" && name == res.CDIName(id) {
-				continue // our own, checked above
-			}
+		for _, name := range names {
 			if !h.cdiRegistry.Resolves(name) {
 				note(i, name)
 			}
@@ -174,7 +207,7 @@ func (p *Plugin) runCDI(ctx context.Context) {
 		case <-time.After(p.host.cfg.PollInterval):
 		}
 		p.specMu.Lock()
-		if pending := p.takePending(); pending != nil {
+		if pending := p.pendingSpec; pending != nil {
 			if after, err := p.applySpec(pending); err != nil {
 				p.log.Error("cannot write the reloaded CDI spec; still serving the last good device list", "err", err)
 			} else {
@@ -186,7 +219,7 @@ func (p *Plugin) runCDI(ctx context.Context) {
 		res := p.snapshot().res
 		if res.CDIKind() != "" && p.host.cdiDir != nil && !p.host.cdiDir.Exists(res.Name) {
 			p.log.Warn("the CDI spec is gone; writing it again", "dir", p.host.cdiDir.Path())
-			if err := p.writeSpec(res); err != nil {
+			if err := p.writeSpec(res, nil); err != nil {
 				p.log.Error("cannot write the CDI spec; its devices are Unhealthy", "err", err)
 			}
 		}
@@ -195,71 +228,43 @@ func (p *Plugin) runCDI(ctx context.Context) {
 	}
 }
 
-// checkCDI publishes the CDI health of res if it changed.
+// checkCDI re-checks the CDI names of res and publishes what changed;
+// nothing if a reload replaced res meanwhile.
 func (p *Plugin) checkCDI(res *manifest.Resource) {
 	bad, missing := p.host.unresolvedCDI(res, true)
-	p.setCDIHealth(res, bad, missing)
-}
-
-// logUnresolved says which CDI names do not resolve, or that all do.
-// p.mu is held, or p not shared yet.
-func (p *Plugin) logUnresolved(bad []bool, missing []string) {
-	if len(missing) > 0 {
-		p.log.Warn("CDI devices that no spec on the node defines: their devices are Unhealthy", "cdi_devices", SummarizeIDs(missing), "devices", count(bad))
-	} else if bad == nil && p.unresolvedSeen {
-		p.log.Info("every CDI device resolves again")
-	}
-	p.unresolvedSeen = len(missing) > 0
-}
-
-// setCDIHealth records which devices have unresolved CDI names and
-// publishes if that changed.
-func (p *Plugin) setCDIHealth(res *manifest.Resource, bad []bool, missing []string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state.Load().res != res {
-		return false
+	if p.state.Load().res == res && p.setCDIHealth(bad, missing) {
+		p.publish(res)
 	}
-	if slices.Equal(p.cdiBad, bad) && slices.Equal(p.unresolved, missing) {
-		return false
-	}
-	p.cdiBad = bad
-	p.setUnresolvedMetric(missing)
-	p.logUnresolved(bad, missing)
-	p.publish(res)
-	return true
 }
 
-// setUnresolvedMetric names the unresolved CDI devices in the metrics.
-// p.mu is held, or p not shared yet.
-func (p *Plugin) setUnresolvedMetric(missing []string) {
+// setCDIHealth records which devices have unresolved CDI names and names
+// them in the log and the metrics, and says whether anything changed.
+// p.mu is held, or p not shared yet; the caller publishes.
+func (p *Plugin) setCDIHealth(bad []bool, missing []string) bool {
+	before := p.unresolved
+	if slices.Equal(before, missing) && slices.Equal(p.cdiBad, bad) {
+		return false
+	}
+	p.cdiBad, p.unresolved = bad, missing
 	p.host.metrics.cdiUnresolved.DeletePartialMatch(map[string]string{"resource": p.name})
 	// A series per missing name, at most maxUnresolvedSeries per resource:
 	// a whole missing spec of thousands of devices must not flood /metrics.
 	for _, name := range missing[:min(len(missing), maxUnresolvedSeries)] {
 		p.host.metrics.cdiUnresolved.WithLabelValues(p.name, name).Set(1)
 	}
-	p.unresolved = missing
+	switch {
+	case len(missing) > 0 && !slices.Equal(before, missing):
+		p.log.Warn("CDI devices that no spec on the node defines: their devices are Unhealthy", "cdi_devices", manifest.ListIDs(missing, ","), "devices", count(bad))
+	case len(missing) == 0 && len(before) > 0:
+		p.log.Info("every CDI device resolves again")
+	}
+	return true
 }
 
 // maxUnresolvedSeries bounds the sdp_cdi_unresolved series of a resource.
 const maxUnresolvedSeries = 16
-
-// takePending returns (and clears) a reloaded resource whose spec is not
-// written yet.
-func (p *Plugin) takePending() *manifest.Resource {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	r := p.pendingSpec
-	p.pendingSpec = nil
-	return r
-}
-
-func (p *Plugin) setPending(r *manifest.Resource) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.pendingSpec = r
-}
 
 // UnresolvedCDI names the CDI devices of a served resource that no spec
 // on the node defines.
@@ -283,48 +288,4 @@ func count(bad []bool) int {
 		}
 	}
 	return n
-}
-
-// applySpec writes the spec of a reloaded resource before its new device
-// list goes out, and returns what to do once the list is out. While both
-// lists can be handed out, the spec defines the devices of both: a device
-// that leaves is written out of the spec only after the list without it.
-// On failure the resource keeps its last good list, and the write is
-// retried every poll interval. p.specMu is held.
-func (p *Plugin) applySpec(res *manifest.Resource) (after func(), err error) {
-	old := p.snapshot().res
-	p.pendingSpec = nil
-	switch {
-	case res.CDIKind() != "" && old.CDIKind() == res.CDIKind():
-		if err := p.writeSpecOf(res, old); err != nil {
-			p.setPending(res)
-			return nil, err
-		}
-		return func() {
-			if err := p.writeSpec(res); err != nil {
-				p.log.Warn("cannot write the CDI spec without the devices that left; retrying every poll", "err", err)
-			}
-		}, nil
-	case res.CDIKind() != "":
-		if err := p.writeSpec(res); err != nil { // a new kind: its names are new
-			p.setPending(res)
-			return nil, err
-		}
-	case old.CDIKind() != "":
-		return func() { p.host.removeSpec(p.name) }, nil // cdi.spec turned off: after the list
-	}
-	return func() {}, nil
-}
-
-// writeSpecOf writes res's spec with the devices of old that res lacks.
-func (p *Plugin) writeSpecOf(res, old *manifest.Resource) error {
-	if p.host.cdiDir == nil {
-		return errNoCDIDir
-	}
-	if err := p.host.cdiDir.WriteBoth(res, old, p.host.cfg.NodeName); err != nil {
-		p.host.metrics.cdiSpecWrites.WithLabelValues(p.name, "error").Inc()
-		return err
-	}
-	p.host.metrics.cdiSpecWrites.WithLabelValues(p.name, "ok").Inc()
-	return nil
 }

@@ -204,14 +204,10 @@ func TestReloadRewritesTheSpecFirst(t *testing.T) {
 func TestSpecFollowsTheResource(t *testing.T) {
 	specDir := t.TempDir()
 	foreign := filepath.Join(specDir, "vendor.yaml")
-	if err := os.WriteFile(foreign, []byte("cdiVersion: 0.6.0\nkind: vendor.io/x\ndevices: [{name: a, containerEdits: {env: [A=1]}}]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeSpecFile(t, foreign, "vendor.io/x", "", "a")
 	// Left by a previous pod for a resource that is gone now.
 	stale := filepath.Join(specDir, cdi.FileName("example.com/old"))
-	if err := os.WriteFile(stale, []byte("cdiVersion: 0.6.0\nkind: example.com/old\nannotations: {simple-device-plugin/generated-by: simple-device-plugin, simple-device-plugin/resource: example.com/old}\ndevices: [{name: a, containerEdits: {env: [A=1]}}]\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeSpecFile(t, stale, "example.com/old", "{simple-device-plugin/generated-by: simple-device-plugin, simple-device-plugin/resource: example.com/old}", "a")
 	h := startCDIHost(t, cdiManifest, specDir)
 	waitRegistered(t, h.k, "example.com/fpga")
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
@@ -249,14 +245,8 @@ resources:
       - {name: "vendor.io/acc={{ .ID }}", perDevice: true}
       - {name: "vendor.io/firmware=all"}
 `
-	write := func(name, devices string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(registry, name), []byte("cdiVersion: 0.6.0\nkind: "+devices), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("firmware.yaml", "vendor.io/firmware\ndevices: [{name: all, containerEdits: {env: [FW=1]}}]\n")
-	write("acc.yaml", "vendor.io/acc\ndevices: [{name: a, containerEdits: {env: [A=1]}}]\n")
+	writeSpecFile(t, filepath.Join(registry, "firmware.yaml"), "vendor.io/firmware", "", "all")
+	writeSpecFile(t, filepath.Join(registry, "acc.yaml"), "vendor.io/acc", "", "a")
 	h := startCDIHost(t, m, t.TempDir(), registry)
 	waitRegistered(t, h.k, "example.com/acc")
 	waitFor(t, "b unhealthy", func() bool { return countHealthy(h.k.Devices("example.com/acc")) == 1 })
@@ -276,10 +266,27 @@ resources:
 		t.Errorf("Allocate of the unresolved device: %v", err)
 	}
 
-	write("acc.yaml", "vendor.io/acc\ndevices: [{name: a, containerEdits: {env: [A=1]}}, {name: b, containerEdits: {env: [B=1]}}]\n")
+	writeSpecFile(t, filepath.Join(registry, "acc.yaml"), "vendor.io/acc", "", "a", "b")
 	waitFor(t, "b healthy again", func() bool { return countHealthy(h.k.Devices("example.com/acc")) == 2 })
 	if g := gauge(t, h.Metrics().Registry, "sdp_cdi_unresolved", "cdi_device", "vendor.io/acc=b"); g != 0 {
 		t.Errorf("sdp_cdi_unresolved still set: %v", g)
+	}
+}
+
+// writeSpecFile writes a CDI spec of kind defining devices names, with
+// annotations (a YAML mapping, or "" for none).
+func writeSpecFile(t *testing.T, path, kind, annotations string, names ...string) {
+	t.Helper()
+	text := "cdiVersion: 0.6.0\nkind: " + kind + "\n"
+	if annotations != "" {
+		text += "annotations: " + annotations + "\n"
+	}
+	text += "devices:\n"
+	for _, n := range names {
+		text += "  - {name: " + n + ", containerEdits: {env: [DEVICE=" + n + "]}}\n"
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

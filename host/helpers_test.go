@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -199,8 +198,4 @@ func sockets(t *testing.T, dir string) []string {
 		}
 	}
 	return out
-}
-
-func replaceAll(s string, pairs ...string) string {
-	return strings.NewReplacer(pairs...).Replace(s)
 }

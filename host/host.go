@@ -271,7 +271,7 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 			res.Added = append(res.Added, r.Name)
 		case p.snapshot().res.SameSpec(r):
 			p.specMu.Lock()
-			p.setPending(nil) // a reload reverted before its spec could be written
+			p.pendingSpec = nil // a reload reverted before its spec could be written
 			p.specMu.Unlock()
 			res.Unchanged = append(res.Unchanged, r.Name)
 		default:

@@ -12,6 +12,7 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"simple-device-plugin/host"
+	"simple-device-plugin/manifest"
 )
 
 // At debug level the log shows every step a user looks for when a resource
@@ -145,7 +146,7 @@ resources:
 }
 
 // Log lines and errors name a few IDs and count the rest.
-func TestSummarizeIDs(t *testing.T) {
+func TestListIDs(t *testing.T) {
 	many := make([]string, 100000)
 	for i := range many {
 		many[i] = fmt.Sprintf("dev-%d", i)
@@ -160,8 +161,8 @@ func TestSummarizeIDs(t *testing.T) {
 		{many, "dev-0,dev-1,dev-2,dev-3,dev-4,dev-5,dev-6,dev-7,… (100000 in all)"},
 	}
 	for _, tc := range tests {
-		if got := host.SummarizeIDs(tc.ids); got != tc.want {
-			t.Errorf("SummarizeIDs(%d IDs) = %q, want %q", len(tc.ids), got, tc.want)
+		if got := manifest.ListIDs(tc.ids, ","); got != tc.want {
+			t.Errorf("ListIDs(%d IDs) = %q, want %q", len(tc.ids), got, tc.want)
 		}
 	}
 }

@@ -24,16 +24,15 @@ type Plugin struct {
 	host       *Host
 	log        *slog.Logger
 
-	state   atomic.Pointer[snapshot]
-	mu      sync.Mutex    // guards changed, probe
-	changed chan struct{} // closed and replaced whenever state changes
-	probe   []bool        // unhealthy by device index, from the health check; nil if none
-	cdiBad  []bool        // unhealthy by device index: a CDI name that does not resolve; nil if none
+	state      atomic.Pointer[snapshot]
+	mu         sync.Mutex    // guards changed, probe, cdiBad, unresolved
+	changed    chan struct{} // closed and replaced whenever state changes
+	probe      []bool        // unhealthy by device index, from the health check; nil if none
+	cdiBad     []bool        // unhealthy by device index: a CDI name that does not resolve; nil if none
+	unresolved []string      // the CDI names that do not resolve
 
-	specMu         sync.Mutex         // one spec write and the update it allows at a time
-	pendingSpec    *manifest.Resource // a reload waiting for its CDI spec to be written
-	unresolved     []string           // CDI names that do not resolve
-	unresolvedSeen bool               // the last check found some: say when they resolve
+	specMu      sync.Mutex         // one spec write and the update it allows at a time
+	pendingSpec *manifest.Resource // a reload waiting for its CDI spec to be written; guarded by specMu
 
 	check      chan struct{} // something on disk may have changed: re-check the session
 	healthWake chan struct{} // the resource changed: probe its health check now
@@ -77,11 +76,8 @@ func newPlugin(h *Host, res *manifest.Resource) *Plugin {
 		mPreferred:   h.metrics.preferredCalls.WithLabelValues(res.Name),
 		mRegistered:  h.metrics.registered.WithLabelValues(res.Name),
 	}
-	bad, missing := h.unresolvedCDI(res, false) // the spec is written before registering
-	p.cdiBad = bad
-	p.setUnresolvedMetric(missing)
-	p.logUnresolved(bad, missing)
-	p.publish(res) // p is not shared yet: no lock needed
+	p.setCDIHealth(h.unresolvedCDI(res, false)) // the spec is written before registering
+	p.publish(res)                              // p is not shared yet: no lock needed
 	return p
 }
 
@@ -110,17 +106,12 @@ func (p *Plugin) publish(res *manifest.Resource) {
 func (p *Plugin) update(res *manifest.Resource) (devicesChanged, reregister bool) {
 	old := p.snapshot().res
 	devicesChanged, reregister = !old.SameDevices(res), !old.SameRegistration(res)
-	cdiBad, unresolved := p.host.unresolvedCDI(res, true)
+	cdiBad, missing := p.host.unresolvedCDI(res, true)
 	p.mu.Lock()
 	if devicesChanged {
 		p.probe = nil // a new device list: the health check starts over
 	}
-	changedCDI := !slices.Equal(p.unresolved, unresolved)
-	p.cdiBad = cdiBad
-	p.setUnresolvedMetric(unresolved)
-	if changedCDI {
-		p.logUnresolved(cdiBad, unresolved)
-	}
+	p.setCDIHealth(cdiBad, missing)
 	p.publish(res)
 	p.mu.Unlock()
 	poke(p.healthWake)

@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"simple-device-plugin/manifest"
 )
 
 // service answers the kubelet's DevicePlugin RPCs for one session of a
@@ -131,7 +133,7 @@ func (s *service) GetPreferredAllocation(_ context.Context, req *pluginapi.Prefe
 		}
 		resp.ContainerResponses[i] = &pluginapi.ContainerPreferredAllocationResponse{DeviceIDs: ids}
 		s.p.log.Debug("preferred allocation", "container_request", i, "available", len(cr.AvailableDeviceIDs),
-			"must_include", len(cr.MustIncludeDeviceIDs), "size", cr.AllocationSize, "preferred", SummarizeIDs(ids))
+			"must_include", len(cr.MustIncludeDeviceIDs), "size", cr.AllocationSize, "preferred", manifest.ListIDs(ids, ","))
 	}
 	return resp, nil
 }

@@ -2,18 +2,11 @@ package manifest
 
 import (
 	"fmt"
-	"slices"
+	"regexp"
 	"strings"
-	"text/template"
-	"text/template/parse"
 
 	"tags.cncf.io/container-device-interface/pkg/parser"
 )
-
-// A generated CDI spec is written once per device, not per allocation: its
-// per-device templates may use .ID, .Resource and .Node, never what
-// depends on the allocation.
-var allocationFields = []string{"Index", "IDs", "Count"}
 
 // compileCDI checks cdi: and sets the kind of the generated spec.
 func (r *Resource) compileCDI(p string, countField string, errs *ErrorList) {
@@ -70,20 +63,15 @@ func (r *Resource) compileCDI(p string, countField string, errs *ErrorList) {
 			return
 		}
 	}
-	const only = "with cdi.spec the per-device edits are written once per device into the CDI spec, so use .ID (and .Resource, .Node) only"
+	// Render as the spec will, on a device of the resource: the data has
+	// no .Index, .IDs or .Count, however a template reaches for them.
 	check := func(field, src string) {
-		if used := allocationFieldsIn(src); len(used) > 0 {
-			errs.add(field, "uses .%s, which depends on the allocation; %s", used[0], only)
-			return
-		}
-		// What the parse tree does not show ({{ $d := . }}{{ $d.Index }}):
-		// render as the spec will, on a device of the resource.
 		t, err := compileTemplate(field, src)
 		if err != nil || len(r.IDs) == 0 {
 			return // reported already
 		}
 		if _, err := t.renderString(DeviceData{ContainerData: ContainerData{Resource: r.Name}, ID: r.IDs[0]}, forSpec); err != nil {
-			errs.add(field, "does not render for the CDI spec: %s; %s", cleanTemplateErr(err, field), only)
+			errs.add(field, "%s", explainSpecErr(err, field))
 		}
 	}
 	for i, m := range r.Spec.Mounts {
@@ -116,69 +104,19 @@ func checkCDIKind(kind string) string {
 	return ""
 }
 
-// allocationFieldsIn names the fields of allocationFields that the
-// template src refers to (.Index, or $.Index), in the order they appear.
-func allocationFieldsIn(src string) []string {
-	t, err := template.New("t").Funcs(Funcs).Parse(src)
-	if err != nil {
-		return nil // the template's own check reports it
+// explainSpecErr says why a per-device template cannot go into a CDI
+// spec: most often it uses a field of the allocation.
+func explainSpecErr(err error, field string) string {
+	const only = "with cdi.spec the per-device edits are written once per device into the CDI spec, so use .ID (and .Resource, .Node) only"
+	s := cleanTemplateErr(err, field)
+	if m := allocationFieldRe.FindStringSubmatch(s); m != nil {
+		return fmt.Sprintf("uses .%s, which depends on the allocation; %s", m[1], only)
 	}
-	var used []string
-	note := func(name string) {
-		if slices.Contains(allocationFields, name) && !slices.Contains(used, name) {
-			used = append(used, name)
-		}
-	}
-	var walk func(n parse.Node)
-	walk = func(n parse.Node) {
-		switch n := n.(type) {
-		case *parse.ListNode:
-			if n != nil {
-				for _, c := range n.Nodes {
-					walk(c)
-				}
-			}
-		case *parse.ActionNode:
-			walk(n.Pipe)
-		case *parse.PipeNode:
-			if n != nil {
-				for _, c := range n.Cmds {
-					walk(c)
-				}
-			}
-		case *parse.CommandNode:
-			for _, a := range n.Args {
-				walk(a)
-			}
-		case *parse.FieldNode:
-			note(n.Ident[0])
-		case *parse.VariableNode:
-			if len(n.Ident) > 1 && n.Ident[0] == "$" {
-				note(n.Ident[1])
-			}
-		case *parse.ChainNode:
-			walk(n.Node)
-		case *parse.IfNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.RangeNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		case *parse.WithNode:
-			walk(n.Pipe)
-			walk(n.List)
-			walk(n.ElseList)
-		}
-	}
-	for _, t := range t.Templates() {
-		if t.Tree != nil {
-			walk(t.Tree.Root)
-		}
-	}
-	return used
+	return fmt.Sprintf("does not render for the CDI spec: %s; %s", s, only)
 }
+
+// allocationFieldRe finds a field of the allocation used directly.
+var allocationFieldRe = regexp.MustCompile(`at <\.(Index|IDs|Count)>`)
 
 // CDIKind is the kind of the CDI spec the host writes for the resource,
 // or "" when it writes none.
@@ -190,37 +128,58 @@ func (r *Resource) CDIName(id string) string { return r.cdiKind + "=" + id }
 // DeviceEdits renders the per-device mounts and device nodes of the
 // device at index i, as a generated CDI spec holds them.
 func (r *Resource) DeviceEdits(i int, node string) ([]Mount, []DeviceNode, error) {
-	id := r.IDs[i]
-	d := DeviceData{ContainerData: ContainerData{Resource: r.Name, Node: node}, ID: id}
+	d := DeviceData{ContainerData: ContainerData{Resource: r.Name, Node: node}, ID: r.IDs[i]}
 	var mounts []Mount
 	for k, m := range r.mounts {
-		if !m.perDevice {
-			continue
+		if m.perDevice {
+			host, cont, err := m.renderFor(d, forSpec)
+			if err != nil {
+				return nil, nil, fmt.Errorf("render mounts[%d] for %s: %w", k, d.ID, err)
+			}
+			mounts = append(mounts, Mount{HostPath: host, ContainerPath: cont, ReadOnly: m.readOnly})
 		}
-		host, err := m.host.renderString(d, forSpec)
-		if err != nil {
-			return nil, nil, fmt.Errorf("render mounts[%d].hostPath for %s: %w", k, id, err)
-		}
-		cont, err := m.container.renderString(d, forSpec)
-		if err != nil {
-			return nil, nil, fmt.Errorf("render mounts[%d].containerPath for %s: %w", k, id, err)
-		}
-		mounts = append(mounts, Mount{HostPath: host, ContainerPath: cont, ReadOnly: m.readOnly})
 	}
 	var nodes []DeviceNode
 	for k, dn := range r.devices {
-		if !dn.perDevice {
-			continue
+		if dn.perDevice {
+			host, cont, err := dn.renderFor(d, forSpec)
+			if err != nil {
+				return nil, nil, fmt.Errorf("render devices[%d] for %s: %w", k, d.ID, err)
+			}
+			nodes = append(nodes, DeviceNode{HostPath: host, ContainerPath: cont, Permissions: dn.permissions})
 		}
-		host, err := dn.host.renderString(d, forSpec)
-		if err != nil {
-			return nil, nil, fmt.Errorf("render devices[%d].hostPath for %s: %w", k, id, err)
-		}
-		cont, err := dn.container.renderString(d, forSpec)
-		if err != nil {
-			return nil, nil, fmt.Errorf("render devices[%d].containerPath for %s: %w", k, id, err)
-		}
-		nodes = append(nodes, DeviceNode{HostPath: host, ContainerPath: cont, Permissions: dn.permissions})
 	}
 	return mounts, nodes, nil
+}
+
+// renderFor renders both paths of a mount or device node.
+func (p pathPairTmpl) renderFor(d DeviceData, s scope) (host, container string, err error) {
+	if host, err = p.host.renderString(d, s); err != nil {
+		return "", "", fmt.Errorf("hostPath: %w", err)
+	}
+	if container, err = p.container.renderString(d, s); err != nil {
+		return "", "", fmt.Errorf("containerPath: %w", err)
+	}
+	return host, container, nil
+}
+
+// ExternalCDINames are the names from cdiDevices that the device at index
+// i gets when allocated alone: what must resolve on the node for it to be
+// healthy. Only those templates are rendered.
+func (r *Resource) ExternalCDINames(i int, node string) ([]string, error) {
+	id := r.IDs[i]
+	d := DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: []string{id}, Count: 1, Node: node}, ID: id}
+	names := make([]string, 0, len(r.cdi))
+	for k, c := range r.cdi {
+		s := forContainer
+		if c.perDevice {
+			s = forDevice
+		}
+		name, err := c.name.renderString(d, s)
+		if err != nil {
+			return nil, fmt.Errorf("render cdiDevices[%d] for %s: %w", k, id, err)
+		}
+		names = append(names, name)
+	}
+	return names, nil
 }

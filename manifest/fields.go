@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"text/template"
 	"text/template/parse"
@@ -75,30 +76,45 @@ func joinIDs(args []parse.Node) (string, bool) {
 	return sep.Text, true
 }
 
+// scopeFields are the fields each scope's data has (join reads .IDs).
+var scopeFields = [...][]string{
+	forID:        {"Resource", "Index"},
+	forContainer: {"Resource", "Node", "Count", "join"},
+	forDevice:    {"Resource", "Node", "Count", "join", "ID", "Index"},
+	forSpec:      {"Resource", "Node", "ID"},
+}
+
+// fastScopes says, by scope, whether parts can be written for it: every
+// field they name is there. Worked out once, at load.
+func fastScopes(parts []fieldPart) [len(scopeFields)]bool {
+	var fast [len(scopeFields)]bool
+	if parts == nil {
+		return fast
+	}
+	for s, fields := range scopeFields {
+		fast[s] = true
+		for _, p := range parts {
+			if p.field != "" && !slices.Contains(fields, p.field) {
+				fast[s] = false
+			}
+		}
+	}
+	return fast
+}
+
 // writeFields writes parts for d, seen as s says. It writes nothing and
 // returns false when a part names a field s lacks: text/template then says
 // what is wrong.
 func writeFields(w *bytes.Buffer, parts []fieldPart, d *DeviceData, s scope) bool {
-	for _, p := range parts {
-		switch p.field {
-		case "ID":
-			if s != forDevice && s != forSpec {
-				return false
-			}
-		case "Index":
-			if s == forContainer || s == forSpec {
-				return false
-			}
-		case "Count", "join":
-			if s == forID || s == forSpec {
-				return false
-			}
-		case "Node":
-			if s == forID {
-				return false
-			}
-		}
+	if !fastScopes(parts)[s] {
+		return false
 	}
+	writeParts(w, parts, d)
+	return true
+}
+
+// writeParts writes parts for d.
+func writeParts(w *bytes.Buffer, parts []fieldPart, d *DeviceData) {
 	for _, p := range parts {
 		switch p.field {
 		case "":
@@ -122,5 +138,4 @@ func writeFields(w *bytes.Buffer, parts []fieldPart, d *DeviceData, s scope) boo
 			}
 		}
 	}
-	return true
 }

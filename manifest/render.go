@@ -92,11 +92,8 @@ func (r *Resource) Render(devices []int, node string) (*Allocation, error) {
 		for device := range w.times(m.perDevice) {
 			a.Mounts = append(a.Mounts, Mount{ReadOnly: m.readOnly})
 			out := &a.Mounts[len(a.Mounts)-1]
-			if err := w.cut(&out.HostPath, m.host, device); err != nil {
-				return nil, fmt.Errorf("render mounts[%d].hostPath: %w", i, err)
-			}
-			if err := w.cut(&out.ContainerPath, m.container, device); err != nil {
-				return nil, fmt.Errorf("render mounts[%d].containerPath: %w", i, err)
+			if err := w.cutPair(m, device, &out.HostPath, &out.ContainerPath); err != nil {
+				return nil, fmt.Errorf("render mounts[%d].%w", i, err)
 			}
 		}
 	}
@@ -110,11 +107,8 @@ func (r *Resource) Render(devices []int, node string) (*Allocation, error) {
 		for device := range w.times(d.perDevice) {
 			a.Devices = append(a.Devices, DeviceNode{Permissions: d.permissions})
 			out := &a.Devices[len(a.Devices)-1]
-			if err := w.cut(&out.HostPath, d.host, device); err != nil {
-				return nil, fmt.Errorf("render devices[%d].hostPath: %w", i, err)
-			}
-			if err := w.cut(&out.ContainerPath, d.container, device); err != nil {
-				return nil, fmt.Errorf("render devices[%d].containerPath: %w", i, err)
+			if err := w.cutPair(d, device, &out.HostPath, &out.ContainerPath); err != nil {
+				return nil, fmt.Errorf("render devices[%d].%w", i, err)
 			}
 		}
 	}
@@ -263,6 +257,18 @@ func (w *writer) cut(dst *string, t *tmpl, device int) error {
 	return err
 }
 
+// cutPair renders both paths of a mount or device node into host and
+// container, at finish; an error names the path that failed.
+func (w *writer) cutPair(p pathPairTmpl, device int, host, container *string) error {
+	if err := w.cut(host, p.host, device); err != nil {
+		return fmt.Errorf("hostPath: %w", err)
+	}
+	if err := w.cut(container, p.container, device); err != nil {
+		return fmt.Errorf("containerPath: %w", err)
+	}
+	return nil
+}
+
 // cutText sets *dst to the parts joined, at finish.
 func (w *writer) cutText(dst *string, parts ...string) {
 	start := w.buf.Len()
@@ -301,8 +307,11 @@ func (r *Resource) Positions(ids []string) ([]int, error) {
 // logs and pod events.
 const maxNamedIDs = 8
 
-// nameIDs lists ids for an error message, at most maxNamedIDs of them,
-// then how many there are in all.
+// ListIDs lists ids for a message or a log line, joined by sep: at most
+// maxNamedIDs of them, then how many there are in all.
+func ListIDs(ids []string, sep string) string { return nameIDs(ids, false, sep) }
+
+// nameIDs is ListIDs, the IDs quoted if quote is set.
 func nameIDs(ids []string, quote bool, sep string) string {
 	shown := ids[:min(len(ids), maxNamedIDs)]
 	out := make([]string, len(shown))

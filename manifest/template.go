@@ -69,7 +69,8 @@ type tmpl struct {
 	source  string // as written, to tell identical templates apart
 	literal bool   // no actions: it always renders the same text
 	t       *template.Template
-	fields  []fieldPart // non-nil when fields.go can render it
+	fields  []fieldPart            // non-nil when fields.go can render it
+	fast    [len(scopeFields)]bool // by scope: fields.go renders it there
 }
 
 // compileTemplate parses src once; name labels parse errors.
@@ -78,7 +79,8 @@ func compileTemplate(name, src string) (*tmpl, error) {
 	if err != nil {
 		return nil, fmt.Errorf("template does not parse: %s", cleanTemplateErr(err, name))
 	}
-	return &tmpl{source: src, literal: isLiteral(t), t: t, fields: fieldParts(t)}, nil
+	fields := fieldParts(t)
+	return &tmpl{source: src, literal: isLiteral(t), t: t, fields: fields, fast: fastScopes(fields)}, nil
 }
 
 // isLiteral reports whether t has no actions. Comments ("{{/* x */}}")
@@ -109,7 +111,8 @@ const (
 // gets the data by value, as at validation, so `{{ printf "%v" . }}`
 // renders the same in both.
 func (c *tmpl) renderFor(w *bytes.Buffer, d *DeviceData, s scope) error {
-	if c.fields != nil && writeFields(w, c.fields, d, s) {
+	if c.fast[s] {
+		writeParts(w, c.fields, d)
 		return nil
 	}
 	switch s {

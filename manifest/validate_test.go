@@ -225,21 +225,6 @@ func items(list ...string) []string { return list }
 
 func errs(path, msg string) []wantErr { return []wantErr{{path, msg}} }
 
-// manyIDs is a YAML flow list body of n distinct IDs of the given length.
-func manyIDs(n, length int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		id := fmt.Sprintf("%d", i)
-		b.WriteString("d")
-		b.WriteString(strings.Repeat("0", length-1-len(id)))
-		b.WriteString(id)
-	}
-	return b.String()
-}
-
 func TestValidationRules(t *testing.T) {
 	for _, tc := range validationCases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -373,21 +373,21 @@ func allocateContainer(ctx context.Context, k *kubeletsim.Kubelet, m *manifest.M
 			if got := pref.ContainerResponses[0].DeviceIDs; validChoice(got, available, n) {
 				ids = got
 			} else {
-				cr.Warnings = append(cr.Warnings, fmt.Sprintf("%s: preferred allocation (%s) is not %d of the available devices; the kubelet would ignore it", res, host.SummarizeIDs(got), n))
+				cr.Warnings = append(cr.Warnings, fmt.Sprintf("%s: preferred allocation (%s) is not %d of the available devices; the kubelet would ignore it", res, manifest.ListIDs(got, " "), n))
 			}
 		}
 		resp, err := ep.Client.Allocate(ctx, &pluginapi.AllocateRequest{
 			ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: ids}},
 		})
 		if err != nil {
-			return cr, fmt.Errorf("%s: Allocate %s (%s): %w", name, res, host.SummarizeIDs(ids), err)
+			return cr, fmt.Errorf("%s: Allocate %s (%s): %w", name, res, manifest.ListIDs(ids, " "), err)
 		}
 		if len(resp.ContainerResponses) != 1 {
 			return cr, fmt.Errorf("%s: Allocate %s: %d container responses for 1 container request", name, res, len(resp.ContainerResponses))
 		}
 		if ep.Options.PreStartRequired {
 			if _, err := ep.Client.PreStartContainer(ctx, &pluginapi.PreStartContainerRequest{DevicesIds: ids}); err != nil {
-				return cr, fmt.Errorf("%s: PreStartContainer %s (%s): %w", name, res, host.SummarizeIDs(ids), err)
+				return cr, fmt.Errorf("%s: PreStartContainer %s (%s): %w", name, res, manifest.ListIDs(ids, " "), err)
 			}
 		}
 		for _, id := range ids {

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -308,41 +307,10 @@ func (f *fixture) stepRestarts(t *testing.T) {
 // stepInsufficient: a pod asking for more fpgas than the node has stays
 // Pending, and the scheduler says why.
 func (f *fixture) stepInsufficient(t *testing.T) {
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "pod-too-many", Namespace: podNS},
-		Spec: corev1.PodSpec{
-			AutomountServiceAccountToken:  new(false),
-			TerminationGracePeriodSeconds: new(int64(1)),
-			Containers: []corev1.Container{{
-				Name:            "greedy",
-				Image:           "localhost/sdp-e2e/podinfo:e2e",
-				ImagePullPolicy: corev1.PullNever,
-				Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{
-					fpga: resource.MustParse(fmt.Sprint(reloaded[fpga] + 1)),
-				}},
-			}},
-		},
-	}
-	if _, err := f.cs.CoreV1().Pods(podNS).Create(f.ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	defer f.cs.CoreV1().Pods(podNS).Delete(context.Background(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))})
-	want := "Insufficient " + fpga
-	poll(t, time.Minute, "pod-too-many unschedulable", func() (bool, string) {
-		p, err := f.cs.CoreV1().Pods(podNS).Get(f.ctx, pod.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodScheduled {
-				return c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable && strings.Contains(c.Message, want),
-					fmt.Sprintf("PodScheduled=%s %s: %s", c.Status, c.Reason, c.Message)
-			}
-		}
-		return false, "phase " + string(p.Status.Phase)
-	})
+	const name = "pod-too-many"
+	f.waitUnschedulable(t, name, corev1.ResourceList{fpga: resource.MustParse(fmt.Sprint(reloaded[fpga] + 1))}, "Insufficient "+fpga)
 	time.Sleep(3 * time.Second)
-	p, err := f.cs.CoreV1().Pods(podNS).Get(f.ctx, pod.Name, metav1.GetOptions{})
+	p, err := f.cs.CoreV1().Pods(podNS).Get(f.ctx, name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,17 +358,19 @@ func (f *fixture) stepUninstall(t *testing.T) {
 // removeResource drops one resource from a manifest.
 func removeResource(t *testing.T, manifest, name string) string {
 	t.Helper()
+	return editResources(t, manifest, func(resources []any) []any {
+		return slices.DeleteFunc(resources, func(r any) bool { return r.(map[string]any)["name"] == name })
+	})
+}
+
+// editResources rewrites a manifest's resources list with edit.
+func editResources(t *testing.T, manifest string, edit func([]any) []any) string {
+	t.Helper()
 	var m map[string]any
 	if err := yaml.Unmarshal([]byte(manifest), &m); err != nil {
 		t.Fatal(err)
 	}
-	var kept []any
-	for _, r := range m["resources"].([]any) {
-		if r.(map[string]any)["name"] != name {
-			kept = append(kept, r)
-		}
-	}
-	m["resources"] = kept
+	m["resources"] = edit(m["resources"].([]any))
 	out, err := yaml.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
@@ -413,38 +383,30 @@ func removeResource(t *testing.T, manifest, name string) string {
 // devices that no spec defines).
 func editManifest(t *testing.T, manifest string) string {
 	t.Helper()
-	var m map[string]any
-	if err := yaml.Unmarshal([]byte(manifest), &m); err != nil {
-		t.Fatal(err)
-	}
-	var kept []any
-	for _, r := range m["resources"].([]any) {
-		res := r.(map[string]any)
-		switch res["name"] {
-		case seat:
-			continue
-		case fpga:
-			res["count"] = 6
+	return editResources(t, manifest, func(resources []any) []any {
+		var kept []any
+		for _, r := range resources {
+			res := r.(map[string]any)
+			switch res["name"] {
+			case seat:
+				continue
+			case fpga:
+				res["count"] = 6
+			}
+			kept = append(kept, res)
 		}
-		kept = append(kept, res)
-	}
-	kept = append(kept, map[string]any{
-		"name":    dongle,
-		"ids":     []any{"dongle-a", "dongle-b"},
-		"env":     map[string]any{"DONGLE_IDS": `{{ join .IDs "," }}`},
-		"cdi":     map[string]any{"spec": true},
-		"devices": []any{map[string]any{"hostPath": "/dev/null", "containerPath": "/dev/{{ .ID }}", "perDevice": true}},
-	}, map[string]any{
-		"name":       acc,
-		"ids":        []any{"acc-0", "acc-1"},
-		"cdiDevices": []any{map[string]any{"name": "vendor.example/acc={{ .ID }}", "perDevice": true}},
+		return append(kept, map[string]any{
+			"name":    dongle,
+			"ids":     []any{"dongle-a", "dongle-b"},
+			"env":     map[string]any{"DONGLE_IDS": `{{ join .IDs "," }}`},
+			"cdi":     map[string]any{"spec": true},
+			"devices": []any{map[string]any{"hostPath": "/dev/null", "containerPath": "/dev/{{ .ID }}", "perDevice": true}},
+		}, map[string]any{
+			"name":       acc,
+			"ids":        []any{"acc-0", "acc-1"},
+			"cdiDevices": []any{map[string]any{"name": "vendor.example/acc={{ .ID }}", "perDevice": true}},
+		})
 	})
-	m["resources"] = kept
-	out, err := yaml.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
 }
 
 // samePod fails unless after is the same pod as before, with the same

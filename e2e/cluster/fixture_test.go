@@ -576,13 +576,14 @@ func (f *fixture) deletePod(t *testing.T, name string) {
 }
 
 // waitUnschedulable creates a pod asking for limits and waits until the
-// scheduler says why it cannot place it; the pod is then deleted.
+// scheduler says why it cannot place it; the pod is deleted when the test
+// ends.
 func (f *fixture) waitUnschedulable(t *testing.T, name string, limits corev1.ResourceList, why string) {
 	t.Helper()
 	if _, err := f.cs.CoreV1().Pods(podNS).Create(f.ctx, podinfoPod(name, limits), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	defer f.deletePod(t, name)
+	t.Cleanup(func() { f.deletePod(t, name) })
 	poll(t, time.Minute, name+" unschedulable", func() (bool, string) {
 		p, err := f.cs.CoreV1().Pods(podNS).Get(f.ctx, name, metav1.GetOptions{})
 		if err != nil {
