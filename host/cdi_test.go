@@ -18,12 +18,15 @@ import (
 	"simple-device-plugin/internal/kubeletsim"
 )
 
-const cdiManifest = `
+// cdiManifestOf has an FPGA resource with a generated CDI spec and the
+// given IDs, and a plain resource.
+func cdiManifestOf(ids string) string {
+	return `
 apiVersion: simple-device-plugin/v1alpha1
 kind: Manifest
 resources:
   - name: example.com/fpga
-    ids: [f0, f1]
+    ids: [` + ids + `]
     cdi: {spec: true}
     env: {FPGA: '{{ join .IDs "," }}'}
     mounts:
@@ -34,24 +37,12 @@ resources:
   - name: example.com/plain
     count: 1
 `
+}
 
-// The same FPGA resource with a third device.
-const cdiManifestGrown = `
-apiVersion: simple-device-plugin/v1alpha1
-kind: Manifest
-resources:
-  - name: example.com/fpga
-    ids: [f0, f1, f2]
-    cdi: {spec: true}
-    env: {FPGA: '{{ join .IDs "," }}'}
-    mounts:
-      - {hostPath: "/srv/{{ .ID }}", containerPath: "/fpga/{{ .ID }}", perDevice: true}
-      - {hostPath: /srv/shared, containerPath: /shared}
-    devices:
-      - {hostPath: /dev/null, containerPath: "/dev/fpga-{{ .ID }}", perDevice: true}
-  - name: example.com/plain
-    count: 1
-`
+var (
+	cdiManifest      = cdiManifestOf("f0, f1")
+	cdiManifestGrown = cdiManifestOf("f0, f1, f2") // a third device
+)
 
 type cdiHost struct {
 	*runningHost
