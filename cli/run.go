@@ -18,6 +18,7 @@ import (
 
 	"simple-device-plugin/host"
 	"simple-device-plugin/manifest"
+	"simple-device-plugin/podresources"
 )
 
 // runOptions are the flags of run (and of the root command, which runs it).
@@ -29,6 +30,9 @@ type runOptions struct {
 	log                                  logFlags
 	cdiSpecDir                           *string
 	cdiRegistry                          *[]string
+	podResources                         *string
+	podResourcesPeriod                   *time.Duration
+	allocatedSeriesMax                   *int
 }
 
 func addRunFlags(fs *pflag.FlagSet) *runOptions {
@@ -42,8 +46,14 @@ func addRunFlags(fs *pflag.FlagSet) *runOptions {
 		listen:       &addressValue{":8080"},
 		cdiSpecDir:   newString(fs, "cdi-spec-dir", defaultCDISpecDir, "DIR", "where the CDI specs of resources with cdi.spec go"),
 		cdiRegistry:  addCDIRegistryFlag(fs),
+		podResources: newString(fs, "pod-resources-socket", podresources.DefaultSocket, "SOCKET",
+			"the kubelet's PodResources API, read to tell which pod holds each device; \"\" for none"),
+		podResourcesPeriod: newDuration(fs, "pod-resources-period", podresources.DefaultPeriod, time.Second, time.Hour,
+			"how often to re-read who holds what (an Allocate also triggers a read)"),
+		allocatedSeriesMax: newInt(fs, "allocated-series-max", host.DefaultAllocatedSeriesMax, 0, 1<<20,
+			"resources with more devices get no per-device sdp_device_allocated series (0: none)"),
 	}
-	fs.Var(o.listen, "listen", "address of /healthz, /readyz and /metrics; \"\" for none")
+	fs.Var(o.listen, "listen", "address of /healthz, /readyz, /metrics and /allocations; \"\" for none")
 	o.log = addLogFlags(fs, "info")
 	return o
 }
@@ -104,7 +114,8 @@ func runCommand(cmd *cobra.Command, args []string, o *runOptions) error {
 	}
 
 	h := host.New(host.Config{DevicePluginDir: *o.dir, PluginsRegistryDir: registryDir, Registration: mode, NodeName: nodeName, Logger: log, PollInterval: *o.poll,
-		CDISpecDir: *o.cdiSpecDir, CDIRegistryDirs: *o.cdiRegistry})
+		CDISpecDir: *o.cdiSpecDir, CDIRegistryDirs: *o.cdiRegistry,
+		PodResourcesSocket: *o.podResources, PodResourcesPeriod: *o.podResourcesPeriod, AllocatedSeriesMax: seriesMax(*o.allocatedSeriesMax)})
 	log.Info("starting", "version", versionInfo().Version, "manifest", name, "hash", m.Hash, "resources", len(m.Resources),
 		"devices", m.TotalDevices(), "registration", string(mode), "socket_dir", socketDir, "node", nodeName)
 	if path == "-" {
@@ -186,4 +197,12 @@ func serve(ctx context.Context, h *host.Host, m *manifest.Manifest, path string,
 		})
 	}
 	return g.Wait()
+}
+
+// seriesMax maps the flag's 0 (no per-device series) to the host's "none".
+func seriesMax(flag int) int {
+	if flag == 0 {
+		return -1
+	}
+	return flag
 }

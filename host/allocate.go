@@ -26,6 +26,9 @@ func (s *service) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) 
 		return nil, err
 	}
 	s.p.mAllocations.Inc()
+	if w := s.p.host.podRes; w != nil {
+		w.Kick() // the pod shows in the kubelet's PodResources answer once this returns
+	}
 	s.p.host.metrics.allocateSeconds.Observe(time.Since(start).Seconds())
 	if s.p.log.Enabled(ctx, slog.LevelDebug) {
 		logAllocation(s.p.log, req, resp)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +21,7 @@ import (
 
 	"simple-device-plugin/cdi"
 	"simple-device-plugin/manifest"
+	"simple-device-plugin/podresources"
 )
 
 // Config configures a Host.
@@ -52,6 +54,16 @@ type Config struct {
 	// resolved; a device whose names do not resolve is Unhealthy. Empty
 	// checks nothing.
 	CDIRegistryDirs []string
+	// PodResourcesSocket is the kubelet's PodResources API, read to say
+	// which pod holds which device; empty reads nothing.
+	PodResourcesSocket string
+	// PodResourcesPeriod is its slow refresh (default 10 s); an Allocate
+	// brings the next one forward.
+	PodResourcesPeriod time.Duration
+	// AllocatedSeriesMax: resources with more devices get no per-device
+	// sdp_device_allocated series; 0 is DefaultAllocatedSeriesMax,
+	// negative gives none at all.
+	AllocatedSeriesMax int
 }
 
 // Registration is how plugins make themselves known to the kubelet.
@@ -96,12 +108,15 @@ type Host struct {
 	bySocket   map[string]*Plugin // by socket file name
 	current    *manifest.Manifest
 	generation int
-	noNodeName []string // resources with nodes: not served for want of a node name
+	noNodeName []string        // resources with nodes: not served for want of a node name
+	everServed map[string]bool // every resource name served since start; replaced, never changed, once handed out
 
 	machineNUMA []int // the machine's NUMA nodes; nil if unknown
 
 	cdiDir      *cdi.Dir      // where specs of cdi.spec resources go; nil without CDISpecDir
 	cdiRegistry *cdi.Registry // the node's CDI specs; nil without CDIRegistryDirs
+
+	podRes *podresources.Watcher // who holds what; nil without PodResourcesSocket
 
 	reg struct { // the registration connection shared by every plugin
 		mu  sync.Mutex
@@ -139,6 +154,17 @@ func New(cfg Config) *Host {
 		plugins:  map[string]*Plugin{},
 		bySocket: map[string]*Plugin{},
 	}
+	if cfg.PodResourcesSocket != "" {
+		h.podRes = podresources.New(podresources.Config{
+			Socket: cfg.PodResourcesSocket, Period: cfg.PodResourcesPeriod, Ours: h.ours, Logger: cfg.Logger,
+			Refreshed: func(s podresources.State) { h.metrics.podResRefreshes.WithLabelValues(string(s)).Inc() },
+		})
+		limit := cfg.AllocatedSeriesMax
+		if limit == 0 {
+			limit = DefaultAllocatedSeriesMax
+		}
+		h.metrics.Registry.MustRegister(newAllocationsCollector(h, limit))
+	}
 	var err error
 	if h.machineNUMA, err = readNUMANodes(cfg.NUMANodesFile); err != nil {
 		h.log.Debug("machine NUMA nodes unknown; not checking topologies against them", "err", err)
@@ -173,6 +199,9 @@ func (h *Host) Run(ctx context.Context, m *manifest.Manifest) error {
 	h.mu.Unlock()
 
 	g.Go(func() error { return h.watchDir(gctx) })
+	if h.podRes != nil {
+		g.Go(func() error { return h.podRes.Run(gctx) })
+	}
 	if _, err := h.Apply(m); err != nil {
 		return err
 	}
@@ -266,6 +295,13 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 		p, ok := h.plugins[r.Name]
 		switch {
 		case !ok:
+			if !h.everServed[r.Name] {
+				h.everServed = maps.Clone(h.everServed)
+				if h.everServed == nil {
+					h.everServed = map[string]bool{}
+				}
+				h.everServed[r.Name] = true
+			}
 			h.start(r)
 			h.warnUnknownNUMANodes(r)
 			res.Added = append(res.Added, r.Name)

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,7 +11,8 @@ import (
 
 // Handler serves /healthz (the process is alive), /readyz (every resource
 // of the current manifest is registered with the kubelet right now, and
-// none is left out for want of a node name) and /metrics (Prometheus).
+// none is left out for want of a node name), /metrics (Prometheus) and
+// /allocations (JSON: which pod holds each device).
 func (h *Host) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -33,6 +35,12 @@ func (h *Host) Handler() http.Handler {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/allocations", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(h.Allocations()) // a client gone away is not our error
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(h.metrics.Registry, promhttp.HandlerOpts{}))
 	return mux

@@ -25,6 +25,7 @@ type Metrics struct {
 	resources        prometheus.Gauge
 	cdiSpecWrites    *prometheus.CounterVec // resource, result
 	cdiUnresolved    *prometheus.GaugeVec   // resource, cdi_device
+	podResRefreshes  *prometheus.CounterVec // result
 }
 
 // NewMetrics creates the metrics on a fresh registry, with the Go and
@@ -50,15 +51,16 @@ func NewMetrics() *Metrics {
 			Help:    "Time to answer one Allocate call, all resources.",
 			Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3},
 		}),
-		preferredCalls: counters("sdp_preferred_allocation_requests_total", "GetPreferredAllocation calls served, by resource.", "resource"),
-		registrations:  counters("sdp_registrations_total", "Successful registrations with the kubelet, by resource.", "resource"),
-		restarts:       counters("sdp_plugin_restarts_total", "Plugin restarts, by resource and reason.", "resource", "reason"),
-		reloads:        counters("sdp_manifest_reloads_total", "Manifest reloads, by result (applied, unchanged, invalid).", "result"),
-		manifestInfo:   gauges("sdp_manifest_info", "1 for the hash of the manifest being served.", "hash"),
-		manifestGen:    f.NewGauge(prometheus.GaugeOpts{Name: "sdp_manifest_generation", Help: "Count of manifests applied since start (1 = the first)."}),
-		resources:      f.NewGauge(prometheus.GaugeOpts{Name: "sdp_resources", Help: "Resources served on this node."}),
-		cdiSpecWrites:  counters("sdp_cdi_spec_writes_total", "Writes of generated CDI specs, by resource and result (ok, error).", "resource", "result"),
-		cdiUnresolved:  gauges("sdp_cdi_unresolved", "1 for each CDI device a resource hands out that no spec on the node defines; its devices are Unhealthy.", "resource", "cdi_device"),
+		preferredCalls:  counters("sdp_preferred_allocation_requests_total", "GetPreferredAllocation calls served, by resource.", "resource"),
+		registrations:   counters("sdp_registrations_total", "Successful registrations with the kubelet, by resource.", "resource"),
+		restarts:        counters("sdp_plugin_restarts_total", "Plugin restarts, by resource and reason.", "resource", "reason"),
+		reloads:         counters("sdp_manifest_reloads_total", "Manifest reloads, by result (applied, unchanged, invalid).", "result"),
+		manifestInfo:    gauges("sdp_manifest_info", "1 for the hash of the manifest being served.", "hash"),
+		manifestGen:     f.NewGauge(prometheus.GaugeOpts{Name: "sdp_manifest_generation", Help: "Count of manifests applied since start (1 = the first)."}),
+		resources:       f.NewGauge(prometheus.GaugeOpts{Name: "sdp_resources", Help: "Resources served on this node."}),
+		cdiSpecWrites:   counters("sdp_cdi_spec_writes_total", "Writes of generated CDI specs, by resource and result (ok, error).", "resource", "result"),
+		podResRefreshes: counters("sdp_pod_resources_refreshes_total", "Reads of the kubelet's PodResources API, by result (ok, error, off: no socket).", "result"),
+		cdiUnresolved:   gauges("sdp_cdi_unresolved", "1 for each CDI device a resource hands out that no spec on the node defines; its devices are Unhealthy.", "resource", "cdi_device"),
 	}
 	// Make the reload counters visible at zero.
 	for _, r := range []string{reloadApplied, reloadUnchanged, reloadInvalid} {
