@@ -39,6 +39,10 @@ func FromList(resp *api.ListPodResourcesResponse, ours map[string]bool) Holdings
 				}
 				holder := Holder{Namespace: pod.GetNamespace(), Pod: pod.GetName(), Container: c.GetName()}
 				for _, id := range d.GetDeviceIds() {
+					// The kubelet lists a device once per NUMA node it is on.
+					if hs := devices[id]; len(hs) > 0 && hs[len(hs)-1] == holder {
+						continue
+					}
 					devices[id] = append(devices[id], holder)
 				}
 			}

@@ -31,6 +31,11 @@ func TestFromList(t *testing.T) {
 		}),
 		kubeletsim.Pod("ml", "no-devices", map[string]map[string][]string{"main": nil}),
 	}}
+	// A device on two NUMA nodes is listed once per node.
+	twoNodes := &api.ContainerDevices{ResourceName: fpga, DeviceIds: []string{"fpga-3"}, Topology: &api.TopologyInfo{Nodes: []*api.NUMANode{{ID: 0}}}}
+	twoNodes2 := &api.ContainerDevices{ResourceName: fpga, DeviceIds: []string{"fpga-3"}, Topology: &api.TopologyInfo{Nodes: []*api.NUMANode{{ID: 1}}}}
+	resp.PodResources = append(resp.PodResources, &api.PodResources{Namespace: "ml", Name: "numa",
+		Containers: []*api.ContainerResources{{Name: "main", Devices: []*api.ContainerDevices{twoNodes, twoNodes2}}}})
 	tests := []struct {
 		name string
 		ours map[string]bool
@@ -41,12 +46,14 @@ func TestFromList(t *testing.T) {
 			"fpga-0": {{Namespace: "default", Pod: "a", Container: "main"}},
 			"fpga-1": {{Namespace: "default", Pod: "a", Container: "main"}},
 			"fpga-2": {{Namespace: "ml", Pod: "b", Container: "init-sidecar"}},
+			"fpga-3": {{Namespace: "ml", Pod: "numa", Container: "main"}},
 		}}},
 		{"two resources", map[string]bool{fpga: true, "example.com/seat": true}, podresources.Holdings{
 			fpga: {
 				"fpga-0": {{Namespace: "default", Pod: "a", Container: "main"}},
 				"fpga-1": {{Namespace: "default", Pod: "a", Container: "main"}},
 				"fpga-2": {{Namespace: "ml", Pod: "b", Container: "init-sidecar"}},
+				"fpga-3": {{Namespace: "ml", Pod: "numa", Container: "main"}},
 			},
 			"example.com/seat": {"seat-a": {{Namespace: "ml", Pod: "b", Container: "main"}}},
 		}},
