@@ -41,17 +41,7 @@ func TestRunWithListenAddressInUse(t *testing.T) {
 // run serves a manifest read from standard input (no reload: nothing to
 // watch) until its context ends, as SIGTERM ends it.
 func TestRunFromStandardInput(t *testing.T) {
-	// Socket paths are limited to 108 bytes: a short dir, not t.TempDir().
-	dir, err := os.MkdirTemp("", "sdp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	k, err := kubeletsim.Start(dir, kubeletsim.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Stop()
+	dir, k := startStandInKubelet(t)
 	data, err := os.ReadFile(exampleManifest)
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +73,24 @@ func TestRunFromStandardInput(t *testing.T) {
 	if _, err := os.Stat(cdiDir + "/simple-device-plugin-example.com_fpga.yaml"); err != nil {
 		t.Errorf("the FPGA's CDI spec: %v", err)
 	}
+}
+
+// startStandInKubelet serves the stand-in kubelet's registration API in a
+// new dir until the test ends. Socket paths are limited to 108 bytes: a
+// short dir, not t.TempDir().
+func startStandInKubelet(t *testing.T) (string, *kubeletsim.Kubelet) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sdp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	k, err := kubeletsim.Start(dir, kubeletsim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Stop)
+	return dir, k
 }
 
 // simulate reads a manifest from standard input too.

@@ -43,18 +43,8 @@ pod still holds that the manifest no longer has.`,
 			return err
 		}
 		out := cmd.OutOrStdout()
-		switch *output {
-		case "json":
-			enc := json.NewEncoder(out)
-			enc.SetIndent("", "  ")
-			return enc.Encode(a)
-		case "yaml":
-			b, err := yaml.Marshal(a)
-			if err != nil {
-				return fmt.Errorf("status as YAML: %w", err)
-			}
-			_, err = out.Write(b)
-			return err
+		if *output != "table" {
+			return writeAs(out, *output, a)
 		}
 		if a.State != "ok" {
 			fmt.Fprintf(cmd.ErrOrStderr(), "holders unknown or stale (%s): %s\n", a.State, a.Reason)
@@ -111,4 +101,19 @@ func writeStatusTable(w io.Writer, a host.Allocations) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// writeAs prints v as indented JSON or as YAML.
+func writeAs(w io.Writer, format string, v any) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("as YAML: %w", err)
+	}
+	_, err = w.Write(b)
+	return err
 }

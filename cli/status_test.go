@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,16 +31,7 @@ func freeAddress(t *testing.T) string {
 // status asks a running host (the run command, on stand-ins for the
 // kubelet's registration and PodResources APIs) who holds what.
 func TestStatusCommand(t *testing.T) {
-	dir, err := os.MkdirTemp("", "sdp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	k, err := kubeletsim.Start(dir, kubeletsim.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Stop()
+	dir, k := startStandInKubelet(t)
 	podRes, err := kubeletsim.StartPodResources(filepath.Join(dir, "pod-resources.sock"))
 	if err != nil {
 		t.Fatal(err)

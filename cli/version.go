@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -82,9 +81,7 @@ func newVersionCommand() *cobra.Command {
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		info := versionInfo()
 		if *output == "json" {
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(info)
+			return writeAs(cmd.OutOrStdout(), "json", info)
 		}
 		_, err := fmt.Fprint(cmd.OutOrStdout(), info.text())
 		return err

@@ -77,6 +77,17 @@ func socketPath(t *testing.T) string {
 	return filepath.Join(dir, "kubelet.sock")
 }
 
+// startKubelet serves a stand-in PodResources API on sock until the test ends.
+func startKubelet(t *testing.T, sock string) *kubeletsim.PodResources {
+	t.Helper()
+	kubelet, err := kubeletsim.StartPodResources(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kubelet.Stop)
+	return kubelet
+}
+
 // startWatcher runs a watcher until the test ends.
 func startWatcher(t *testing.T, cfg podresources.Config) *podresources.Watcher {
 	t.Helper()
@@ -180,11 +191,7 @@ func TestWatcherFollowsTheKubelet(t *testing.T) {
 // kubelet's rate limit a read per Delay, not one each.
 func TestKicksShareOneRead(t *testing.T) {
 	sock := socketPath(t)
-	kubelet, err := kubeletsim.StartPodResources(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kubelet.Stop()
+	kubelet := startKubelet(t, sock)
 	const delay = 50 * time.Millisecond
 	w := startWatcher(t, podresources.Config{Socket: sock, Period: time.Hour, Delay: delay})
 	waitSnapshot(t, w, "the first read", func(s *podresources.Snapshot) bool { return s.State == podresources.StateOK })
@@ -212,22 +219,8 @@ func TestKicksShareOneRead(t *testing.T) {
 // The slow period alone sees pods come and go.
 func TestPeriodRefreshes(t *testing.T) {
 	sock := socketPath(t)
-	kubelet, err := kubeletsim.StartPodResources(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kubelet.Stop()
-	w := podresources.New(podresources.Config{Socket: sock, Period: 20 * time.Millisecond, Delay: time.Millisecond,
-		Ours: func() map[string]bool { return map[string]bool{fpga: true} }})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	kubelet := startKubelet(t, sock)
+	w := startWatcher(t, podresources.Config{Socket: sock, Period: 20 * time.Millisecond, Delay: time.Millisecond})
 	for i := range 3 {
 		id := fmt.Sprintf("fpga-%d", i)
 		kubelet.Set(&api.ListPodResourcesResponse{PodResources: []*api.PodResources{
