@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,6 +74,10 @@ const (
 var (
 	installed = map[string]int64{fpga: 4, seat: 3, vaccel: 16}
 	reloaded  = map[string]int64{fpga: 6, seat: 0, vaccel: 16, dongle: 2, acc: 0}
+	// The resources a plugin pod started after the step 4 edit serves
+	// (vendor-acc with no healthy device). Not license-seat, though the
+	// mixed pod still holds one: that pod never served it.
+	servedAfterReload = []string{fpga, vaccel, dongle, acc}
 )
 
 // stepInstall: make image, import it, apply the test overlay of deploy/.
@@ -115,9 +120,19 @@ func (f *fixture) stepDaemonSetReady(t *testing.T) {
 // devices the kubelet assigned it.
 func (f *fixture) stepMixedPod(t *testing.T) {
 	pod := f.waitPodRunning(t, mixedPod, 2*time.Minute)
+	sawRunning := time.Now()
 	assigned := f.podResources(t, mixedPod)
 	t.Logf("devices assigned (kubelet pod-resources API): %v", assigned)
 	f.mixedBefore = pod
+	f.mixedDevices = assigned
+
+	// The plugin tells the same: which container holds each device, and
+	// how many are free (the rest of the step checks these are the devices
+	// each container really got).
+	shown, _ := f.checkHolders(t, slices.Sorted(maps.Keys(installed)), time.Time{})
+	ready := readySince(pod)
+	fmt.Printf("=== who holds what: the mixed pod's devices in the plugin's /metrics %.1fs after the pod was Ready (%s, whole seconds), %.1fs after the test saw it Running\n",
+		shown.Sub(ready).Seconds(), ready.Format(time.TimeOnly), shown.Sub(sawRunning).Seconds())
 
 	want := map[string]map[string]int{
 		"trainer": {fpga: 2, seat: 1, vaccel: 4},
@@ -301,6 +316,11 @@ func (f *fixture) stepRestarts(t *testing.T) {
 		// The plugin re-registered by itself: same pod, no container restart.
 		samePod(t, "plugin pod", plugin, f.pluginPod(t))
 		samePod(t, "mixed pod", f.mixedBefore, f.waitPodRunning(t, mixedPod, 30*time.Second))
+		// And it reads who holds what from the new kubelet's PodResources
+		// server: the mixed pod's devices, the node's free ones.
+		_, refreshed := f.checkHolders(t, servedAfterReload, restartedAt)
+		fmt.Printf("=== who holds what after the kubelet restart: read from the new kubelet %.1fs after the restart began, %.1fs ago\n",
+			refreshed.Sub(restartedAt).Seconds(), time.Since(refreshed).Seconds())
 	})
 }
 

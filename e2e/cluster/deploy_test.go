@@ -260,6 +260,8 @@ func TestHelmSchemaRefuses(t *testing.T) {
 		{"logFormat", []string{"--set", "logFormat=xml"}, "at '/logFormat'"},
 		{"port", []string{"--set", "port=0"}, "at '/port'"},
 		{"pluginsRegistryDir relative", []string{"--set", "pluginsRegistryDir=plugins_registry"}, "at '/pluginsRegistryDir'"},
+		{"podResources.dir relative", []string{"--set", "podResources.dir=pod-resources"}, "at '/podResources/dir'"},
+		{"podResources.enabled not a boolean", []string{"--set", "podResources.enabled=maybe"}, "at '/podResources/enabled'"},
 		{"extraEnv without a name", []string{"--set", "extraEnv[0].value=x"}, "at '/extraEnv/0': missing property 'name'"},
 		{"nodeSelector not strings", []string{"--set", "nodeSelector.ssd=true"}, "at '/nodeSelector/ssd'"},
 		{"tolerations operator", []string{"--set", "tolerations[0].operator=Maybe"}, "at '/tolerations/0/operator'"},
@@ -407,6 +409,13 @@ func TestHelmValuesRendered(t *testing.T) {
 			if vs := volumes(t, objs, "sdp-simple-device-plugin"); vs["plugins-registry"] != nil {
 				t.Errorf("plugins_registry mounted with registration kubelet-socket: %v", vs["plugins-registry"])
 			}
+			wantPodResources(t, objs, "/var/lib/kubelet/pod-resources")
+		}},
+		{"podResources in another directory", "podResources: {dir: /var/lib/k/pod-resources/}\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			wantPodResources(t, objs, "/var/lib/k/pod-resources/")
+		}},
+		{"podResources disabled", "podResources: {enabled: false}\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			wantPodResources(t, objs, "")
 		}},
 		{"nameOverride", "nameOverride: sdpx\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
 			for _, key := range []string{"ServiceAccount/sdp-sdpx", "ConfigMap/sdp-sdpx", "DaemonSet/sdp-sdpx"} {
@@ -516,6 +525,42 @@ func wantPluginsRegistry(t *testing.T, objs map[string]*unstructured.Unstructure
 	wantField(t, v, map[string]any{"path": dir, "type": "Directory"}, "hostPath")
 }
 
+// wantPodResources checks the kubelet's PodResources directory is mounted
+// read-only from dir on the node at the same path, and the socket in it is
+// SDP_POD_RESOURCES_SOCKET; dir "" means reading it is off: the variable
+// empty (absent would mean the default socket) and nothing mounted.
+func wantPodResources(t *testing.T, objs map[string]*unstructured.Unstructured, dir string) {
+	t.Helper()
+	c := container(t, objs, "sdp-simple-device-plugin")
+	socket := ""
+	if dir != "" {
+		socket = strings.TrimSuffix(dir, "/") + "/kubelet.sock"
+	}
+	if got, set := envValue(c, "SDP_POD_RESOURCES_SOCKET"); !set || got != socket {
+		t.Errorf("env SDP_POD_RESOURCES_SOCKET = %q (set %v), want %q set", got, set, socket)
+	}
+	mounts, _, _ := unstructured.NestedSlice(c, "volumeMounts")
+	var mount map[string]any
+	for _, m := range mounts {
+		if m := m.(map[string]any); m["name"] == "pod-resources" {
+			mount = m
+		}
+	}
+	v := volumes(t, objs, "sdp-simple-device-plugin")["pod-resources"]
+	if dir == "" {
+		if mount != nil || v != nil {
+			t.Errorf("pod-resources mounted (%v, volume %v) with podResources.enabled false", mount, v)
+		}
+		return
+	}
+	if mount == nil {
+		t.Fatalf("no pod-resources volumeMount in %v", mounts)
+	}
+	wantField(t, mount, dir, "mountPath")
+	wantField(t, mount, true, "readOnly")
+	wantField(t, v, map[string]any{"path": dir, "type": "Directory"}, "hostPath")
+}
+
 // helmTemplate renders the chart as release sdp with args and returns its
 // objects by "Kind/name".
 func helmTemplate(t *testing.T, helm string, args ...string) map[string]*unstructured.Unstructured {
@@ -592,16 +637,22 @@ func volumes(t *testing.T, objs map[string]*unstructured.Unstructured, name stri
 // wantEnv checks the container's env var name has the value ("": absent).
 func wantEnv(t *testing.T, c map[string]any, name, value string) {
 	t.Helper()
-	env, _, _ := unstructured.NestedSlice(c, "env")
-	got := ""
-	for _, e := range env {
-		if e := e.(map[string]any); e["name"] == name {
-			got, _ = e["value"].(string)
-		}
-	}
-	if got != value {
+	if got, _ := envValue(c, name); got != value {
 		t.Errorf("env %s = %q, want %q", name, got, value)
 	}
+}
+
+// envValue is the value of the container's env var name, and whether it
+// is set.
+func envValue(c map[string]any, name string) (value string, set bool) {
+	env, _, _ := unstructured.NestedSlice(c, "env")
+	for _, e := range env {
+		if e := e.(map[string]any); e["name"] == name {
+			value, _ = e["value"].(string)
+			return value, true
+		}
+	}
+	return "", false
 }
 
 // wantField checks obj's field at path (nil: absent).

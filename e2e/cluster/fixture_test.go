@@ -50,6 +50,9 @@ type fixture struct {
 
 	registrations map[string]float64 // kubelet's counts after install
 	mixedBefore   *corev1.Pod        // the mixed pod as step 3 saw it
+	// The devices the kubelet gave the mixed pod (container -> resource ->
+	// IDs), as step 3 checked them inside its containers.
+	mixedDevices map[string]map[string][]string
 }
 
 func newFixture(t *testing.T) *fixture {
