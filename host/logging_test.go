@@ -39,6 +39,9 @@ func TestDebugLogShowsEachStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The stand-in records a registration before its answer reaches the
+	// host, which logs it only then.
+	waitFor(t, "every registration logged", func() bool { return strings.Count(logs.String(), "registered with the kubelet") == 3 })
 	k.Stop() // the kubelet goes away: its streams close
 	for _, r := range []string{"example.com/a", "example.com/b"} {
 		waitFor(t, r+"'s stream closed", func() bool { return logs.has("ListAndWatch stream closed", "resource="+r) })
