@@ -278,3 +278,10 @@ func (v *dirsValue) Set(s string) error {
 func nodeNameDefault() string {
 	return os.Getenv("NODE_NAME")
 }
+
+// addHostRootFlag is where discover: resources see the host's / (its /dev
+// and /sys): "/" on a node, the host's mount in a container that has it
+// elsewhere, a prepared tree to try a manifest.
+func addHostRootFlag(fs *pflag.FlagSet) *string {
+	return newString(fs, "host-root", "/", "DIR", "where discover: resources find the host's /dev and /sys")
+}

@@ -33,6 +33,7 @@ type runOptions struct {
 	podResources                         *string
 	podResourcesPeriod                   *time.Duration
 	allocatedSeriesMax                   *int
+	hostRoot                             *string
 }
 
 func addRunFlags(fs *pflag.FlagSet) *runOptions {
@@ -50,6 +51,7 @@ func addRunFlags(fs *pflag.FlagSet) *runOptions {
 			"the kubelet's PodResources API, read to tell which pod holds each device; \"\" for none"),
 		podResourcesPeriod: newDuration(fs, "pod-resources-period", podresources.DefaultPeriod, time.Second, time.Hour,
 			"how often to re-read who holds what (an Allocate also triggers a read)"),
+		hostRoot: addHostRootFlag(fs),
 		allocatedSeriesMax: newInt(fs, "allocated-series-max", host.DefaultAllocatedSeriesMax, 0, 1<<20,
 			"resources with more devices get no per-device sdp_device_allocated series (0: none)"),
 	}
@@ -115,7 +117,8 @@ func runCommand(cmd *cobra.Command, args []string, o *runOptions) error {
 
 	h := host.New(host.Config{DevicePluginDir: *o.dir, PluginsRegistryDir: registryDir, Registration: mode, NodeName: nodeName, Logger: log, PollInterval: *o.poll,
 		CDISpecDir: *o.cdiSpecDir, CDIRegistryDirs: *o.cdiRegistry,
-		PodResourcesSocket: *o.podResources, PodResourcesPeriod: *o.podResourcesPeriod, AllocatedSeriesMax: seriesMax(*o.allocatedSeriesMax)})
+		PodResourcesSocket: *o.podResources, PodResourcesPeriod: *o.podResourcesPeriod, AllocatedSeriesMax: seriesMax(*o.allocatedSeriesMax),
+		HostRoot: *o.hostRoot})
 	log.Info("starting", "version", versionInfo().Version, "manifest", name, "hash", m.Hash, "resources", len(m.Resources),
 		"devices", m.TotalDevices(), "registration", string(mode), "socket_dir", socketDir, "node", nodeName)
 	if path == "-" {

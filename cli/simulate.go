@@ -35,12 +35,13 @@ cannot be met.`,
 	output := newChoice(fs, "output", "o", "text", "output format", "text", "yaml", "json")
 	logs := addLogFlags(fs, "error")
 	cdiRegistry := addCDIRegistryFlag(fs)
+	hostRoot := addHostRootFlag(fs)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		path, err := manifestArg(cmd, args, *manifestFlag)
 		if err != nil {
 			return err
 		}
-		opts := simulate.Options{Containers: *containers, NodeName: *nodeName, Logger: logs.logger(cmd.ErrOrStderr()), CDIRegistryDirs: *cdiRegistry}
+		opts := simulate.Options{Containers: *containers, NodeName: *nodeName, Logger: logs.logger(cmd.ErrOrStderr()), CDIRegistryDirs: *cdiRegistry, HostRoot: *hostRoot}
 		if opts.NodeName == "" {
 			opts.NodeName = nodeNameDefault()
 		}

@@ -54,7 +54,7 @@ func (s Spec) Validate() error {
 		errs = append(errs, errors.New("no paths"))
 	}
 	for _, p := range patterns {
-		if err := checkPattern(p); err != nil {
+		if err := CheckPattern(p); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -79,8 +79,9 @@ func (s Spec) patterns() []string {
 	return out
 }
 
-// checkPattern accepts an absolute glob whose every component is valid.
-func checkPattern(p string) error {
+// CheckPattern accepts an absolute glob whose every component is valid
+// (filepath.Match syntax); the manifest checks its patterns with it.
+func CheckPattern(p string) error {
 	if !filepath.IsAbs(p) {
 		return fmt.Errorf("pattern %q: not an absolute path", p)
 	}

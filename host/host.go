@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"simple-device-plugin/cdi"
+	"simple-device-plugin/discover"
 	"simple-device-plugin/manifest"
 	"simple-device-plugin/podresources"
 )
@@ -60,6 +61,12 @@ type Config struct {
 	// PodResourcesPeriod is its slow refresh (default 10 s); an Allocate
 	// brings the next one forward.
 	PodResourcesPeriod time.Duration
+	// HostRoot is where the host's / is seen (its /dev and /sys), for
+	// discover: resources. Default "/".
+	HostRoot string
+	// DiscoverRescan is the safety-net rescan behind file events for
+	// discover: resources. Default discover.DefaultRescan.
+	DiscoverRescan time.Duration
 	// AllocatedSeriesMax: resources with more devices get no per-device
 	// sdp_device_allocated series; 0 is DefaultAllocatedSeriesMax,
 	// negative gives none at all.
@@ -143,6 +150,12 @@ func New(cfg Config) *Host {
 	}
 	if cfg.PluginsRegistryDir == "" {
 		cfg.PluginsRegistryDir = DefaultPluginsRegistryDir(cfg.DevicePluginDir)
+	}
+	if cfg.HostRoot == "" {
+		cfg.HostRoot = "/"
+	}
+	if cfg.DiscoverRescan <= 0 {
+		cfg.DiscoverRescan = discover.DefaultRescan
 	}
 	if cfg.NUMANodesFile == "" {
 		cfg.NUMANodesFile = DefaultNUMANodesFile
@@ -312,6 +325,7 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 			res.Unchanged = append(res.Unchanged, r.Name)
 		default:
 			p.specMu.Lock()
+			r := p.materialize(r)
 			after, err := p.applySpec(r)
 			if err != nil {
 				p.specMu.Unlock()

@@ -26,6 +26,8 @@ type Metrics struct {
 	cdiSpecWrites    *prometheus.CounterVec // resource, result
 	cdiUnresolved    *prometheus.GaugeVec   // resource, cdi_device
 	podResRefreshes  *prometheus.CounterVec // result
+	discovered       *prometheus.GaugeVec   // resource
+	discoverLeftOut  *prometheus.GaugeVec   // resource
 }
 
 // NewMetrics creates the metrics on a fresh registry, with the Go and
@@ -60,6 +62,8 @@ func NewMetrics() *Metrics {
 		resources:       f.NewGauge(prometheus.GaugeOpts{Name: "sdp_resources", Help: "Resources served on this node."}),
 		cdiSpecWrites:   counters("sdp_cdi_spec_writes_total", "Writes of generated CDI specs, by resource and result (ok, error).", "resource", "result"),
 		podResRefreshes: counters("sdp_pod_resources_refreshes_total", "Reads of the kubelet's PodResources API, by result (ok, error, off: no socket).", "result"),
+		discovered:      gauges("sdp_discovered_matches", "Matches discovery found on the host for a discover: resource (0: none on this node).", "resource"),
+		discoverLeftOut: gauges("sdp_discover_left_out", "Matches or devices of a discover: resource left out now: not device nodes, dangling links, IDs taken twice or invalid, beyond the bound.", "resource"),
 		cdiUnresolved:   gauges("sdp_cdi_unresolved", "1 for each CDI device a resource hands out that no spec on the node defines; its devices are Unhealthy.", "resource", "cdi_device"),
 	}
 	// Make the reload counters visible at zero.
@@ -78,7 +82,7 @@ const (
 
 // forget drops every series of a resource that is no longer served.
 func (m *Metrics) forget(resource string) {
-	for _, v := range []*prometheus.GaugeVec{m.devices, m.registered, m.cdiUnresolved} {
+	for _, v := range []*prometheus.GaugeVec{m.devices, m.registered, m.cdiUnresolved, m.discovered, m.discoverLeftOut} {
 		v.DeletePartialMatch(prometheus.Labels{"resource": resource})
 	}
 	for _, v := range []*prometheus.CounterVec{m.allocations, m.allocationErrors, m.preferredCalls, m.registrations, m.restarts, m.cdiSpecWrites} {

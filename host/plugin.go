@@ -33,6 +33,9 @@ type Plugin struct {
 
 	specMu      sync.Mutex         // one spec write and the update it allows at a time
 	pendingSpec *manifest.Resource // a reload waiting for its CDI spec to be written; guarded by specMu
+	base        *manifest.Resource // as the manifest declares it, before discovery; guarded by specMu
+	found       []manifest.Found   // what discovery found last; guarded by specMu
+	rediscover  chan struct{}      // what to discover changed: start over
 
 	check      chan struct{} // something on disk may have changed: re-check the session
 	healthWake chan struct{} // the resource changed: probe its health check now
@@ -71,10 +74,16 @@ func newPlugin(h *Host, res *manifest.Resource) *Plugin {
 		check:        make(chan struct{}, 1),
 		healthWake:   make(chan struct{}, 1),
 		wake:         make(chan struct{}, 1),
+		rediscover:   make(chan struct{}, 1),
 		done:         make(chan struct{}),
+		base:         res,
 		mAllocations: h.metrics.allocations.WithLabelValues(res.Name),
 		mPreferred:   h.metrics.preferredCalls.WithLabelValues(res.Name),
 		mRegistered:  h.metrics.registered.WithLabelValues(res.Name),
+	}
+	if res.Discovers() {
+		p.found = h.scan(res)
+		res, _ = res.WithFound(p.found, MaxDiscovered) // what is left out is logged by the watcher
 	}
 	p.setCDIHealth(h.unresolvedCDI(res, false)) // the spec is written before registering
 	p.publish(res)                              // p is not shared yet: no lock needed

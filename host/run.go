@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -22,18 +23,12 @@ const (
 // runs beside it, so a probe stuck on a hung mount stalls that resource's
 // health only; the plugin is done when both have stopped.
 func (p *Plugin) run(ctx context.Context) {
-	health, cdiDone := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(health)
-		p.runHealth(ctx)
-	}()
-	go func() {
-		defer close(cdiDone)
-		p.runCDI(ctx)
-	}()
+	var helpers sync.WaitGroup
+	helpers.Go(func() { p.runHealth(ctx) })
+	helpers.Go(func() { p.runCDI(ctx) })
+	helpers.Go(func() { p.runDiscover(ctx) })
 	defer func() {
-		<-health
-		<-cdiDone
+		helpers.Wait()
 		close(p.done)
 	}()
 	// The spec first: a pod the kubelet admits once the resource is

@@ -42,7 +42,7 @@ func (r *Resource) compileCDI(p string, countField string, errs *ErrorList) {
 			perDevice++
 		}
 	}
-	if perDevice == 0 {
+	if perDevice == 0 && !r.Discovers() { // a discovered device carries its nodes
 		errs.add(p+".cdi.spec", "the spec would give the devices nothing: CDI devices need edits, so add a mount or device node with perDevice: true, or remove cdi")
 		return
 	}
@@ -67,10 +67,14 @@ func (r *Resource) compileCDI(p string, countField string, errs *ErrorList) {
 	// no .Index, .IDs or .Count, however a template reaches for them.
 	check := func(field, src string) {
 		t, err := compileTemplate(field, src)
-		if err != nil || len(r.IDs) == 0 {
+		if err != nil || (len(r.IDs) == 0 && !r.Discovers()) {
 			return // reported already
 		}
-		if _, err := t.renderString(DeviceData{ContainerData: ContainerData{Resource: r.Name}, ID: r.IDs[0]}, forSpec); err != nil {
+		id := "sample-0"
+		if len(r.IDs) > 0 {
+			id = r.IDs[0]
+		}
+		if _, err := t.renderString(r.sampleDevice(ContainerData{Resource: r.Name}, 0, id), r.sc(forSpec)); err != nil {
 			errs.add(field, "%s", explainSpecErr(err, field))
 		}
 	}
@@ -128,11 +132,12 @@ func (r *Resource) CDIName(id string) string { return r.cdiKind + "=" + id }
 // DeviceEdits renders the per-device mounts and device nodes of the
 // device at index i, as a generated CDI spec holds them.
 func (r *Resource) DeviceEdits(i int, node string) ([]Mount, []DeviceNode, error) {
-	d := DeviceData{ContainerData: ContainerData{Resource: r.Name, Node: node}, ID: r.IDs[i]}
+	d := DeviceData{ContainerData: ContainerData{Resource: r.Name, Node: node}}
+	r.setDevice(&d, i)
 	var mounts []Mount
 	for k, m := range r.mounts {
 		if m.perDevice {
-			host, cont, err := m.renderFor(d, forSpec)
+			host, cont, err := m.renderFor(d, r.sc(forSpec))
 			if err != nil {
 				return nil, nil, fmt.Errorf("render mounts[%d] for %s: %w", k, d.ID, err)
 			}
@@ -142,12 +147,15 @@ func (r *Resource) DeviceEdits(i int, node string) ([]Mount, []DeviceNode, error
 	var nodes []DeviceNode
 	for k, dn := range r.devices {
 		if dn.perDevice {
-			host, cont, err := dn.renderFor(d, forSpec)
+			host, cont, err := dn.renderFor(d, r.sc(forSpec))
 			if err != nil {
 				return nil, nil, fmt.Errorf("render devices[%d] for %s: %w", k, d.ID, err)
 			}
 			nodes = append(nodes, DeviceNode{HostPath: host, ContainerPath: cont, Permissions: dn.permissions})
 		}
+	}
+	if r.foundNodes != nil {
+		nodes = append(nodes, r.foundNodes[i]...)
 	}
 	return mounts, nodes, nil
 }
@@ -168,12 +176,13 @@ func (p pathPairTmpl) renderFor(d DeviceData, s scope) (host, container string, 
 // healthy. Only those templates are rendered.
 func (r *Resource) ExternalCDINames(i int, node string) ([]string, error) {
 	id := r.IDs[i]
-	d := DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: []string{id}, Count: 1, Node: node}, ID: id}
+	d := DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: []string{id}, Count: 1, Node: node}}
+	r.setDevice(&d, i)
 	names := make([]string, 0, len(r.cdi))
 	for k, c := range r.cdi {
-		s := forContainer
+		s := r.sc(forContainer)
 		if c.perDevice {
-			s = forDevice
+			s = r.sc(forDevice)
 		}
 		name, err := c.name.renderString(d, s)
 		if err != nil {
@@ -183,3 +192,6 @@ func (r *Resource) ExternalCDINames(i int, node string) ([]string, error) {
 	}
 	return names, nil
 }
+
+// isCDIDeviceName reports whether id may be a CDI device name.
+func isCDIDeviceName(id string) bool { return parser.ValidateDeviceName(id) == nil }

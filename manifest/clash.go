@@ -103,7 +103,7 @@ func checkSharedPerDevicePaths(compiled []*Resource, errs *ErrorList) {
 		}
 	}
 	render := func(u use, id string) (string, error) {
-		return u.container.renderString(DeviceData{ContainerData: ContainerData{Resource: u.r.Name, IDs: []string{id}, Count: 1}, ID: id}, forDevice)
+		return u.container.renderString(u.r.sampleDevice(ContainerData{Resource: u.r.Name, IDs: []string{id}, Count: 1}, 0, id), u.r.sc(forDevice))
 	}
 	for _, src := range slices.Sorted(maps.Keys(bySource)) {
 		uses := bySource[src]

@@ -34,8 +34,13 @@ func compileResource(spec ResourceSpec, p string, checks []DeviceListCheck, errs
 	switch {
 	case spec.Count != nil && spec.IDs != nil:
 		errs.add(p, "sets both count and ids; keep one: count for generated IDs, ids for an explicit list")
+	case spec.Discover != nil && (spec.Count != nil || spec.IDs != nil):
+		errs.add(p+".discover", "is set with count or ids; keep one: discover finds the devices on the host, count and ids declare them")
+	case spec.Discover != nil:
+		countField = p + ".discover"
+		r.compileDiscover(p, errs)
 	case spec.Count == nil && spec.IDs == nil:
-		errs.add(countField, "is required: set count (1 or more) or ids (an explicit list)")
+		errs.add(countField, "is required: set count (1 or more), ids (an explicit list) or discover (devices found on the host)")
 	case spec.Count != nil && *spec.Count > maxCount:
 		errs.add(countField, "%d devices are far more than one resource can serve; use fewer devices, or split the resource", *spec.Count)
 	case spec.Count != nil && *spec.Count >= 1:
@@ -354,7 +359,7 @@ func (r *Resource) compileTemplates(p string, errs *ErrorList) {
 // first few devices (two or more, when there are, so per-device clashes show).
 func (r *Resource) sampleIDs() []string {
 	if len(r.IDs) == 0 {
-		// The device list is invalid; still try the templates.
+		// Discovered later, or the device list is invalid; still try the templates.
 		return []string{"sample-0", "sample-1"}
 	}
 	n := min(len(r.IDs), sampleIDs)
@@ -367,7 +372,7 @@ func (r *Resource) renderSample(t *tmpl, perDevice bool) ([]string, error) {
 	ids := r.sampleIDs()
 	cd := ContainerData{Resource: r.Name, IDs: ids, Count: len(ids), Node: "sample-node"}
 	if !perDevice {
-		s, err := t.renderString(DeviceData{ContainerData: cd}, forContainer)
+		s, err := t.renderString(DeviceData{ContainerData: cd}, r.sc(forContainer))
 		if err != nil {
 			return nil, err
 		}
@@ -375,7 +380,7 @@ func (r *Resource) renderSample(t *tmpl, perDevice bool) ([]string, error) {
 	}
 	out := make([]string, 0, len(ids))
 	for i, id := range ids {
-		s, err := t.renderString(DeviceData{ContainerData: cd, ID: id, Index: i}, forDevice)
+		s, err := t.renderString(r.sampleDevice(cd, i, id), r.sc(forDevice))
 		if err != nil {
 			return nil, err
 		}
@@ -391,4 +396,14 @@ func describeIDs(ids []string) string {
 		return "devices: " + strings.Join(ids, ", ")
 	}
 	return fmt.Sprintf("devices: %s, … %s (%d in all)", strings.Join(ids[:show-1], ", "), ids[len(ids)-1], len(ids))
+}
+
+// sampleDevice is the sample device i with the given ID; a discovered one
+// has a host path too.
+func (r *Resource) sampleDevice(cd ContainerData, i int, id string) DeviceData {
+	d := DeviceData{ContainerData: cd, ID: id, Index: i}
+	if r.Discovers() {
+		d.path, d.base = "/dev/"+id, id
+	}
+	return d
 }

@@ -50,7 +50,7 @@ func fieldParts(t *template.Template) []fieldPart {
 				return nil
 			}
 			switch f.Ident[0] {
-			case "ID", "Index", "Resource", "Node", "Count":
+			case "ID", "Index", "Resource", "Node", "Count", "Path", "Base":
 				parts = append(parts, fieldPart{field: f.Ident[0]})
 			default:
 				return nil
@@ -78,10 +78,14 @@ func joinIDs(args []parse.Node) (string, bool) {
 
 // scopeFields are the fields each scope's data has (join reads .IDs).
 var scopeFields = [...][]string{
-	forID:        {"Resource", "Index"},
-	forContainer: {"Resource", "Node", "Count", "join"},
-	forDevice:    {"Resource", "Node", "Count", "join", "ID", "Index"},
-	forSpec:      {"Resource", "Node", "ID"},
+	forID:             {"Resource", "Index"},
+	forContainer:      {"Resource", "Node", "Count", "join"},
+	forDevice:         {"Resource", "Node", "Count", "join", "ID", "Index"},
+	forSpec:           {"Resource", "Node", "ID"},
+	forFoundID:        {"Resource", "Index", "Path", "Base"},
+	forFoundContainer: {"Resource", "Node", "Count", "join"},
+	forFoundDevice:    {"Resource", "Node", "Count", "join", "ID", "Index", "Path", "Base"},
+	forFoundSpec:      {"Resource", "Node", "ID", "Path", "Base"},
 }
 
 // fastScopes says, by scope, whether parts can be written for it: every
@@ -129,6 +133,10 @@ func writeParts(w *bytes.Buffer, parts []fieldPart, d *DeviceData) {
 			w.WriteString(d.Node)
 		case "Count":
 			w.Write(strconv.AppendInt(w.AvailableBuffer(), int64(d.Count), 10))
+		case "Path":
+			w.WriteString(d.path)
+		case "Base":
+			w.WriteString(d.base)
 		case "join":
 			for i, id := range d.IDs {
 				if i > 0 {

@@ -231,6 +231,14 @@ func applyDefaults(spec *Spec) {
 		if r.AllocationPolicy == "" {
 			r.AllocationPolicy = PolicyPacked
 		}
+		if d := r.Discover; d != nil {
+			if d.Share == 0 {
+				d.Share = 1
+			}
+			if d.Permissions == "" {
+				d.Permissions = "rw"
+			}
+		}
 		if r.HealthCheck != nil && r.HealthCheck.Interval.Duration == 0 {
 			r.HealthCheck.Interval.Duration = 5 * time.Second
 		}

@@ -42,7 +42,7 @@ func TestParseStrict(t *testing.T) {
 		}},
 		{"unknown resource field with suggestion", header + "  - name: example.com/a\n    cont: 1\n", []wantErr{
 			{"resources[0].cont", `unknown field (did you mean "count"?)`},
-			{"resources[0].count", "is required: set count (1 or more) or ids"},
+			{"resources[0].count", "is required: set count (1 or more), ids (an explicit list) or discover"},
 		}},
 		{"unknown field without suggestion", header + one + "    colour: red\n", []wantErr{
 			{"resources[0].colour", "unknown field; fields here are allocationPolicy, annotations,"},

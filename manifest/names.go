@@ -260,3 +260,11 @@ func SocketName(resource string) string {
 	h.Write([]byte(resource))
 	return fmt.Sprintf("%s-%08x.sock", base[:maxBase-len(".sock")-9], h.Sum32())
 }
+
+// checkUSBID returns why id is not a USB vendor or product ID, or "".
+func checkUSBID(id string) string {
+	if len(id) != 4 || strings.Trim(strings.ToLower(id), "0123456789abcdef") != "" {
+		return fmt.Sprintf("%q is not a USB ID: write its 4 hex digits, as lsusb shows them (0403)", id)
+	}
+	return ""
+}

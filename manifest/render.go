@@ -60,6 +60,7 @@ func (r *Resource) Render(devices []int, node string) (*Allocation, error) {
 	w := writers.Get().(*writer)
 	defer w.release()
 	w.d = DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: sorted, Count: len(sorted), Node: node}}
+	w.r, w.pos = r, inOrder
 	a := &Allocation{}
 	if len(r.env) > 0 {
 		a.Envs = make(map[string]string, len(r.env))
@@ -97,8 +98,14 @@ func (r *Resource) Render(devices []int, node string) (*Allocation, error) {
 			}
 		}
 	}
-	if r.devices != nil {
-		a.Devices = make([]DeviceNode, 0, r.countPaths(r.devices, len(sorted)))
+	found := 0 // discovered device nodes, at most
+	if r.foundNodes != nil && !inSpec {
+		for _, i := range inOrder {
+			found += len(r.foundNodes[i])
+		}
+	}
+	if r.devices != nil || found > 0 {
+		a.Devices = make([]DeviceNode, 0, r.countPaths(r.devices, len(sorted))+found)
 	}
 	for i, d := range r.devices {
 		if inSpec && d.perDevice {
@@ -111,6 +118,9 @@ func (r *Resource) Render(devices []int, node string) (*Allocation, error) {
 				return nil, fmt.Errorf("render devices[%d].%w", i, err)
 			}
 		}
+	}
+	if found > 0 {
+		a.Devices = appendFoundNodes(a.Devices, r.foundNodes, inOrder)
 	}
 	if r.cdi != nil || inSpec {
 		n := countEntries(r.cdi, len(sorted))
@@ -175,6 +185,8 @@ func entriesFor(perDevice bool, n int) int {
 // rather than allocated one by one (see docs/performance.md).
 type writer struct {
 	d       DeviceData // the data templates see; ID and Index change per device
+	r       *Resource  // whose devices
+	pos     []int      // the allocated devices' indices in r.IDs, in d.IDs order
 	buf     bytes.Buffer
 	pending []pendingText
 }
@@ -189,7 +201,7 @@ func (w *writer) release() {
 	clear(w.pending) // drop the pointers into the allocation
 	w.pending = w.pending[:0]
 	w.buf.Reset()
-	w.d = DeviceData{}
+	w.d, w.r, w.pos = DeviceData{}, nil, nil
 	writers.Put(w)
 }
 
@@ -221,9 +233,10 @@ func (w *writer) times(perDevice bool) func(yield func(int) bool) {
 // write renders t for the container (device < 0) or one of its devices
 // at the end of buf, and returns where the text starts.
 func (w *writer) write(t *tmpl, device int) (int, error) {
-	start, s := w.buf.Len(), forContainer
+	start, s := w.buf.Len(), w.r.sc(forContainer)
 	if device >= 0 {
-		w.d.ID, w.d.Index, s = w.d.IDs[device], device, forDevice
+		w.r.setDevice(&w.d, w.pos[device])
+		w.d.Index, s = device, w.r.sc(forDevice)
 	}
 	if err := t.renderFor(&w.buf, &w.d, s); err != nil {
 		w.buf.Truncate(start)
@@ -326,4 +339,18 @@ func nameIDs(ids []string, quote bool, sep string) string {
 		s += fmt.Sprintf("%s… (%d in all)", sep, len(ids))
 	}
 	return s
+}
+
+// appendFoundNodes adds the device nodes of the discovered devices at
+// positions, each container path once: two shares of one match carry the
+// same node.
+func appendFoundNodes(list []DeviceNode, nodes [][]DeviceNode, positions []int) []DeviceNode {
+	for _, i := range positions {
+		for _, n := range nodes[i] {
+			if !slices.ContainsFunc(list, func(o DeviceNode) bool { return o.ContainerPath == n.ContainerPath }) {
+				list = append(list, n)
+			}
+		}
+	}
+	return list
 }

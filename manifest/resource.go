@@ -30,6 +30,13 @@ type Resource struct {
 	devices     []pathPairTmpl
 	cdi         []cdiTmpl
 	cdiKind     string // of the generated CDI spec; "" for none
+
+	// discover: only. The resource as compiled has no devices; WithFound
+	// gives it those discovery found, by device index.
+	idTemplate    *tmpl
+	containerPath *tmpl
+	found         []Found
+	foundNodes    [][]DeviceNode
 }
 
 type keyedTmpl struct {

@@ -48,6 +48,31 @@ type DeviceData struct {
 	ContainerData
 	ID    string // this device's ID
 	Index int    // its position within this allocation (0-based)
+
+	path, base string // a discovered device's; seen as .Path and .Base in found scopes only
+}
+
+// FoundDeviceData is what perDevice templates of a discover: resource see:
+// DeviceData plus the device's host path and its base name.
+type FoundDeviceData struct {
+	DeviceData
+	Path string
+	Base string
+}
+
+// FoundSpecData is SpecData for a discover: resource.
+type FoundSpecData struct {
+	SpecData
+	Path string
+	Base string
+}
+
+// FoundIDData is IDData for a discover: resource; Index is the match's
+// position among the matches.
+type FoundIDData struct {
+	IDData
+	Path string
+	Base string
 }
 
 // SpecData is what the per-device templates of a generated CDI spec see:
@@ -105,7 +130,16 @@ const (
 	forContainer              // ContainerData
 	forDevice                 // DeviceData
 	forSpec                   // SpecData
+
+	// The same for a discover: resource, whose devices have .Path and .Base.
+	forFoundID
+	forFoundContainer
+	forFoundDevice
+	forFoundSpec
 )
+
+// found is s as a discover: resource sees it.
+func (s scope) found() scope { return s + forFoundID }
 
 // renderFor executes the template on d, seen as scope says. text/template
 // gets the data by value, as at validation, so `{{ printf "%v" . }}`
@@ -118,10 +152,16 @@ func (c *tmpl) renderFor(w *bytes.Buffer, d *DeviceData, s scope) error {
 	switch s {
 	case forDevice:
 		return c.t.Execute(w, *d)
-	case forContainer:
+	case forContainer, forFoundContainer:
 		return c.t.Execute(w, d.ContainerData)
 	case forSpec:
 		return c.t.Execute(w, SpecData{Resource: d.Resource, Node: d.Node, ID: d.ID})
+	case forFoundDevice:
+		return c.t.Execute(w, FoundDeviceData{DeviceData: *d, Path: d.path, Base: d.base})
+	case forFoundSpec:
+		return c.t.Execute(w, FoundSpecData{SpecData: SpecData{Resource: d.Resource, Node: d.Node, ID: d.ID}, Path: d.path, Base: d.base})
+	case forFoundID:
+		return c.t.Execute(w, FoundIDData{IDData: IDData{Resource: d.Resource, Index: d.Index}, Path: d.path, Base: d.base})
 	}
 	return c.t.Execute(w, IDData{Resource: d.Resource, Index: d.Index})
 }

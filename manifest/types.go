@@ -27,6 +27,7 @@ type Spec struct {
 type ResourceSpec struct {
 	Name             string            `json:"name" validate:"required,extendedresource"`
 	Count            *int              `json:"count,omitempty" validate:"omitempty,min=1"`
+	Discover         *DiscoverSpec     `json:"discover,omitempty"`
 	IDs              []string          `json:"ids,omitempty" validate:"omitempty,min=1,dive,deviceid"` // deviceid also says empty and too long
 	IDTemplate       string            `json:"idTemplate,omitempty"`
 	Env              map[string]string `json:"env,omitempty" validate:"omitempty,dive,keys,required,envname,endkeys"`
@@ -41,6 +42,32 @@ type ResourceSpec struct {
 	AllocationPolicy string            `json:"allocationPolicy,omitempty" validate:"omitempty,oneof=packed spread first"`
 	Nodes            []string          `json:"nodes,omitempty" validate:"omitempty,dive,required,glob"`
 	PreStartRequired bool              `json:"preStartRequired,omitempty"`
+}
+
+// DiscoverSpec finds the resource's devices on the host instead of count
+// or ids: every match of paths (or every group of matches) is a device,
+// followed as it comes and goes.
+type DiscoverSpec struct {
+	Paths         []string        `json:"paths,omitempty" validate:"omitempty,dive,required"`
+	USB           []USBSpec       `json:"usb,omitempty" validate:"omitempty,dive"`
+	Groups        *DiscoverGroups `json:"groups,omitempty"`
+	Share         int             `json:"share,omitempty" validate:"omitempty,min=1,max=1000"`
+	ContainerPath string          `json:"containerPath,omitempty"`
+	Permissions   string          `json:"permissions,omitempty" validate:"permissions"`
+}
+
+// USBSpec keeps the matches whose USB device has these IDs.
+type USBSpec struct {
+	Vendor  string `json:"vendor" validate:"required,usbid"`
+	Product string `json:"product" validate:"required,usbid"`
+	Serial  string `json:"serial,omitempty"`
+}
+
+// DiscoverGroups ties several matches into one device by a key taken from
+// each match's base name.
+type DiscoverGroups struct {
+	Key   string   `json:"key" validate:"required"`
+	Paths []string `json:"paths" validate:"required,min=1,dive,required"`
 }
 
 // MountSpec is a host path bind-mounted into the container.

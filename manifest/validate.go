@@ -19,6 +19,7 @@ var stringRules = map[string]func(string) string{
 	"annotationkey":    checkAnnotationKey,
 	"permissions":      checkPermissions,
 	"glob":             checkGlob,
+	"usbid":            checkUSBID,
 }
 
 const (

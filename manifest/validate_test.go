@@ -13,6 +13,28 @@ var validationCases = []struct {
 	items []string // resource list entries, see manifestOf
 	want  []wantErr
 }{
+	// discover: devices found on the host.
+	{"discover: paths", items("name: example.com/serial\ndiscover: {paths: [/dev/ttyUSB*, /dev/ttyACM*], usb: [{vendor: \"0403\", product: \"6001\"}]}"), nil},
+	{"discover: groups", items("name: example.com/sound\ndiscover: {groups: {key: 'C(\\d+)', paths: ['/dev/snd/controlC*', '/dev/snd/pcmC*D0p']}}"), nil},
+	{"discover: templates see .Path and .Base", items("name: example.com/serial\nidTemplate: 'tty-{{ .Base }}'\ndiscover: {paths: [/dev/ttyUSB*], containerPath: '/dev/serial/{{ .Base }}'}\nmounts: [{hostPath: '/var/lib/x/{{ .Base }}', containerPath: '/x{{ .Path }}', perDevice: true}]"), nil},
+	{"discover: with count", items("name: example.com/x\ncount: 1\ndiscover: {paths: [/dev/fuse]}"), errs("resources[0].discover", "is set with count or ids; keep one")},
+	{"discover: no paths", items("name: example.com/x\ndiscover: {share: 2}"), errs("resources[0].discover.paths", "is required: list the host paths to match")},
+	{"discover: paths and groups", items("name: example.com/x\ndiscover: {paths: [/dev/a], groups: {key: x, paths: [/dev/b]}}"), errs("resources[0].discover", "sets both paths and groups")},
+	{"discover: relative pattern", items("name: example.com/x\ndiscover: {paths: [dev/ttyUSB*]}"), errs("resources[0].discover.paths[0]", `"dev/ttyUSB*" is not absolute`)},
+	{"discover: unclean pattern", items("name: example.com/x\ndiscover: {paths: [/dev/../dev/fuse]}"), errs("resources[0].discover.paths[0]", `is not clean; write "/dev/fuse"`)},
+	{"discover: bad glob", items("name: example.com/x\ndiscover: {paths: ['/dev/tty[']}"), errs("resources[0].discover.paths[0]", "is not a valid glob")},
+	{"discover: bad group key", items("name: example.com/x\ndiscover: {groups: {key: 'C(', paths: [/dev/snd/*]}}"), errs("resources[0].discover.groups.key", "is not a regular expression")},
+	{"discover: bad USB ID", items("name: example.com/x\ndiscover: {paths: [/dev/ttyUSB*], usb: [{vendor: \"403\", product: \"600g\"}]}"), []wantErr{
+		{"resources[0].discover.usb[0].product", `"600g" is not a USB ID`},
+		{"resources[0].discover.usb[0].vendor", `"403" is not a USB ID: write its 4 hex digits`},
+	}},
+	{"discover: share too large", items("name: example.com/x\ndiscover: {paths: [/dev/fuse], share: 1001}"), errs("resources[0].discover.share", "must be at most 1000")},
+	{"discover: bad permissions", items("name: example.com/x\ndiscover: {paths: [/dev/fuse], permissions: rx}"), errs("resources[0].discover.permissions", `"rx" has 'x'`)},
+	{"discover: no topology", items("name: example.com/x\ndiscover: {paths: [/dev/fuse]}\ntopology: {numaNodes: 1}"), errs("resources[0].topology", "does not apply with discover")},
+	{"discover: no healthCheck", items("name: example.com/x\ndiscover: {paths: [/dev/fuse]}\nhealthCheck: {path: /dev/fuse}"), errs("resources[0].healthCheck", "does not apply with discover")},
+	{"discover: relative containerPath", items("name: example.com/x\ndiscover: {paths: [/dev/fuse], containerPath: '{{ .Base }}'}"), errs("resources[0].discover.containerPath", `"sample-0" is not an absolute path`)},
+	{"not discover: no .Path", items("name: example.com/x\ncount: 1\ndevices: [{hostPath: '{{ .Path }}', containerPath: /dev/x, perDevice: true}]"), errs("resources[0].devices[0].hostPath", "there is no field .Path here")},
+
 	// Resource names, as the kubelet checks them at registration.
 	{"name: domain and name", items("name: example.com/fpga\ncount: 1"), nil},
 	{"name: subdomain, dots, dashes and underscores", items("name: a-1.b.example/x_y.Z-9\ncount: 1"), nil},
@@ -36,7 +58,7 @@ var validationCases = []struct {
 	// count and ids.
 	{"count: 1", items("name: example.com/a\ncount: 1"), nil},
 	{"count and ids", items("name: example.com/a\ncount: 2\nids: [p]"), errs("resources[0]", "sets both count and ids; keep one")},
-	{"neither count nor ids", items("name: example.com/a"), errs("resources[0].count", "is required: set count (1 or more) or ids")},
+	{"neither count nor ids", items("name: example.com/a"), errs("resources[0].count", "is required: set count (1 or more), ids (an explicit list) or discover")},
 	{"count 0", items("name: example.com/a\ncount: 0"), errs("resources[0].count", "must be at least 1 (got 0)")},
 	{"count negative", items("name: example.com/a\ncount: -3"), errs("resources[0].count", "must be at least 1 (got -3)")},
 	{"ids empty", items("name: example.com/a\nids: []"), errs("resources[0].ids", "must have at least 1 entry")},

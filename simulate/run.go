@@ -38,6 +38,9 @@ type Options struct {
 	// names resolve in none of them is Unhealthy, as on a node. Generated
 	// specs go to a temporary dir, read too. nil checks nothing.
 	CDIRegistryDirs []string
+	// HostRoot is where discover: resources look for /dev and /sys
+	// (default "/": this machine).
+	HostRoot string
 	// Timeout bounds the whole simulation (default 30 s).
 	Timeout time.Duration
 }
@@ -132,7 +135,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if registry != nil {
 		registry = append(slices.Clone(registry), specDir)
 	}
-	h := host.New(host.Config{DevicePluginDir: dir, NodeName: opts.NodeName, Logger: opts.Logger, CDISpecDir: specDir, CDIRegistryDirs: registry})
+	h := host.New(host.Config{DevicePluginDir: dir, NodeName: opts.NodeName, Logger: opts.Logger, CDISpecDir: specDir, CDIRegistryDirs: registry, HostRoot: opts.HostRoot})
 	hostRun := inBackground(func() error { return h.Run(hostCtx, m) })
 	defer func() {
 		stopHost()

@@ -1,0 +1,160 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"regexp"
+	"sync"
+
+	"simple-device-plugin/discover"
+	"simple-device-plugin/manifest"
+)
+
+// MaxDiscovered bounds the devices of a discover: resource: at the
+// longest device IDs their ListAndWatch message stays well under the
+// kubelet's limit. Matches beyond it are left out, each said once.
+const MaxDiscovered = 4096
+
+// runDiscover follows the host's devices for a discover: resource, and
+// starts over when a reload changes what to look for; it idles for other
+// resources, which a reload may turn into one.
+func (p *Plugin) runDiscover(ctx context.Context) {
+	for {
+		p.specMu.Lock()
+		base := p.base
+		p.specMu.Unlock()
+		wctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		if spec, err := discoverSpec(base); err != nil {
+			p.log.Error("cannot discover devices", "err", err)
+		} else if base.Discovers() {
+			w := discover.NewWatcher(p.host.cfg.HostRoot, spec, MaxDiscovered, p.host.cfg.DiscoverRescan)
+			wg.Go(func() {
+				if err := w.Run(wctx, func(r discover.Result) { p.applyFound(base, w, r) }); err != nil {
+					p.log.Error("device discovery stopped", "err", err)
+				}
+			})
+		}
+		select {
+		case <-ctx.Done():
+		case <-p.rediscover:
+		}
+		cancel()
+		wg.Wait()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// discoverSpec is what discovery looks for in r (nothing without
+// discover:); the manifest checked the patterns and the key already.
+func discoverSpec(r *manifest.Resource) (discover.Spec, error) {
+	d := r.Spec.Discover
+	if d == nil {
+		return discover.Spec{}, nil
+	}
+	s := discover.Spec{Paths: d.Paths}
+	for _, u := range d.USB {
+		s.USB = append(s.USB, discover.USB{Vendor: u.Vendor, Product: u.Product, Serial: u.Serial})
+	}
+	if g := d.Groups; g != nil {
+		key, err := regexp.Compile(g.Key)
+		if err != nil {
+			return s, fmt.Errorf("discover.groups.key: %w", err)
+		}
+		s.Groups = &discover.Groups{Key: key, Paths: g.Paths}
+	}
+	return s, nil
+}
+
+// scan looks for r's devices once, so a resource starts (or restarts
+// after a reload) with its devices rather than none. Trouble is logged:
+// the watcher that follows says it again if it lasts.
+func (h *Host) scan(r *manifest.Resource) []manifest.Found {
+	spec, err := discoverSpec(r)
+	if err != nil {
+		h.log.Error("cannot discover devices", "resource", r.Name, "err", err)
+		return nil
+	}
+	res, err := discover.Scan(h.cfg.HostRoot, spec, MaxDiscovered)
+	if err != nil {
+		h.log.Error("cannot discover devices", "resource", r.Name, "err", err)
+		return nil
+	}
+	return toFound(res.Devices)
+}
+
+func toFound(devices []discover.Device) []manifest.Found {
+	found := make([]manifest.Found, len(devices))
+	for i, d := range devices {
+		f := manifest.Found{Path: d.Path, Key: d.Key, Identity: d.Identity}
+		for _, n := range d.Nodes {
+			f.Nodes = append(f.Nodes, manifest.FoundNode{Path: n.Path, HostPath: n.HostPath})
+		}
+		found[i] = f
+	}
+	return found
+}
+
+// applyFound serves what discovery found, as a reload of the resource
+// would: the CDI spec first, then the new list on the open streams,
+// without registering again.
+func (p *Plugin) applyFound(base *manifest.Resource, w *discover.Watcher, r discover.Result) {
+	found := toFound(r.Devices)
+	p.specMu.Lock()
+	defer p.specMu.Unlock()
+	if p.base != base {
+		return // a reload replaced what to look for; its own discovery reports
+	}
+	p.found = found
+	res, left := base.WithFound(found, MaxDiscovered)
+	for _, pr := range r.Problems {
+		left = append(left, manifest.Problem{Path: pr.Path, Reason: pr.Reason})
+	}
+	for _, pr := range left {
+		p.log.Warn("a discovered device is left out", "path", pr.Path, "reason", pr.Reason)
+	}
+	if err := w.Degraded(); err != nil {
+		p.log.Warn("watching for devices degraded to rescans", "err", err, "rescan", p.host.cfg.DiscoverRescan)
+	}
+	p.host.metrics.discovered.WithLabelValues(p.name).Set(float64(len(r.Devices)))
+	p.host.metrics.discoverLeftOut.WithLabelValues(p.name).Set(float64(len(left)))
+	if len(r.Devices) == 0 {
+		p.log.Info("no device matches on this node; served with none until one appears", "paths", base.Spec.Discover.Paths)
+	}
+	if p.snapshot().res.SameFound(res) {
+		return
+	}
+	after, err := p.applySpec(res)
+	if err != nil {
+		p.log.Error("cannot write the CDI spec of the discovered devices; still serving the last list, retrying every poll", "err", err)
+		return
+	}
+	p.update(res)
+	after()
+	p.log.Info("discovered devices", "devices", len(res.IDs), "ids", manifest.ListIDs(res.IDs, ","))
+}
+
+// materialize is a reloaded resource with the devices last found, and
+// makes discovery start over if what to look for changed. p.specMu is held.
+func (p *Plugin) materialize(r *manifest.Resource) *manifest.Resource {
+	old := p.base
+	p.base = r
+	if old.Discovers() != r.Discovers() || (r.Discovers() && !sameDiscover(old.Spec.Discover, r.Spec.Discover)) {
+		p.found = p.host.scan(r)
+		poke(p.rediscover)
+	}
+	if !r.Discovers() {
+		return r
+	}
+	res, _ := r.WithFound(p.found, MaxDiscovered) // its problems are logged by the next discovery
+	return res
+}
+
+// sameDiscover reports whether a and b look for the same matches (share
+// and the rest only change what is made of them).
+func sameDiscover(a, b *manifest.DiscoverSpec) bool {
+	return reflect.DeepEqual(a.Paths, b.Paths) && reflect.DeepEqual(a.USB, b.USB) && reflect.DeepEqual(a.Groups, b.Groups)
+}

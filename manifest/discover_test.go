@@ -1,0 +1,116 @@
+package manifest
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func node(path, host string) FoundNode { return FoundNode{Path: path, HostPath: host} }
+
+func TestWithFound(t *testing.T) {
+	serial := []Found{
+		{Path: "/dev/serial/by-id/usb-FTDI_A9X1", Nodes: []FoundNode{node("/dev/serial/by-id/usb-FTDI_A9X1", "/dev/ttyUSB1")}},
+		{Path: "/dev/ttyUSB0", Nodes: []FoundNode{node("/dev/ttyUSB0", "/dev/ttyUSB0")}},
+	}
+	tests := []struct {
+		name     string
+		item     string
+		found    []Found
+		max      int
+		ids      []string
+		problems []string
+	}{
+		{"base names", "name: example.com/tty\ndiscover: {paths: [/dev/ttyUSB*]}", serial, 100,
+			[]string{"usb-FTDI_A9X1", "ttyUSB0"}, nil},
+		{"shares", "name: example.com/fuse\ndiscover: {paths: [/dev/fuse], share: 3}",
+			[]Found{{Path: "/dev/fuse", Nodes: []FoundNode{node("/dev/fuse", "/dev/fuse")}}}, 100,
+			[]string{"fuse-0", "fuse-1", "fuse-2"}, nil},
+		{"idTemplate with .Base and .Index", "name: example.com/tty\nidTemplate: 'port{{ .Index }}-{{ .Base }}'\ndiscover: {paths: [/dev/ttyUSB*]}", serial, 100,
+			[]string{"port0-usb-FTDI_A9X1", "port1-ttyUSB0"}, nil},
+		{"group keys", "name: example.com/snd\ndiscover: {groups: {key: 'C(\\d+)', paths: [/dev/snd/*]}}",
+			[]Found{{Path: "/dev/snd/controlC0", Key: "card0"}, {Path: "/dev/snd/controlC1", Key: "card1"}}, 100,
+			[]string{"card0", "card1"}, nil},
+		{"the same ID twice: the second left out", "name: example.com/usb\ndiscover: {paths: ['/dev/bus/usb/*/*']}",
+			[]Found{{Path: "/dev/bus/usb/001/001"}, {Path: "/dev/bus/usb/002/001"}}, 100,
+			[]string{"001"}, []string{`/dev/bus/usb/002/001: its device ID "001" is another match's too`}},
+		{"over the bound", "name: example.com/fuse\ndiscover: {paths: [/dev/fuse], share: 3}",
+			[]Found{{Path: "/dev/fuse"}}, 2,
+			[]string{"fuse-0", "fuse-1"}, []string{"/dev/fuse: more than 2 devices"}},
+		{"an invalid ID", "name: example.com/tty\ndiscover: {paths: ['/dev/*']}",
+			[]Found{{Path: "/dev/" + strings.Repeat("x", 300)}, {Path: "/dev/ok"}}, 100,
+			[]string{"ok"}, []string{"its device ID is invalid"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, problems := mustResource(t, tt.item).WithFound(tt.found, tt.max)
+			if !reflect.DeepEqual(r.IDs, tt.ids) {
+				t.Errorf("IDs %q, want %q", r.IDs, tt.ids)
+			}
+			for i, id := range r.IDs {
+				if r.Position(id) != i {
+					t.Errorf("Position(%q) = %d, want %d", id, r.Position(id), i)
+				}
+			}
+			if len(problems) != len(tt.problems) {
+				t.Fatalf("problems %+v, want %q", problems, tt.problems)
+			}
+			for i, p := range problems {
+				if got := p.Path + ": " + p.Reason; !strings.Contains(got, tt.problems[i]) {
+					t.Errorf("problem %q, want %q in it", got, tt.problems[i])
+				}
+			}
+		})
+	}
+}
+
+// A discovered device's nodes reach the container with the templates'
+// .Path and .Base; two shares of one match carry its node once.
+func TestRenderFound(t *testing.T) {
+	r, _ := mustResource(t, `name: example.com/tty
+discover:
+  paths: [/dev/ttyUSB*, /dev/fuse]
+  share: 2
+  containerPath: '/dev/host/{{ .Base }}'
+  permissions: r
+env:
+  TTYS: '{{ join .IDs "," }}'
+mounts:
+  - {hostPath: '/var/lib/tty/{{ .Base }}', containerPath: '/etc/tty{{ .Path }}-{{ .ID }}', perDevice: true}
+`).WithFound([]Found{
+		{Path: "/dev/fuse", Nodes: []FoundNode{node("/dev/fuse", "/dev/fuse")}},
+		{Path: "/dev/ttyUSB0", Nodes: []FoundNode{node("/dev/ttyUSB0", "/dev/ttyUSB0")}},
+	}, 100)
+	a, err := renderIDs(r, []string{"ttyUSB0-1", "ttyUSB0-0", "fuse-1"}, "node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Allocation{
+		Envs: map[string]string{"TTYS": "fuse-1,ttyUSB0-0,ttyUSB0-1"},
+		Mounts: []Mount{
+			{HostPath: "/var/lib/tty/fuse", ContainerPath: "/etc/tty/dev/fuse-fuse-1"},
+			{HostPath: "/var/lib/tty/ttyUSB0", ContainerPath: "/etc/tty/dev/ttyUSB0-ttyUSB0-0"},
+			{HostPath: "/var/lib/tty/ttyUSB0", ContainerPath: "/etc/tty/dev/ttyUSB0-ttyUSB0-1"},
+		},
+		Devices: []DeviceNode{
+			{HostPath: "/dev/fuse", ContainerPath: "/dev/host/fuse", Permissions: "r"},
+			{HostPath: "/dev/ttyUSB0", ContainerPath: "/dev/host/ttyUSB0", Permissions: "r"},
+		},
+	}
+	if !reflect.DeepEqual(a, want) {
+		t.Errorf("allocation\n got %+v\nwant %+v", a, want)
+	}
+
+	// With a generated CDI spec, the nodes are in the device's edits.
+	c, _ := mustResource(t, "name: example.com/tty\ndiscover: {paths: [/dev/ttyUSB*]}\ncdi: {spec: true}").WithFound([]Found{
+		{Path: "/dev/ttyUSB0", Nodes: []FoundNode{node("/dev/ttyUSB0", "/dev/ttyUSB0")}},
+	}, 100)
+	_, nodes, err := c.DeviceEdits(0, "node-1")
+	if err != nil || !reflect.DeepEqual(nodes, []DeviceNode{{HostPath: "/dev/ttyUSB0", ContainerPath: "/dev/ttyUSB0", Permissions: "rw"}}) {
+		t.Errorf("DeviceEdits: %+v, %v", nodes, err)
+	}
+	a, err = renderIDs(c, []string{"ttyUSB0"}, "node-1")
+	if err != nil || len(a.Devices) != 0 || !reflect.DeepEqual(a.CDIDevices, []string{"example.com/tty=ttyUSB0"}) {
+		t.Errorf("with a CDI spec the answer is the CDI name alone: %+v, %v", a, err)
+	}
+}
