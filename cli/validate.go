@@ -161,6 +161,9 @@ func summary(m *manifest.Manifest) string {
 	parts := make([]string, len(m.Resources))
 	for i, r := range m.Resources {
 		parts[i] = fmt.Sprintf("%s=%d", r.Name, len(r.IDs))
+		if r.Discovers() {
+			parts[i] = r.Name + "=discovered on the node"
+		}
 	}
 	slices.Sort(parts)
 	// One line per file, even for a manifest of hundreds of resources.
