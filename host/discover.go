@@ -31,7 +31,7 @@ func (p *Plugin) runDiscover(ctx context.Context) {
 		} else if base.Discovers() {
 			w := discover.NewWatcher(p.host.cfg.HostRoot, spec, MaxDiscovered, p.host.cfg.DiscoverRescan)
 			wg.Go(func() {
-				if err := w.Run(wctx, func(r discover.Result) { p.applyFound(base, w, r) }); err != nil {
+				if err := w.Run(wctx, func(r discover.Result) { p.applyFound(base.Spec.Discover, w, r) }); err != nil {
 					p.log.Error("device discovery stopped", "err", err)
 				}
 			})
@@ -101,12 +101,13 @@ func toFound(devices []discover.Device) []manifest.Found {
 // applyFound serves what discovery found, as a reload of the resource
 // would: the CDI spec first, then the new list on the open streams,
 // without registering again.
-func (p *Plugin) applyFound(base *manifest.Resource, w *discover.Watcher, r discover.Result) {
+func (p *Plugin) applyFound(watched *manifest.DiscoverSpec, w *discover.Watcher, r discover.Result) {
 	found := toFound(r.Devices)
 	p.specMu.Lock()
 	defer p.specMu.Unlock()
-	if p.base != base {
-		return // a reload replaced what to look for; its own discovery reports
+	base := p.base // a reload may have changed the rest of the resource since the watch began
+	if !base.Discovers() || !sameDiscover(base.Spec.Discover, watched) {
+		return // a reload changed what to look for; its own discovery reports
 	}
 	p.found = found
 	res, left := base.WithFound(found, MaxDiscovered)
@@ -142,12 +143,16 @@ func (p *Plugin) applyFound(base *manifest.Resource, w *discover.Watcher, r disc
 func (p *Plugin) materialize(r *manifest.Resource) *manifest.Resource {
 	old := p.base
 	p.base = r
-	if old.Discovers() != r.Discovers() || (r.Discovers() && !sameDiscover(old.Spec.Discover, r.Spec.Discover)) {
+	if !r.Discovers() {
+		if old.Discovers() {
+			p.found = nil
+			poke(p.rediscover) // to idle
+		}
+		return r
+	}
+	if !old.Discovers() || !sameDiscover(old.Spec.Discover, r.Spec.Discover) {
 		p.found = p.host.scan(r)
 		poke(p.rediscover)
-	}
-	if !r.Discovers() {
-		return r
 	}
 	res, _ := r.WithFound(p.found, MaxDiscovered) // its problems are logged by the next discovery
 	return res

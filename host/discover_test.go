@@ -141,4 +141,28 @@ func TestReloadChangesWhatIsDiscovered(t *testing.T) {
 	// The new patterns are followed, not only read once.
 	mknod(t, root, "dev/ttyACM1", 8)
 	waitListed(t, k, "example.com/tty", "ttyACM0", "ttyACM1", "ttyUSB0")
+
+	// A reload of the rest of the resource keeps following the host.
+	if _, err := rh.Apply(mustParse(t, manifest(`    discover: {paths: ["/dev/ttyUSB*", "/dev/ttyACM*"]}
+    env: {TTY: '{{ join .IDs "," }}'}`, `    discover: {paths: [/dev/fuse], share: 2}`))); err != nil {
+		t.Fatal(err)
+	}
+	mknod(t, root, "dev/ttyACM2", 9)
+	waitListed(t, k, "example.com/tty", "ttyACM0", "ttyACM1", "ttyACM2", "ttyUSB0")
+
+	// And back to declared devices: discovery stops.
+	if _, err := rh.Apply(mustParse(t, manifest("    count: 2", "    count: 1"))); err != nil {
+		t.Fatal(err)
+	}
+	waitListed(t, k, "example.com/tty", "tty-0", "tty-1")
+	waitListed(t, k, "example.com/fuse", "fuse-0")
+	mknod(t, root, "dev/ttyACM3", 10)
+	if ids := listed(k, "example.com/tty"); !slices.Equal(ids, []string{"tty-0", "tty-1"}) {
+		t.Errorf("after discover: was removed, the tty list is %v", ids)
+	}
+	for _, r := range []string{"example.com/tty", "example.com/fuse"} {
+		if n := k.Record(r).Registrations; n != 1 {
+			t.Errorf("%s registered %d times over the reloads, want once", r, n)
+		}
+	}
 }
