@@ -114,6 +114,9 @@ func runCommand(cmd *cobra.Command, args []string, o *runOptions) error {
 	if err := host.CheckDir(socketDir); err != nil {
 		return err
 	}
+	if fi, err := os.Stat(*o.hostRoot); err != nil || !fi.IsDir() {
+		return fmt.Errorf("--host-root %s is not a directory: mount the host's /dev and /sys under it, or leave it at /", *o.hostRoot)
+	}
 
 	h := host.New(host.Config{DevicePluginDir: *o.dir, PluginsRegistryDir: registryDir, Registration: mode, NodeName: nodeName, Logger: log, PollInterval: *o.poll,
 		CDISpecDir: *o.cdiSpecDir, CDIRegistryDirs: *o.cdiRegistry,
