@@ -285,3 +285,12 @@ func nodeNameDefault() string {
 func addHostRootFlag(fs *pflag.FlagSet) *string {
 	return newString(fs, "host-root", "/", "DIR", "where discover: resources find the host's /dev and /sys")
 }
+
+// checkHostRoot refuses a --host-root that is not a directory: every
+// discover: resource would find nothing, and say so only in its logs.
+func checkHostRoot(dir string) error {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("--host-root %s is not a directory: mount the host's /dev and /sys under it, or leave it at /", dir)
+	}
+	return nil
+}

@@ -114,8 +114,8 @@ func runCommand(cmd *cobra.Command, args []string, o *runOptions) error {
 	if err := host.CheckDir(socketDir); err != nil {
 		return err
 	}
-	if fi, err := os.Stat(*o.hostRoot); err != nil || !fi.IsDir() {
-		return fmt.Errorf("--host-root %s is not a directory: mount the host's /dev and /sys under it, or leave it at /", *o.hostRoot)
+	if err := checkHostRoot(*o.hostRoot); err != nil {
+		return err
 	}
 
 	h := host.New(host.Config{DevicePluginDir: *o.dir, PluginsRegistryDir: registryDir, Registration: mode, NodeName: nodeName, Logger: log, PollInterval: *o.poll,

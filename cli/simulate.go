@@ -41,6 +41,9 @@ cannot be met.`,
 		if err != nil {
 			return err
 		}
+		if err := checkHostRoot(*hostRoot); err != nil {
+			return err
+		}
 		opts := simulate.Options{Containers: *containers, NodeName: *nodeName, Logger: logs.logger(cmd.ErrOrStderr()), CDIRegistryDirs: *cdiRegistry, HostRoot: *hostRoot}
 		if opts.NodeName == "" {
 			opts.NodeName = nodeNameDefault()
