@@ -21,8 +21,9 @@ import (
 // cluster.sh brought up: the deploy/ base installed with kubectl apply -k,
 // the example manifest served by one DaemonSet pod, a pod whose containers
 // ask for several resources, a hot reload through the ConfigMap, the plugin
-// pod and the kubelet restarted, and a request that cannot fit. The steps
-// run in order; the first failure stops the rest.
+// pod and the kubelet restarted, a request that cannot fit, and the host's
+// own device nodes served as they come and go. The steps run in order; the
+// first failure stops the rest.
 func TestCluster(t *testing.T) {
 	f := newFixture(t)
 	// The plugin's CDI specs outlive it on purpose; the test leaves none.
@@ -42,7 +43,8 @@ func TestCluster(t *testing.T) {
 		{"5_restarts", f.stepRestarts},
 		{"6_insufficient", f.stepInsufficient},
 		{"7_spec_follows_the_manifest", f.stepSpecFollowsTheManifest},
-		{"8_uninstall", f.stepUninstall},
+		{"8_discover_hotplug", f.stepDiscoverHotplug},
+		{"9_uninstall", f.stepUninstall},
 	}
 	for _, s := range steps {
 		start := time.Now()
@@ -367,7 +369,7 @@ func (f *fixture) stepUninstall(t *testing.T) {
 		socks := f.pluginSockets(t)
 		return len(socks) == 0, fmt.Sprintf("left: %v", socks)
 	})
-	f.waitAllocatable(t, map[string]int64{fpga: 0, seat: 0, vaccel: 0, dongle: 0, acc: 0}, time.Minute)
+	f.waitAllocatable(t, map[string]int64{fpga: 0, seat: 0, vaccel: 0, dongle: 0, acc: 0, zero: 0}, time.Minute)
 	f.checkSpecFile(t, fpga, "fpga-0", "fpga-1", "fpga-2", "fpga-3", "fpga-4", "fpga-5")
 	t.Log(mustRun(f.ctx, t, repoRoot+"/bin/simple-device-plugin", "cleanup", "--cdi-spec-dir", hostCDISpecDir))
 	if _, err := os.Stat(specFile(fpga)); !os.IsNotExist(err) {

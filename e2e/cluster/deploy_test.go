@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -54,14 +55,55 @@ func TestHelmLint(t *testing.T) {
 // TestHelmRendersTheKustomizeObjects compares `helm template` with
 // `kubectl kustomize deploy/`: the same ServiceAccount, ConfigMap and
 // DaemonSet (names, namespace, pod spec, manifest), labels aside. The chart
-// has no Namespace: Helm installs into --namespace.
+// has no Namespace: Helm installs into --namespace. With the host's devices
+// too: hostDevices.enabled against the base with the deploy/discover
+// component, in an overlay as a user would write it.
 func TestHelmRendersTheKustomizeObjects(t *testing.T) {
 	helm, kubectl := requireBin(t, "helm"), requireBin(t, "kubectl")
-	ctx := context.Background()
-	helmOut := mustRun(ctx, t, helm, "template", "simple-device-plugin", chartDir, "--namespace", "simple-device-plugin")
-	kustOut := mustRun(ctx, t, kubectl, "kustomize", repoRoot+"/deploy")
-	fromHelm, fromKust := byKindName(t, helmOut), byKindName(t, kustOut)
+	for _, tc := range []struct {
+		name      string
+		helmArgs  []string
+		kustomize func(t *testing.T) string // the kustomization's directory
+	}{
+		{"base", nil, func(*testing.T) string { return repoRoot + "/deploy" }},
+		{"discover component", []string{"--set", "hostDevices.enabled=true"}, func(t *testing.T) string {
+			return overlayOfDeploy(t, "components: [%s/discover]\n")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			helmOut := mustRun(ctx, t, helm, append([]string{"template", "simple-device-plugin", chartDir, "--namespace", "simple-device-plugin"}, tc.helmArgs...)...)
+			kustOut := mustRun(ctx, t, kubectl, "kustomize", tc.kustomize(t))
+			compareHelmAndKustomize(t, byKindName(t, helmOut), byKindName(t, kustOut))
+		})
+	}
+}
 
+// overlayOfDeploy writes a kustomize overlay of deploy/ into a temporary
+// directory and returns it; extra is more of its kustomization.yaml, with
+// %s standing for the path of deploy/ from there (kustomize wants relative
+// paths).
+func overlayOfDeploy(t *testing.T, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	deploy, err := filepath.Abs(repoRoot + "/deploy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(dir, deploy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kustomization := fmt.Sprintf("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [%s]\n", rel) +
+		strings.ReplaceAll(extra, "%s", rel)
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func compareHelmAndKustomize(t *testing.T, fromHelm, fromKust map[string]*unstructured.Unstructured) {
+	t.Helper()
 	for _, key := range []string{"ServiceAccount/simple-device-plugin", "ConfigMap/simple-device-plugin", "DaemonSet/simple-device-plugin"} {
 		h, k := fromHelm[key], fromKust[key]
 		if h == nil || k == nil {
@@ -221,8 +263,18 @@ func TestHelmExampleManifests(t *testing.T) {
 				t.Fatal(err)
 			}
 			example := readYAML(t, path)
+			// A manifest that discovers the host's devices needs them mounted;
+			// the chart says so rather than install a plugin that finds none.
+			var hostDevices []string
+			if at := discoverAt(example); at >= 0 {
+				hostDevices = []string{"--set", "hostDevices.enabled=true"}
+				msg := helmRefuses(t, helm, "--set-file", "manifest="+path)
+				if want := fmt.Sprintf("values.manifest: resources[%d] (%s) uses discover:", at, resourceName(example, at)); !strings.Contains(msg, want) || !strings.Contains(msg, "set hostDevices.enabled=true") {
+					t.Errorf("without hostDevices.enabled: want the chart's error %q telling to set it, got:\n%s", want, msg)
+				}
+			}
 
-			got := configMapManifest(t, helmTemplate(t, helm, "--set-file", "manifest="+path))
+			got := configMapManifest(t, helmTemplate(t, helm, append([]string{"--set-file", "manifest=" + path}, hostDevices...)...))
 			if got != string(text) {
 				t.Errorf("--set-file: ConfigMap manifest.yaml is not the file as written:\n%s", got)
 			}
@@ -232,10 +284,26 @@ func TestHelmExampleManifests(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got = configMapManifest(t, helmTemplate(t, helm, "-f", writeTemp(t, "values.yaml", string(values))))
+			got = configMapManifest(t, helmTemplate(t, helm, append([]string{"-f", writeTemp(t, "values.yaml", string(values))}, hostDevices...)...))
 			equalManifest(t, "-f values", got, example)
 		})
 	}
+}
+
+// discoverAt is the index of the manifest's first resource with discover:,
+// or -1.
+func discoverAt(manifest map[string]any) int {
+	resources, _ := manifest["resources"].([]any)
+	for i, r := range resources {
+		if r, _ := r.(map[string]any); r["discover"] != nil {
+			return i
+		}
+	}
+	return -1
+}
+
+func resourceName(manifest map[string]any, i int) string {
+	return manifest["resources"].([]any)[i].(map[string]any)["name"].(string)
 }
 
 // TestHelmSchemaRefuses: values.schema.json refuses bad values before any
@@ -262,6 +330,8 @@ func TestHelmSchemaRefuses(t *testing.T) {
 		{"pluginsRegistryDir relative", []string{"--set", "pluginsRegistryDir=plugins_registry"}, "at '/pluginsRegistryDir'"},
 		{"podResources.dir relative", []string{"--set", "podResources.dir=pod-resources"}, "at '/podResources/dir'"},
 		{"podResources.enabled not a boolean", []string{"--set", "podResources.enabled=maybe"}, "at '/podResources/enabled'"},
+		{"hostDevices.enabled not a boolean", []string{"--set", "hostDevices.enabled=maybe"}, "at '/hostDevices/enabled'"},
+		{"hostDevices.root", []string{"--set", "hostDevices.root=/h"}, "at '/hostDevices': additional properties 'root' not allowed"},
 		{"extraEnv without a name", []string{"--set", "extraEnv[0].value=x"}, "at '/extraEnv/0': missing property 'name'"},
 		{"nodeSelector not strings", []string{"--set", "nodeSelector.ssd=true"}, "at '/nodeSelector/ssd'"},
 		{"tolerations operator", []string{"--set", "tolerations[0].operator=Maybe"}, "at '/tolerations/0/operator'"},
@@ -338,6 +408,24 @@ func TestHelmStringManifestRefused(t *testing.T) {
 			"resources[0].healthCheck: path is required", "missing property 'path'"},
 		{"empty node glob", head + "resources:\n  - name: example.com/a\n    count: 1\n    nodes: [\"\"]\n",
 			"resources[0].nodes[0]: must not be empty", "/manifest/resources/0/nodes/0"},
+		{"discover: unknown field", head + "resources:\n  - name: example.com/a\n    discover: {path: [/dev/fuse]}\n",
+			"resources[0].discover.path: unknown field; the fields here are containerPath, groups, paths, permissions, share, usb", "additional properties 'path' not allowed"},
+		{"discover: empty path", head + "resources:\n  - name: example.com/a\n    discover: {paths: [\"\"]}\n",
+			"resources[0].discover.paths[0]: must not be empty", "/manifest/resources/0/discover/paths/0"},
+		{"discover: share over 1000", head + "resources:\n  - name: example.com/a\n    discover: {paths: [/dev/fuse], share: 1001}\n",
+			"resources[0].discover.share: must be from 0 to 1000, got 1001", "/manifest/resources/0/discover/share"},
+		{"discover: permissions", head + "resources:\n  - name: example.com/a\n    discover: {paths: [/dev/fuse], permissions: x}\n",
+			"resources[0].discover.permissions: must be r, w and m", "/manifest/resources/0/discover/permissions"},
+		{"discover: USB ID unquoted", head + "resources:\n  - name: example.com/a\n    discover: {paths: [/dev/ttyUSB*], usb: [{vendor: 0403, product: \"6001\"}]}\n",
+			"resources[0].discover.usb[0].vendor: must be a string, got a number", "/manifest/resources/0/discover/usb/0/vendor"},
+		{"discover: USB ID of 3 digits", head + "resources:\n  - name: example.com/a\n    discover: {paths: [/dev/ttyUSB*], usb: [{vendor: \"0403\", product: \"601\"}]}\n",
+			`resources[0].discover.usb[0].product: "601" is not a USB ID`, "/manifest/resources/0/discover/usb/0/product"},
+		{"discover: USB without a product", head + "resources:\n  - name: example.com/a\n    discover: {paths: [/dev/ttyUSB*], usb: [{vendor: \"0403\"}]}\n",
+			"resources[0].discover.usb[0]: product is required", "missing property 'product'"},
+		{"discover: groups without a key", head + "resources:\n  - name: example.com/a\n    discover: {groups: {paths: [/dev/snd/controlC*]}}\n",
+			"resources[0].discover.groups: key is required", "missing property 'key'"},
+		{"discover: groups with no paths", head + "resources:\n  - name: example.com/a\n    discover: {groups: {key: C, paths: []}}\n",
+			"resources[0].discover.groups.paths: must not be empty", "/manifest/resources/0/discover/groups/paths"},
 		{"not a mapping", "- name: example.com/a\n",
 			"values.manifest does not parse as a manifest: it is not a mapping of apiVersion, kind and resources", ""},
 		{"a second document", head + "resources:\n  - name: example.com/a\n    count: 1\n---\n" + head + "resources:\n  - name: example.com/b\n    count: 1\n",
@@ -382,10 +470,12 @@ func TestHelmStringManifestAccepted(t *testing.T) {
 		{"upper-case annotation key", head + "    count: 1\n    annotations: {Example.com/Key: v}\n"},
 		{"empty documents before it", "---\n# nothing here\n---\n" + head + "    count: 1\n"},
 		{"an end marker and comments after it", head + "    count: 1\n...\n# the end\n"},
+		{"discover: share 0 (the default) and USB IDs in upper case", head + "    discover: {paths: [/dev/ttyUSB*], share: 0, usb: [{vendor: \"04B4\", product: \"0001\", serial: \"\"}]}\n"},
+		{"discover: share 1000 and groups", head + "    discover: {groups: {key: 'C(\\d+)', paths: [/dev/snd/controlC*]}, share: 1000, containerPath: \"/dev/{{ .Base }}\"}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := writeTemp(t, "manifest.yaml", tc.manifest)
-			if got := configMapManifest(t, helmTemplate(t, helm, "--set-file", "manifest="+file)); got != tc.manifest {
+			if got := configMapManifest(t, helmTemplate(t, helm, "--set-file", "manifest="+file, "--set", "hostDevices.enabled=true")); got != tc.manifest {
 				t.Errorf("ConfigMap manifest.yaml:\n%s\nwant the file as written:\n%s", got, tc.manifest)
 			}
 		})
@@ -410,6 +500,10 @@ func TestHelmValuesRendered(t *testing.T) {
 				t.Errorf("plugins_registry mounted with registration kubelet-socket: %v", vs["plugins-registry"])
 			}
 			wantPodResources(t, objs, "/var/lib/kubelet/pod-resources")
+			wantHostDevices(t, objs, false)
+		}},
+		{"hostDevices enabled", "hostDevices: {enabled: true}\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			wantHostDevices(t, objs, true)
 		}},
 		{"podResources in another directory", "podResources: {dir: /var/lib/k/pod-resources/}\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
 			wantPodResources(t, objs, "/var/lib/k/pod-resources/")
@@ -559,6 +653,39 @@ func wantPodResources(t *testing.T, objs map[string]*unstructured.Unstructured, 
 	wantField(t, mount, dir, "mountPath")
 	wantField(t, mount, true, "readOnly")
 	wantField(t, v, map[string]any{"path": dir, "type": "Directory"}, "hostPath")
+}
+
+// wantHostDevices checks the host's /dev and /sys are mounted read-only
+// at /host/dev and /host/sys, and SDP_HOST_ROOT is /host, when enabled;
+// otherwise neither mount nor variable.
+func wantHostDevices(t *testing.T, objs map[string]*unstructured.Unstructured, enabled bool) {
+	t.Helper()
+	c := container(t, objs, "sdp-simple-device-plugin")
+	vs := volumes(t, objs, "sdp-simple-device-plugin")
+	mounts, _, _ := unstructured.NestedSlice(c, "volumeMounts")
+	byName := map[string]map[string]any{}
+	for _, m := range mounts {
+		m := m.(map[string]any)
+		byName[m["name"].(string)] = m
+	}
+	root, set := envValue(c, "SDP_HOST_ROOT")
+	if !enabled {
+		if set || byName["host-dev"] != nil || byName["host-sys"] != nil || vs["host-dev"] != nil || vs["host-sys"] != nil {
+			t.Errorf("hostDevices.enabled false: SDP_HOST_ROOT=%q (set %v), mounts %v %v, volumes %v %v; want none",
+				root, set, byName["host-dev"], byName["host-sys"], vs["host-dev"], vs["host-sys"])
+		}
+		return
+	}
+	if root != "/host" {
+		t.Errorf("env SDP_HOST_ROOT = %q (set %v), want /host", root, set)
+	}
+	for _, dir := range []string{"dev", "sys"} {
+		want := map[string]any{"name": "host-" + dir, "mountPath": "/host/" + dir, "readOnly": true}
+		if !reflect.DeepEqual(byName["host-"+dir], want) {
+			t.Errorf("volumeMount host-%s = %v, want %v", dir, byName["host-"+dir], want)
+		}
+		wantField(t, vs["host-"+dir], map[string]any{"path": "/" + dir, "type": "Directory"}, "hostPath")
+	}
 }
 
 // helmTemplate renders the chart as release sdp with args and returns its

@@ -70,4 +70,4 @@ phase "compile cluster test" bash -c "cd '$HERE' && '$GO' test -c -o _out/bin/cl
 CLUSTER_STARTED=1
 phase "cluster up" "$HERE/cluster.sh" up
 export SDP_CLUSTER_KUBECONFIG=$ROOT/admin.kubeconfig
-phase "cluster test (8 steps)" bash -c "cd '$HERE' && ./_out/bin/cluster.test -test.run '^TestCluster\$' -test.v -test.timeout 25m"
+phase "cluster test (9 steps)" bash -c "cd '$HERE' && ./_out/bin/cluster.test -test.run '^TestCluster\$' -test.v -test.timeout 25m"

@@ -38,6 +38,7 @@ resource:
   name: resourceName
   count: count
   ids: ids
+  discover: discover
   idTemplate: string
   env: env
   annotations: annotations
@@ -57,6 +58,9 @@ cdiDevice: {name: nonEmpty, perDevice: bool}
 cdi: {spec: bool, kind: cdiKind}
 healthCheck: {path: nonEmpty, interval: string}
 topology: {numaNodes: numaNodes, nodeOf: nodeOf}
+discover: {paths: strings, usb: usbList, groups: discoverGroups, share: share, containerPath: string, permissions: permissions}
+usb: {vendor: usbID, product: usbID, serial: string}
+discoverGroups: {key: nonEmpty, paths: groupPaths}
 {{- end -}}
 
 {{/* The fields each kind of mapping requires. */}}
@@ -67,6 +71,8 @@ mount: [hostPath, containerPath]
 device: [hostPath, containerPath]
 cdiDevice: [name]
 healthCheck: [path]
+usb: [vendor, product]
+discoverGroups: [key, paths]
 {{- end -}}
 
 {{/* sdp.manifest.fail (list PATH MESSAGE) fails the install, naming the value, the field and the fix. */}}
@@ -176,7 +182,7 @@ healthCheck: [path]
 {{- end -}}
 {{- else if eq $t "resources" -}}
 {{- include "sdp.manifest.list" (dict "path" $p "value" $v "type" "resource" "min" 1) -}}
-{{- else if has $t (list "resource" "mount" "device" "cdiDevice" "cdi" "healthCheck" "topology") -}}
+{{- else if has $t (list "resource" "mount" "device" "cdiDevice" "cdi" "healthCheck" "topology" "discover" "usb" "discoverGroups") -}}
 {{- include "sdp.manifest.object" (dict "path" $p "value" $v "type" $t) -}}
 {{- else if eq $t "resourceName" -}}
 {{- include "sdp.manifest.string" (dict "path" $p "value" $v "pattern" `^(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?\.)*[a-z0-9](?:[-a-z0-9]*[a-z0-9])?/[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$` "is" "an extended resource name: <DNS subdomain>/<name>, for example example.com/widget") -}}
@@ -226,6 +232,15 @@ healthCheck: [path]
 {{- include "sdp.manifest.int" (dict "path" $p "value" $v "min" 1 "max" 1024) -}}
 {{- else if eq $t "nodeOf" -}}
 {{- include "sdp.manifest.map" (dict "path" $p "value" $v "type" "numaNode") -}}
+{{- else if eq $t "usbList" -}}
+{{- include "sdp.manifest.list" (dict "path" $p "value" $v "type" "usb" "min" 0) -}}
+{{- else if eq $t "groupPaths" -}}
+{{- include "sdp.manifest.list" (dict "path" $p "value" $v "type" "nonEmpty" "min" 1) -}}
+{{- else if eq $t "share" -}}
+{{- /* 0 is the default, 1, as the plugin reads it. */ -}}
+{{- include "sdp.manifest.int" (dict "path" $p "value" $v "min" 0 "max" 1000) -}}
+{{- else if eq $t "usbID" -}}
+{{- include "sdp.manifest.string" (dict "path" $p "value" $v "pattern" `^[0-9A-Fa-f]{4}$` "is" "a USB ID: its 4 hex digits, as lsusb shows them, quoted (\"0403\")") -}}
 {{- else if eq $t "numaNode" -}}
 {{- include "sdp.manifest.int" (dict "path" $p "value" $v "min" 0 "max" 1023) -}}
 {{- else -}}

@@ -1,7 +1,9 @@
 // Command podinfo is the cluster test's workload: it prints what its
 // container got (environment, mounts, device nodes) in a line format a test
 // can parse, then sleeps until SIGTERM. `podinfo once` prints and exits, for
-// `kubectl exec`; `podinfo stop` ends the container's own podinfo (PID 1).
+// `kubectl exec`; `podinfo stop` ends the container's own podinfo (PID 1);
+// `podinfo read PATH N` opens PATH, as a workload would open its device,
+// reads N bytes from it and prints `read PATH HEX`.
 //
 // Output, one fact a line, sorted within each kind:
 //
@@ -18,6 +20,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -25,6 +28,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -35,6 +39,13 @@ func main() {
 		// From kubectl exec: end the container's podinfo, so it restarts.
 		if err := syscall.Kill(1, syscall.SIGTERM); err != nil {
 			fmt.Fprintln(os.Stderr, "podinfo stop:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(args) > 0 && args[0] == "read" {
+		if err := read(os.Stdout, args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "podinfo read:", err)
 			os.Exit(1)
 		}
 		return
@@ -51,6 +62,29 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
+}
+
+// read opens args[0], reads args[1] bytes and prints them in hex: the
+// proof that the container may open the device node and read from it.
+func read(w io.Writer, args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: podinfo read PATH N")
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil || n < 1 || n > 4096 {
+		return fmt.Errorf("N: %q is not a number of bytes from 1 to 4096", args[1])
+	}
+	f, err := os.Open(args[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(f, buf); err != nil {
+		return fmt.Errorf("read %s: %w", args[0], err)
+	}
+	_, err = fmt.Fprintf(w, "read %s %x\n", args[0], buf)
+	return err
 }
 
 // report prints env, mounts, device nodes, and the small files under each
