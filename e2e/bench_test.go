@@ -294,3 +294,48 @@ func BenchmarkPreferredAllocationVsAllocate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDiscoverHotplug: from a device node made (add) or removed
+// (remove) under --host-root to the kubelet's allocatable for the
+// discover: resource that matches it changing. The host sees the node by
+// fsnotify and scans after a 20 ms debounce. Goal: < 1 s
+// (docs/manifest.md).
+func BenchmarkDiscoverHotplug(b *testing.B) {
+	const tty = "e2e.example.com/tty"
+	tree := newHostTree(b)
+	tree.char("/dev/ttyUSB0", 188, 0)
+	k := startKubelet(b)
+	startDiscoverHost(b, tree, "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n"+
+		"  - name: "+tty+"\n    discover: {paths: [\"/dev/ttyUSB*\"]}\n")
+	k.registeredAll(b, map[string]int64{tty: 1})
+	plugged := k.capacityIs(allHealthy(map[string]int64{tty: 2}))
+	unplugged := k.capacityIs(allHealthy(map[string]int64{tty: 1}))
+	plug := func() { tree.char("/dev/ttyUSB1", 188, 1) }
+	unplug := func() { tree.remove("/dev/ttyUSB1") }
+	// sample times change from the moment it is made until cond holds;
+	// undo and its wait run outside the timer.
+	sample := func(b *testing.B, what string, change, undo func(), cond, undone condition) {
+		var samples []time.Duration
+		for b.Loop() {
+			start := time.Now()
+			change()
+			measure(b, what, cond)
+			samples = append(samples, time.Since(start))
+			b.StopTimer()
+			undo()
+			measure(b, "undone", undone)
+			b.StartTimer()
+		}
+		report(b, what, samples)
+	}
+	b.Run("add", func(b *testing.B) {
+		sample(b, "mknod -> kubelet allocatable", plug, unplug, plugged, unplugged)
+	})
+	b.Run("remove", func(b *testing.B) {
+		plug()
+		measure(b, "the node to remove", plugged)
+		sample(b, "rm -> kubelet allocatable", unplug, plug, unplugged, plugged)
+		unplug() // as the next run expects
+		measure(b, "one node left", unplugged)
+	})
+}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -20,6 +21,44 @@ type exampleResource struct {
 	Unhealthy   []string `json:"unhealthy"`
 	Nodes       []string `json:"nodes"`
 	HealthCheck any      `json:"healthCheck"`
+	Discover    *struct {
+		Share *int64 `json:"share"`
+	} `json:"discover"`
+}
+
+// share is how many devices each match of a discover: resource makes.
+func (r exampleResource) share() int64 {
+	if r.Discover == nil || r.Discover.Share == nil {
+		return 1
+	}
+	return *r.Discover.Share
+}
+
+// discovered is what a host's /metrics says discovery found on this
+// machine for one resource.
+type discovered struct{ matches, leftOut int64 }
+
+// discoveredOf reads the host's sdp_discovered_matches and
+// sdp_discover_left_out for each discover: resource; a resource whose
+// first scan has not been reported yet is a reason to wait.
+func discoveredOf(h *host, resources []exampleResource) (map[string]discovered, string) {
+	out := map[string]discovered{}
+	for _, r := range resources {
+		if r.Discover == nil || !servedHere(r.Nodes) {
+			continue
+		}
+		label := `resource="` + r.Name + `"`
+		matches, found, err := h.metric("sdp_discovered_matches", label)
+		if err != nil || !found {
+			return nil, fmt.Sprintf("sdp_discovered_matches{%s}: not reported yet (%v)", label, err)
+		}
+		leftOut, _, err := h.metric("sdp_discover_left_out", label)
+		if err != nil {
+			return nil, err.Error()
+		}
+		out[r.Name] = discovered{int64(matches), int64(leftOut)}
+	}
+	return out, ""
 }
 
 // Every manifest in examples/ registers with the real kubelet: each
@@ -27,7 +66,11 @@ type exampleResource struct {
 // --node-name test-node) has capacity = its device count and allocatable =
 // count minus its unhealthy list; the others are not there at all. With a
 // healthCheck, allocatable depends on this machine's paths and is only
-// bounded. And examples/pod-mixed.yaml is admitted on examples/manifest.yaml, its
+// bounded. A discover: resource serves this machine's own nodes: its
+// capacity is what the host's /metrics says it matched times share
+// (bounded when something was left out), and one of its devices, if it
+// has any, reaches a pod as device nodes that exist here. And
+// examples/pod-mixed.yaml is admitted on examples/manifest.yaml, its
 // containers getting what they asked for, never the same device.
 func TestShippedExamples(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("..", "examples", "*.yaml"))
@@ -53,8 +96,17 @@ func TestShippedExamples(t *testing.T) {
 			k := startKubelet(t)
 			h := startHost(t, writeManifest(t, string(data)))
 			eventually(t, registerTimeout, "the kubelet to see the served resources", func() (bool, string) {
-				return exampleServed(k.capacity(), doc.Resources)
+				found, why := discoveredOf(h, doc.Resources)
+				if why != "" {
+					return false, why
+				}
+				return exampleServed(k.capacity(), doc.Resources, found)
 			})
+			for _, r := range doc.Resources {
+				if r.Discover != nil {
+					checkDiscoveredHere(t, k, r.Name)
+				}
+			}
 			eventually(t, registerTimeout, "/readyz 200", h.statusIs("/readyz", 200))
 		})
 	}
@@ -110,8 +162,9 @@ func TestShippedExamples(t *testing.T) {
 }
 
 // exampleServed compares the kubelet's counts with what the example's
-// resources should give on this node.
-func exampleServed(got map[string]resourceCounts, resources []exampleResource) (bool, string) {
+// resources should give on this node, found being what discovery found
+// here for the discover: resources.
+func exampleServed(got map[string]resourceCounts, resources []exampleResource, found map[string]discovered) (bool, string) {
 	want := map[string]resourceCounts{}
 	bounded := map[string]bool{}
 	for _, r := range resources {
@@ -121,6 +174,20 @@ func exampleServed(got map[string]resourceCounts, resources []exampleResource) (
 		}
 		if !servedHere(r.Nodes) {
 			want[r.Name] = resourceCounts{}
+			continue
+		}
+		if r.Discover != nil {
+			// Each match is share devices. What was left out (a
+			// regular file matched, an ID taken twice) costs at most
+			// one match's devices each. Its unhealthy IDs may not
+			// be on this machine at all.
+			f := found[r.Name]
+			most, least := f.matches*r.share(), max(f.matches-f.leftOut, 0)*r.share()
+			if g := got[r.Name]; f.leftOut > 0 && least <= g.Capacity && g.Capacity <= most && g.Allocatable <= g.Capacity {
+				continue
+			}
+			want[r.Name] = resourceCounts{Capacity: most, Allocatable: most}
+			bounded[r.Name] = len(r.Unhealthy) > 0
 			continue
 		}
 		want[r.Name] = resourceCounts{Capacity: count, Allocatable: count - int64(len(r.Unhealthy))}
@@ -151,4 +218,33 @@ func servedHere(globs []string) bool {
 		}
 	}
 	return false
+}
+
+// checkDiscoveredHere logs what a discover: resource serves on this
+// machine and, if it serves anything, admits a pod asking for one device:
+// every node the kubelet hands the runtime is a device node on this
+// machine.
+func checkDiscoveredHere(t *testing.T, k *kubelet, resource string) {
+	t.Helper()
+	c := k.capacity()[resource]
+	t.Logf("%s on this machine: %s", resource, c)
+	if c.Allocatable == 0 {
+		return
+	}
+	pod := newPod("uses-"+path.Base(resource), podContainer{Name: "c", Limits: map[string]int64{resource: 1}})
+	if err := k.admit(pod); err != nil {
+		t.Fatalf("the kubelet refused one %s: %v", resource, err)
+	}
+	defer k.remove(pod)
+	opts := k.runOptions(pod, "c")
+	if len(opts.Devices) == 0 {
+		t.Errorf("one %s (%v) carries no device node", resource, k.devices(pod, "c")[resource])
+	}
+	for _, d := range opts.Devices {
+		fi, err := os.Stat(d.PathOnHost)
+		if err != nil || fi.Mode()&os.ModeDevice == 0 {
+			t.Errorf("%s hands the runtime %s -> %s, not a device node here (%v)", resource, d.PathOnHost, d.PathInContainer, err)
+		}
+	}
+	t.Logf("one %s runs with %q", resource, describeRun(opts))
 }

@@ -286,7 +286,9 @@ func waitHealth(ctx context.Context, k *kubeletsim.Kubelet, served []*manifest.R
 
 // checkRequest checks an explicit request against the manifest: every
 // resource exists and is served on the node, and the manifest declares
-// enough devices for every container.
+// enough devices for every container (a discover: resource declares none:
+// its devices are known once the host has looked, and allocation says
+// when they are too few).
 func checkRequest(req map[string]int, containers int, m *manifest.Manifest, served []*manifest.Resource, node string) error {
 	for _, name := range slices.Sorted(maps.Keys(req)) {
 		r := m.Resource(name)
@@ -301,7 +303,7 @@ func checkRequest(req map[string]int, containers int, m *manifest.Manifest, serv
 			return requestErrorf("%s is not served on node %q: none of its nodes: globs (%s) matches; set --node-name to a node it serves",
 				name, node, strings.Join(r.Spec.Nodes, ", "))
 		}
-		if total := req[name] * containers; total > len(r.IDs) {
+		if total := req[name] * containers; !r.Discovers() && total > len(r.IDs) {
 			per := ""
 			if containers > 1 {
 				per = fmt.Sprintf(" (%d containers × %d)", containers, req[name])

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"simple-device-plugin/manifest"
@@ -574,4 +575,43 @@ func mapsEqual[V comparable](a, b map[string]V) bool {
 		}
 	}
 	return true
+}
+
+// A discover: resource declares no devices, so an explicit request for
+// it is checked against what the host finds under --host-root, not
+// against the manifest.
+func TestRunRequestsDiscoveredDevices(t *testing.T) {
+	root := t.TempDir()
+	for i, name := range []string{"ttyUSB0", "ttyUSB1"} {
+		path := filepath.Join(root, "dev", name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mknod(path, unix.S_IFCHR|0o666, int(unix.Mkdev(188, uint32(i)))); errors.Is(err, unix.EPERM) {
+			t.Skipf("cannot make device nodes here (run as root): %v", err)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := mustParse(t, `
+apiVersion: simple-device-plugin/v1alpha1
+kind: Manifest
+resources:
+  - name: example.com/tty
+    discover: {paths: ["/dev/ttyUSB*"]}
+`)
+	run := func(n int) (*Report, error) {
+		return Run(context.Background(), Options{Manifest: m, Request: map[string]int{"example.com/tty": n}, HostRoot: root, Timeout: hangTimeout})
+	}
+	r, err := run(2)
+	if err != nil {
+		t.Fatalf("a request for the 2 devices found: %v", err)
+	}
+	if got := r.Containers[0].Devices["example.com/tty"]; !slices.Equal(got, []string{"ttyUSB0", "ttyUSB1"}) {
+		t.Errorf("container-0 got %v, want both ttys", got)
+	}
+	_, err = run(3)
+	if want := "container-0: example.com/tty: requested number of devices unavailable for example.com/tty. Requested: 3, Available: 2 (2 of its 2 devices are healthy)"; err == nil || err.Error() != want {
+		t.Errorf("a request for 3 of 2: error %v, want %s", err, want)
+	}
 }
