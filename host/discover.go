@@ -83,6 +83,7 @@ func (h *Host) scan(r *manifest.Resource) []manifest.Found {
 		h.log.Error("cannot discover devices", "resource", r.Name, "err", err)
 		return nil
 	}
+	h.metrics.discovered.WithLabelValues(r.Name).Set(float64(len(res.Devices)))
 	return toFound(res.Devices)
 }
 

@@ -62,7 +62,7 @@ func NewMetrics() *Metrics {
 		resources:       f.NewGauge(prometheus.GaugeOpts{Name: "sdp_resources", Help: "Resources served on this node."}),
 		cdiSpecWrites:   counters("sdp_cdi_spec_writes_total", "Writes of generated CDI specs, by resource and result (ok, error).", "resource", "result"),
 		podResRefreshes: counters("sdp_pod_resources_refreshes_total", "Reads of the kubelet's PodResources API, by result (ok, error, off: no socket).", "result"),
-		discovered:      gauges("sdp_discovered_matches", "Matches discovery found on the host for a discover: resource (0: none on this node).", "resource"),
+		discovered:      gauges("sdp_discovered_matches", "Devices discovery found on the host for a discover: resource, before share (a group counts once; 0: none on this node).", "resource"),
 		discoverLeftOut: gauges("sdp_discover_left_out", "Matches or devices of a discover: resource left out now: not device nodes, dangling links, IDs taken twice or invalid, beyond the bound.", "resource"),
 		cdiUnresolved:   gauges("sdp_cdi_unresolved", "1 for each CDI device a resource hands out that no spec on the node defines; its devices are Unhealthy.", "resource", "cdi_device"),
 	}

@@ -114,3 +114,19 @@ mounts:
 		t.Errorf("with a CDI spec the answer is the CDI name alone: %+v, %v", a, err)
 	}
 }
+
+// A fixed containerPath serves one device per container; two different
+// nodes there are an error, never one of them dropped.
+func TestFoundNodesAtOnePath(t *testing.T) {
+	r, _ := mustResource(t, "name: example.com/gps\ndiscover: {paths: [/dev/ttyUSB*], containerPath: /dev/gps}").WithFound([]Found{
+		{Path: "/dev/ttyUSB0", Nodes: []FoundNode{node("/dev/ttyUSB0", "/dev/ttyUSB0")}},
+		{Path: "/dev/ttyUSB1", Nodes: []FoundNode{node("/dev/ttyUSB1", "/dev/ttyUSB1")}},
+	}, 100)
+	if a, err := renderIDs(r, []string{"ttyUSB1"}, ""); err != nil || len(a.Devices) != 1 || a.Devices[0].HostPath != "/dev/ttyUSB1" {
+		t.Errorf("one device: %+v, %v", a, err)
+	}
+	_, err := renderIDs(r, []string{"ttyUSB0", "ttyUSB1"}, "")
+	if err == nil || !strings.Contains(err.Error(), "puts /dev/ttyUSB0 and /dev/ttyUSB1 both at /dev/gps") {
+		t.Errorf("two devices at /dev/gps: %v", err)
+	}
+}

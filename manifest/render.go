@@ -120,7 +120,9 @@ func (r *Resource) Render(devices []int, node string) (*Allocation, error) {
 		}
 	}
 	if found > 0 {
-		a.Devices = appendFoundNodes(a.Devices, r.foundNodes, inOrder)
+		if a.Devices, err = appendFoundNodes(a.Devices, r.foundNodes, inOrder); err != nil {
+			return nil, err
+		}
 	}
 	if r.cdi != nil || inSpec {
 		n := countEntries(r.cdi, len(sorted))
@@ -342,15 +344,20 @@ func nameIDs(ids []string, quote bool, sep string) string {
 }
 
 // appendFoundNodes adds the device nodes of the discovered devices at
-// positions, each container path once: two shares of one match carry the
-// same node.
-func appendFoundNodes(list []DeviceNode, nodes [][]DeviceNode, positions []int) []DeviceNode {
+// positions, each node once: two shares of one match carry the same node.
+// Two nodes at one container path cannot both be there: an error, not
+// one of them dropped.
+func appendFoundNodes(list []DeviceNode, nodes [][]DeviceNode, positions []int) ([]DeviceNode, error) {
 	for _, i := range positions {
 		for _, n := range nodes[i] {
-			if !slices.ContainsFunc(list, func(o DeviceNode) bool { return o.ContainerPath == n.ContainerPath }) {
+			k := slices.IndexFunc(list, func(o DeviceNode) bool { return o.ContainerPath == n.ContainerPath })
+			switch {
+			case k < 0:
 				list = append(list, n)
+			case list[k].HostPath != n.HostPath:
+				return nil, fmt.Errorf("discover.containerPath puts %s and %s both at %s; ask for one device per container, or tell them apart in containerPath with .Base", list[k].HostPath, n.HostPath, n.ContainerPath)
 			}
 		}
 	}
-	return list
+	return list, nil
 }
