@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
+	"simple-device-plugin/cdi"
 	"simple-device-plugin/host"
 	"simple-device-plugin/internal/kubeletsim"
 )
@@ -164,5 +165,39 @@ func TestReloadChangesWhatIsDiscovered(t *testing.T) {
 		if n := k.Record(r).Registrations; n != 1 {
 			t.Errorf("%s registered %d times over the reloads, want once", r, n)
 		}
+	}
+}
+
+// With cdi: {spec: true} the spec defines a hotplugged device before the
+// kubelet hears of it, and carries its node.
+func TestDiscoveredDevicesInTheCDISpec(t *testing.T) {
+	root := hostRoot(t)
+	mknod(t, root, "dev/ttyUSB0", 3)
+	dir, specDir := shortTempDir(t), t.TempDir()
+	k := startKubelet(t, dir)
+	runHost(t, mustParse(t, `apiVersion: simple-device-plugin/v1alpha1
+kind: Manifest
+resources:
+  - name: example.com/tty
+    discover: {paths: ["/dev/ttyUSB*"]}
+    cdi: {spec: true}
+`), host.Config{DevicePluginDir: dir, NodeName: "node-1", HostRoot: root, CDISpecDir: specDir, PollInterval: 200 * time.Millisecond})
+	specFile := filepath.Join(specDir, cdi.FileName("example.com/tty"))
+	waitListed(t, k, "example.com/tty", "ttyUSB0")
+
+	mknod(t, root, "dev/ttyUSB1", 5)
+	waitListed(t, k, "example.com/tty", "ttyUSB0", "ttyUSB1")
+	// Written before the list went out: already there when the list is seen.
+	if ids := readSpecIDs(t, specFile); !slices.Contains(ids, "ttyUSB1") {
+		t.Errorf("the spec defines %v when the kubelet lists ttyUSB1", ids)
+	}
+	data, err := os.ReadFile(specFile)
+	if err != nil || !strings.Contains(string(data), "path: /dev/ttyUSB1") {
+		t.Errorf("the spec lacks ttyUSB1's node (%v):\n%s", err, data)
+	}
+	resp, err := k.Endpoint("example.com/tty").Client.Allocate(context.Background(), &pluginapi.AllocateRequest{
+		ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{"ttyUSB1"}}}})
+	if err != nil || len(resp.ContainerResponses[0].CdiDevices) != 1 || resp.ContainerResponses[0].CdiDevices[0].GetName() != "example.com/tty=ttyUSB1" || len(resp.ContainerResponses[0].Devices) != 0 {
+		t.Errorf("Allocate ttyUSB1 with a spec: %+v, %v", resp, err)
 	}
 }
