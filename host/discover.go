@@ -148,6 +148,7 @@ func (p *Plugin) materialize(r *manifest.Resource) *manifest.Resource {
 		if old.Discovers() {
 			p.found = nil
 			poke(p.rediscover) // to idle
+			p.host.metrics.forgetDiscovery(p.name)
 		}
 		return r
 	}

@@ -201,3 +201,39 @@ resources:
 		t.Errorf("Allocate ttyUSB1 with a spec: %+v, %v", resp, err)
 	}
 }
+
+// A reload whose spec cannot be written is pending; reverting it before it
+// lands leaves discovery on what is served, not on the abandoned patterns.
+func TestRevertedPendingReloadKeepsDiscovery(t *testing.T) {
+	root := hostRoot(t)
+	mknod(t, root, "dev/ttyUSB0", 3)
+	mknod(t, root, "dev/ttyACM0", 5)
+	dir, specParent := shortTempDir(t), t.TempDir()
+	specDir := filepath.Join(specParent, "cdi")
+	if err := os.Mkdir(specDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	k := startKubelet(t, dir)
+	manifest := func(pattern string) string {
+		return "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n  - name: example.com/tty\n    discover: {paths: [\"" + pattern + "\"]}\n    cdi: {spec: true}\n"
+	}
+	rh := runHost(t, mustParse(t, manifest("/dev/ttyUSB*")), host.Config{DevicePluginDir: dir, NodeName: "node-1", HostRoot: root, CDISpecDir: specDir, PollInterval: time.Hour})
+	waitListed(t, k, "example.com/tty", "ttyUSB0")
+
+	if err := os.Rename(specDir, specDir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rh.Apply(mustParse(t, manifest("/dev/ttyACM*")))
+	if err != nil || !slices.Equal(res.Pending, []string{"example.com/tty"}) {
+		t.Fatalf("reload without a spec dir: %+v, %v; want it pending", res, err)
+	}
+	if res, err = rh.Apply(mustParse(t, manifest("/dev/ttyUSB*"))); err != nil || !slices.Equal(res.Unchanged, []string{"example.com/tty"}) {
+		t.Fatalf("revert: %+v, %v; want unchanged", res, err)
+	}
+	if err := os.Rename(specDir+".away", specDir); err != nil {
+		t.Fatal(err)
+	}
+	mknod(t, root, "dev/ttyACM1", 7)
+	mknod(t, root, "dev/ttyUSB1", 8)
+	waitListed(t, k, "example.com/tty", "ttyUSB0", "ttyUSB1")
+}

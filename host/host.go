@@ -176,7 +176,10 @@ func New(cfg Config) *Host {
 		if limit == 0 {
 			limit = DefaultAllocatedSeriesMax
 		}
-		h.metrics.Registry.MustRegister(newAllocationsCollector(h, limit))
+		if err := h.metrics.Registry.Register(newAllocationsCollector(h, limit)); err != nil {
+			// Only a Metrics shared by two hosts gets here.
+			h.log.Error("who-holds-what metrics not served", "err", err)
+		}
 	}
 	var err error
 	if h.machineNUMA, err = readNUMANodes(cfg.NUMANodesFile); err != nil {
@@ -320,7 +323,12 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 			res.Added = append(res.Added, r.Name)
 		case p.snapshot().res.SameSpec(r):
 			p.specMu.Lock()
-			p.pendingSpec = nil // a reload reverted before its spec could be written
+			if p.pendingSpec != nil {
+				// A reload reverted before its spec could be written:
+				// discovery goes back to what is served.
+				p.pendingSpec = nil
+				p.materialize(r)
+			}
 			p.specMu.Unlock()
 			res.Unchanged = append(res.Unchanged, r.Name)
 		default:

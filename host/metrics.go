@@ -80,6 +80,13 @@ const (
 	reloadInvalid   = "invalid"
 )
 
+// forgetDiscovery drops the discovery series of a resource that no longer
+// discovers its devices.
+func (m *Metrics) forgetDiscovery(resource string) {
+	m.discovered.DeleteLabelValues(resource)
+	m.discoverLeftOut.DeleteLabelValues(resource)
+}
+
 // forget drops every series of a resource that is no longer served.
 func (m *Metrics) forget(resource string) {
 	for _, v := range []*prometheus.GaugeVec{m.devices, m.registered, m.cdiUnresolved, m.discovered, m.discoverLeftOut} {
