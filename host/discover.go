@@ -90,7 +90,7 @@ func (h *Host) scan(r *manifest.Resource) []manifest.Found {
 func toFound(devices []discover.Device) []manifest.Found {
 	found := make([]manifest.Found, len(devices))
 	for i, d := range devices {
-		f := manifest.Found{Path: d.Path, Key: d.Key, Identity: d.Identity}
+		f := manifest.Found{Path: d.Path, Key: d.Key, Identity: d.Identity, Serial: d.Serial}
 		for _, n := range d.Nodes {
 			f.Nodes = append(f.Nodes, manifest.FoundNode{Path: n.Path, HostPath: n.HostPath})
 		}
@@ -115,9 +115,15 @@ func (p *Plugin) applyFound(watched *manifest.DiscoverSpec, w *discover.Watcher,
 	for _, pr := range r.Problems {
 		left = append(left, manifest.Problem{Path: pr.Path, Reason: pr.Reason})
 	}
+	// Each problem once while it lasts: a change elsewhere must not repeat it.
+	seen := make(map[manifest.Problem]bool, len(left))
 	for _, pr := range left {
-		p.log.Warn("a discovered device is left out", "path", pr.Path, "reason", pr.Reason)
+		seen[pr] = true
+		if !p.leftOut[pr] {
+			p.log.Warn("a discovered device is left out", "path", pr.Path, "reason", pr.Reason)
+		}
 	}
+	p.leftOut = seen
 	if err := w.Degraded(); err != nil {
 		p.log.Warn("watching for devices degraded to rescans", "err", err, "rescan", p.host.cfg.DiscoverRescan)
 	}

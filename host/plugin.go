@@ -31,11 +31,12 @@ type Plugin struct {
 	cdiBad     []bool        // unhealthy by device index: a CDI name that does not resolve; nil if none
 	unresolved []string      // the CDI names that do not resolve
 
-	specMu      sync.Mutex         // one spec write and the update it allows at a time
-	pendingSpec *manifest.Resource // a reload waiting for its CDI spec to be written; guarded by specMu
-	base        *manifest.Resource // as the manifest declares it, before discovery; guarded by specMu
-	found       []manifest.Found   // what discovery found last; guarded by specMu
-	rediscover  chan struct{}      // what to discover changed: start over
+	specMu      sync.Mutex                // one spec write and the update it allows at a time
+	pendingSpec *manifest.Resource        // a reload waiting for its CDI spec to be written; guarded by specMu
+	base        *manifest.Resource        // as the manifest declares it, before discovery; guarded by specMu
+	found       []manifest.Found          // what discovery found last; guarded by specMu
+	leftOut     map[manifest.Problem]bool // logged already and still so; guarded by specMu
+	rediscover  chan struct{}             // what to discover changed: start over
 
 	check      chan struct{} // something on disk may have changed: re-check the session
 	healthWake chan struct{} // the resource changed: probe its health check now

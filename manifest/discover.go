@@ -21,6 +21,7 @@ type Found struct {
 	Key      string      // the group key; "" without groups
 	Nodes    []FoundNode // the device nodes it carries
 	Identity string      // stable across replugs (USB serial, by-id link, major:minor)
+	Serial   string      // the USB serial, or ""
 }
 
 // FoundNode is one device node of a found device.
@@ -90,12 +91,14 @@ func (r *Resource) compileDiscover(p string, errs *ErrorList) {
 			errs.add(p+".containerPath", "%s", err)
 			return
 		}
-		out, err := r.renderSample(t, true)
-		if err != nil {
-			errs.add(p+".containerPath", "%s", explainExecErr(err, p+".containerPath", true))
-			return
-		}
-		for _, s := range out {
+		// Rendered once per node when the device is found, so it sees
+		// what a spec's templates see: nothing of an allocation or node.
+		for i, id := range r.sampleIDs() {
+			s, err := t.renderString(r.sampleDevice(ContainerData{Resource: r.Name}, i, id), forFoundSpec)
+			if err != nil {
+				errs.add(p+".containerPath", "does not render: %s (containerPath sees .Path, .Base, .ID and .Resource)", cleanTemplateErr(err, p+".containerPath"))
+				return
+			}
 			if why := checkAbsPath(s); why != "" {
 				errs.add(p+".containerPath", "%s", why)
 				return
@@ -104,9 +107,25 @@ func (r *Resource) compileDiscover(p string, errs *ErrorList) {
 		r.containerPath = t
 	}
 	if r.Spec.IDTemplate != "" {
+		f := p[:strings.LastIndex(p, ".")] + ".idTemplate"
 		t, err := compileTemplate("idTemplate", r.Spec.IDTemplate)
 		if err != nil {
-			errs.add(p[:strings.LastIndex(p, ".")]+".idTemplate", "%s", err)
+			errs.add(f, "%s", err)
+			return
+		}
+		if t.literal {
+			errs.add(f, "has no {{ .Base }}, {{ .Path }}, {{ .Serial }} or {{ .Index }}, so every match would get the ID %q; IDs must be unique", r.Spec.IDTemplate)
+			return
+		}
+		var b bytes.Buffer
+		d := r.sampleDevice(ContainerData{Resource: r.Name}, 0, "sample-0")
+		d.serial, d.identity = "A9X1", "usb:0403:6001:A9X1"
+		if err := t.renderFor(&b, &d, forFoundID); err != nil {
+			errs.add(f, "does not render: %s (idTemplate sees .Path, .Base, .Serial, .Identity, .Index and .Resource)", cleanTemplateErr(err, "idTemplate"))
+			return
+		}
+		if why := checkDeviceID(b.String()); why != "" {
+			errs.add(f, "renders an invalid ID for a match: %s", why)
 			return
 		}
 		r.idTemplate = t
@@ -153,7 +172,7 @@ func (r *Resource) WithFound(found []Found, max int) (*Resource, []Problem) {
 		}
 		if r.idTemplate != nil {
 			b.Reset()
-			d := &DeviceData{ContainerData: ContainerData{Resource: r.Name}, Index: i, path: f.Path, base: base}
+			d := &DeviceData{ContainerData: ContainerData{Resource: r.Name}, Index: i, path: f.Path, base: base, serial: f.Serial, identity: f.Identity}
 			if err := r.idTemplate.renderFor(&b, d, forFoundID); err != nil {
 				problems = append(problems, Problem{Path: f.Path, Reason: "idTemplate does not render: " + cleanTemplateErr(err, "idTemplate")})
 				continue
@@ -204,8 +223,8 @@ func (r *Resource) foundDeviceNodes(f Found, id string) ([]DeviceNode, error) {
 		cp := n.Path
 		if r.containerPath != nil {
 			var b bytes.Buffer
-			d := &DeviceData{ContainerData: ContainerData{Resource: r.Name, IDs: []string{id}, Count: 1}, ID: id, path: n.Path, base: path.Base(n.Path)}
-			if err := r.containerPath.renderFor(&b, d, forFoundDevice); err != nil {
+			d := &DeviceData{ContainerData: ContainerData{Resource: r.Name}, ID: id, path: n.Path, base: path.Base(n.Path)}
+			if err := r.containerPath.renderFor(&b, d, forFoundSpec); err != nil {
 				return nil, fmt.Errorf("discover.containerPath does not render for %s: %s", n.Path, cleanTemplateErr(err, "containerPath"))
 			}
 			cp = b.String()

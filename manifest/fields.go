@@ -50,7 +50,7 @@ func fieldParts(t *template.Template) []fieldPart {
 				return nil
 			}
 			switch f.Ident[0] {
-			case "ID", "Index", "Resource", "Node", "Count", "Path", "Base":
+			case "ID", "Index", "Resource", "Node", "Count", "Path", "Base", "Serial", "Identity":
 				parts = append(parts, fieldPart{field: f.Ident[0]})
 			default:
 				return nil
@@ -82,7 +82,7 @@ var scopeFields = [...][]string{
 	forContainer:      {"Resource", "Node", "Count", "join"},
 	forDevice:         {"Resource", "Node", "Count", "join", "ID", "Index"},
 	forSpec:           {"Resource", "Node", "ID"},
-	forFoundID:        {"Resource", "Index", "Path", "Base"},
+	forFoundID:        {"Resource", "Index", "Path", "Base", "Serial", "Identity"},
 	forFoundContainer: {"Resource", "Node", "Count", "join"},
 	forFoundDevice:    {"Resource", "Node", "Count", "join", "ID", "Index", "Path", "Base"},
 	forFoundSpec:      {"Resource", "Node", "ID", "Path", "Base"},
@@ -137,6 +137,10 @@ func writeParts(w *bytes.Buffer, parts []fieldPart, d *DeviceData) {
 			w.WriteString(d.path)
 		case "Base":
 			w.WriteString(d.base)
+		case "Serial":
+			w.WriteString(d.serial)
+		case "Identity":
+			w.WriteString(d.identity)
 		case "join":
 			for i, id := range d.IDs {
 				if i > 0 {

@@ -49,7 +49,9 @@ type DeviceData struct {
 	ID    string // this device's ID
 	Index int    // its position within this allocation (0-based)
 
-	path, base string // a discovered device's; seen as .Path and .Base in found scopes only
+	// A discovered device's; seen as .Path and .Base in found scopes, and
+	// .Serial and .Identity in idTemplate.
+	path, base, serial, identity string
 }
 
 // FoundDeviceData is what perDevice templates of a discover: resource see:
@@ -68,11 +70,15 @@ type FoundSpecData struct {
 }
 
 // FoundIDData is IDData for a discover: resource; Index is the match's
-// position among the matches.
+// position among the matches. Serial (the USB serial, or "") and Identity
+// (usb:…, by-id:…, dev:M:m) stay with a device across replugs, where its
+// name may not.
 type FoundIDData struct {
 	IDData
-	Path string
-	Base string
+	Path     string
+	Base     string
+	Serial   string
+	Identity string
 }
 
 // SpecData is what the per-device templates of a generated CDI spec see:
@@ -161,7 +167,7 @@ func (c *tmpl) renderFor(w *bytes.Buffer, d *DeviceData, s scope) error {
 	case forFoundSpec:
 		return c.t.Execute(w, FoundSpecData{SpecData: SpecData{Resource: d.Resource, Node: d.Node, ID: d.ID}, Path: d.path, Base: d.base})
 	case forFoundID:
-		return c.t.Execute(w, FoundIDData{IDData: IDData{Resource: d.Resource, Index: d.Index}, Path: d.path, Base: d.base})
+		return c.t.Execute(w, FoundIDData{IDData: IDData{Resource: d.Resource, Index: d.Index}, Path: d.path, Base: d.base, Serial: d.serial, Identity: d.identity})
 	}
 	return c.t.Execute(w, IDData{Resource: d.Resource, Index: d.Index})
 }

@@ -33,6 +33,11 @@ var validationCases = []struct {
 	{"discover: no topology", items("name: example.com/x\ndiscover: {paths: [/dev/fuse]}\ntopology: {numaNodes: 1}"), errs("resources[0].topology", "does not apply with discover")},
 	{"discover: no healthCheck", items("name: example.com/x\ndiscover: {paths: [/dev/fuse]}\nhealthCheck: {path: /dev/fuse}"), errs("resources[0].healthCheck", "does not apply with discover")},
 	{"discover: relative containerPath", items("name: example.com/x\ndiscover: {paths: [/dev/fuse], containerPath: '{{ .Base }}'}"), errs("resources[0].discover.containerPath", `"sample-0" is not an absolute path`)},
+	{"discover: containerPath sees no allocation", items("name: example.com/x\ndiscover: {paths: [/dev/fuse], containerPath: '/dev/x{{ .Index }}'}"), errs("resources[0].discover.containerPath", "does not render: at <.Index>: there is no field .Index here (containerPath sees .Path, .Base, .ID and .Resource)")},
+	{"discover: idTemplate that does not render", items("name: example.com/x\nidTemplate: '{{ .ID }}'\ndiscover: {paths: [/dev/fuse]}"), errs("resources[0].idTemplate", "does not render: at <.ID>: there is no field .ID here (idTemplate sees .Path, .Base, .Serial")},
+	{"discover: literal idTemplate", items("name: example.com/x\nidTemplate: fixed\ndiscover: {paths: [/dev/ttyUSB*]}"), errs("resources[0].idTemplate", `so every match would get the ID "fixed"`)},
+	{"discover: idTemplate rendering an invalid ID", items("name: example.com/x\nidTemplate: 'a b{{ .Base }}'\ndiscover: {paths: [/dev/ttyUSB*]}"), errs("resources[0].idTemplate", "renders an invalid ID for a match")},
+	{"discover: idTemplate from the USB serial", items("name: example.com/x\nidTemplate: 'ftdi-{{ .Serial }}'\ndiscover: {paths: [/dev/ttyUSB*], usb: [{vendor: '0403', product: '6001'}]}"), nil},
 	{"not discover: no .Path", items("name: example.com/x\ncount: 1\ndevices: [{hostPath: '{{ .Path }}', containerPath: /dev/x, perDevice: true}]"), errs("resources[0].devices[0].hostPath", "there is no field .Path here")},
 
 	// Resource names, as the kubelet checks them at registration.
