@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"regexp"
 	"sync"
+	"time"
 
 	"simple-device-plugin/discover"
 	"simple-device-plugin/manifest"
@@ -31,8 +32,19 @@ func (p *Plugin) runDiscover(ctx context.Context) {
 		} else if base.Discovers() {
 			w := discover.NewWatcher(p.host.cfg.HostRoot, spec, MaxDiscovered, p.host.cfg.DiscoverRescan)
 			wg.Go(func() {
-				if err := w.Run(wctx, func(r discover.Result) { p.applyFound(base.Spec.Discover, w, r) }); err != nil {
-					p.log.Error("device discovery stopped", "err", err)
+				// Run fails only when it cannot scan at all (the root gone):
+				// try again each rescan period rather than until a reload.
+				for {
+					err := w.Run(wctx, func(r discover.Result) { p.applyFound(base.Spec.Discover, w, r) })
+					if err == nil {
+						return
+					}
+					p.log.Error("cannot discover devices; trying again", "err", err, "retry_in", p.host.cfg.DiscoverRescan.String())
+					select {
+					case <-wctx.Done():
+						return
+					case <-time.After(p.host.cfg.DiscoverRescan):
+					}
 				}
 			})
 		}

@@ -237,3 +237,19 @@ func TestRevertedPendingReloadKeepsDiscovery(t *testing.T) {
 	mknod(t, root, "dev/ttyUSB1", 8)
 	waitListed(t, k, "example.com/tty", "ttyUSB0", "ttyUSB1")
 }
+
+// A host root that cannot be scanned yet (not mounted) is tried again each
+// rescan period, not given up on until a reload.
+func TestDiscoveryRetriesAnUnusableRoot(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "host")
+	dir := shortTempDir(t)
+	k := startKubelet(t, dir)
+	runHost(t, mustParse(t, "apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n  - name: example.com/tty\n    discover: {paths: [\"/dev/ttyUSB*\"]}\n"),
+		host.Config{DevicePluginDir: dir, NodeName: "node-1", HostRoot: root, DiscoverRescan: 50 * time.Millisecond})
+	waitRegistered(t, k, "example.com/tty")
+	if ids := listed(k, "example.com/tty"); len(ids) != 0 {
+		t.Fatalf("listed %v with no root", ids)
+	}
+	mknod(t, root, "dev/ttyUSB0", 3)
+	waitListed(t, k, "example.com/tty", "ttyUSB0")
+}
