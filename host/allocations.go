@@ -3,7 +3,6 @@ package host
 import (
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,33 +76,25 @@ func (h *Host) Allocations() Allocations {
 	slices.Sort(names)
 	for _, name := range names {
 		held := snap.Holdings[name]
-		r := ResourceHoldings{Resource: name}
-		seen := 0
-		if s := snaps[name]; s != nil {
-			r.Served = true
+		s := snaps[name]
+		r := ResourceHoldings{Resource: name, Served: s != nil}
+		if s != nil {
 			r.Devices = make([]DeviceHoldings, len(s.res.IDs))
 			for i, id := range s.res.IDs {
 				d := DeviceHoldings{ID: id, Health: pluginapi.Healthy, Holders: held[id]}
 				if s.unhealthy[i] {
 					d.Health = pluginapi.Unhealthy
-				}
-				if d.Holders != nil {
-					seen++
-				} else if !s.unhealthy[i] {
+				} else if d.Holders == nil {
 					r.Free++
 				}
 				r.Devices[i] = d
 			}
 		}
-		if seen < len(held) {
-			var gone []DeviceHoldings
-			for id, holders := range held {
-				if !r.Served || !snaps[name].res.Has(id) {
-					gone = append(gone, DeviceHoldings{ID: id, Health: HealthRemoved, Holders: holders})
-				}
+		// Held, but no longer served: after the served ones, by ID.
+		for _, id := range slices.Sorted(maps.Keys(held)) {
+			if s == nil || !s.res.Has(id) {
+				r.Devices = append(r.Devices, DeviceHoldings{ID: id, Health: HealthRemoved, Holders: held[id]})
 			}
-			slices.SortFunc(gone, func(a, b DeviceHoldings) int { return strings.Compare(a.ID, b.ID) })
-			r.Devices = append(r.Devices, gone...)
 		}
 		out.Resources = append(out.Resources, r)
 	}

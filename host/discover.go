@@ -2,9 +2,7 @@ package host
 
 import (
 	"context"
-	"fmt"
 	"reflect"
-	"regexp"
 	"sync"
 	"time"
 
@@ -27,10 +25,8 @@ func (p *Plugin) runDiscover(ctx context.Context) {
 		p.specMu.Unlock()
 		wctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
-		if spec, err := discoverSpec(base); err != nil {
-			p.log.Error("cannot discover devices", "err", err)
-		} else if base.Discovers() {
-			w := discover.NewWatcher(p.host.cfg.HostRoot, spec, MaxDiscovered, p.host.cfg.DiscoverRescan)
+		if base.Discovers() {
+			w := discover.NewWatcher(p.host.cfg.HostRoot, base.DiscoverSpec(), MaxDiscovered, p.host.cfg.DiscoverRescan)
 			wg.Go(func() {
 				// Run fails only when it cannot scan at all (the root gone):
 				// try again each rescan period rather than until a reload.
@@ -60,75 +56,34 @@ func (p *Plugin) runDiscover(ctx context.Context) {
 	}
 }
 
-// discoverSpec is what discovery looks for in r (nothing without
-// discover:); the manifest checked the patterns and the key already.
-func discoverSpec(r *manifest.Resource) (discover.Spec, error) {
-	d := r.Spec.Discover
-	if d == nil {
-		return discover.Spec{}, nil
-	}
-	s := discover.Spec{Paths: d.Paths}
-	for _, u := range d.USB {
-		s.USB = append(s.USB, discover.USB{Vendor: u.Vendor, Product: u.Product, Serial: u.Serial})
-	}
-	if g := d.Groups; g != nil {
-		key, err := regexp.Compile(g.Key)
-		if err != nil {
-			return s, fmt.Errorf("discover.groups.key: %w", err)
-		}
-		s.Groups = &discover.Groups{Key: key, Paths: g.Paths}
-	}
-	return s, nil
-}
-
 // scan looks for r's devices once, so a resource starts (or restarts
 // after a reload) with its devices rather than none. Trouble is logged:
 // the watcher that follows says it again if it lasts.
-func (h *Host) scan(r *manifest.Resource) []manifest.Found {
-	spec, err := discoverSpec(r)
-	if err != nil {
-		h.log.Error("cannot discover devices", "resource", r.Name, "err", err)
-		return nil
-	}
-	res, err := discover.Scan(h.cfg.HostRoot, spec, MaxDiscovered)
+func (h *Host) scan(r *manifest.Resource) []discover.Device {
+	res, err := discover.Scan(h.cfg.HostRoot, r.DiscoverSpec(), MaxDiscovered)
 	if err != nil {
 		h.log.Error("cannot discover devices", "resource", r.Name, "err", err)
 		return nil
 	}
 	h.metrics.discovered.WithLabelValues(r.Name).Set(float64(len(res.Devices)))
-	return toFound(res.Devices)
-}
-
-func toFound(devices []discover.Device) []manifest.Found {
-	found := make([]manifest.Found, len(devices))
-	for i, d := range devices {
-		f := manifest.Found{Path: d.Path, Key: d.Key, Identity: d.Identity, Serial: d.Serial}
-		for _, n := range d.Nodes {
-			f.Nodes = append(f.Nodes, manifest.FoundNode{Path: n.Path, HostPath: n.HostPath})
-		}
-		found[i] = f
-	}
-	return found
+	return res.Devices
 }
 
 // applyFound serves what discovery found, as a reload of the resource
 // would: the CDI spec first, then the new list on the open streams,
 // without registering again.
 func (p *Plugin) applyFound(watched *manifest.DiscoverSpec, w *discover.Watcher, r discover.Result) {
-	found := toFound(r.Devices)
 	p.specMu.Lock()
 	defer p.specMu.Unlock()
 	base := p.base // a reload may have changed the rest of the resource since the watch began
 	if !base.Discovers() || !sameDiscover(base.Spec.Discover, watched) {
 		return // a reload changed what to look for; its own discovery reports
 	}
-	p.found = found
-	res, left := base.WithFound(found, MaxDiscovered)
-	for _, pr := range r.Problems {
-		left = append(left, manifest.Problem{Path: pr.Path, Reason: pr.Reason})
-	}
+	p.found = r.Devices
+	res, left := base.WithFound(r.Devices, MaxDiscovered)
+	left = append(left, r.Problems...)
 	// Each problem once while it lasts: a change elsewhere must not repeat it.
-	seen := make(map[manifest.Problem]bool, len(left))
+	seen := make(map[discover.Problem]bool, len(left))
 	for _, pr := range left {
 		seen[pr] = true
 		if !p.leftOut[pr] {

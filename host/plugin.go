@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
+	"simple-device-plugin/discover"
 	"simple-device-plugin/manifest"
 )
 
@@ -34,8 +35,8 @@ type Plugin struct {
 	specMu      sync.Mutex                // one spec write and the update it allows at a time
 	pendingSpec *manifest.Resource        // a reload waiting for its CDI spec to be written; guarded by specMu
 	base        *manifest.Resource        // as the manifest declares it, before discovery; guarded by specMu
-	found       []manifest.Found          // what discovery found last; guarded by specMu
-	leftOut     map[manifest.Problem]bool // logged already and still so; guarded by specMu
+	found       []discover.Device         // what discovery found last; guarded by specMu
+	leftOut     map[discover.Problem]bool // logged already and still so; guarded by specMu
 	rediscover  chan struct{}             // what to discover changed: start over
 
 	check      chan struct{} // something on disk may have changed: re-check the session

@@ -154,8 +154,8 @@ func (r *Resource) DeviceEdits(i int, node string) ([]Mount, []DeviceNode, error
 			nodes = append(nodes, DeviceNode{HostPath: host, ContainerPath: cont, Permissions: dn.permissions})
 		}
 	}
-	if r.foundNodes != nil {
-		nodes = append(nodes, r.foundNodes[i]...)
+	if r.found != nil {
+		nodes = append(nodes, r.found[i].nodes...)
 	}
 	return mounts, nodes, nil
 }

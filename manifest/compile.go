@@ -52,11 +52,7 @@ func compileResource(spec ResourceSpec, p string, checks []DeviceListCheck, errs
 		}
 		r.IDs = spec.IDs
 	}
-	r.byID = make([]int32, len(r.IDs))
-	for i := range r.byID {
-		r.byID[i] = int32(i)
-	}
-	slices.SortStableFunc(r.byID, func(a, b int32) int { return strings.Compare(r.IDs[a], r.IDs[b]) })
+	r.byID = sortedIndex(r.IDs)
 	// Equal IDs are now next to each other, the first occurrence first.
 	dupOf, dupAt := -1, -1 // for a template, the first device whose ID repeats an earlier one
 	for k, first := 1, 0; k < len(r.byID); k++ {
@@ -406,4 +402,15 @@ func (r *Resource) sampleDevice(cd ContainerData, i int, id string) DeviceData {
 		d.path, d.base = "/dev/"+id, id
 	}
 	return d
+}
+
+// sortedIndex is the indices of ids sorted by ID, equal IDs in their
+// order: what Position searches.
+func sortedIndex(ids []string) []int32 {
+	idx := make([]int32, len(ids))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortStableFunc(idx, func(a, b int32) int { return strings.Compare(ids[a], ids[b]) })
+	return idx
 }

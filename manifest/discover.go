@@ -9,41 +9,26 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 
 	"simple-device-plugin/discover"
 )
 
-// Found is one device discovery found on the host: a match of the
-// patterns, or a group of matches.
-type Found struct {
-	Path     string      // the match as the host sees it; a group's first member
-	Key      string      // the group key; "" without groups
-	Nodes    []FoundNode // the device nodes it carries
-	Identity string      // stable across replugs (USB serial, by-id link, major:minor)
-	Serial   string      // the USB serial, or ""
+// foundDevice is what a device's templates and Allocate need of the match
+// behind it, worked out once when it is found.
+type foundDevice struct {
+	path, base string
+	nodes      []DeviceNode // rendered; the runtime's view
 }
-
-// FoundNode is one device node of a found device.
-type FoundNode struct {
-	Path     string // as matched, where the container sees it by default
-	HostPath string // symlinks resolved: what the runtime opens
-}
-
-// Problem is a found device left out, for a log line and a metric.
-type Problem struct {
-	Path   string
-	Reason string
-}
-
-// maxShare bounds discover.share, as its struct tag does.
-const maxShare = 1000
 
 // compileDiscover checks discover: beyond its struct tags. The devices
 // are not known until the host looks, so the resource has none here.
-func (r *Resource) compileDiscover(p string, errs *ErrorList) {
+func (r *Resource) compileDiscover(rp string, errs *ErrorList) {
 	d := r.Spec.Discover
-	p += ".discover"
+	p := rp + ".discover"
+	r.discover = discover.Spec{Paths: d.Paths}
+	for _, u := range d.USB {
+		r.discover.USB = append(r.discover.USB, discover.USB{Vendor: u.Vendor, Product: u.Product, Serial: u.Serial})
+	}
 	patterns := func(field string, list []string) {
 		for i, pattern := range list {
 			f := fmt.Sprintf("%s.%s[%d]", p, field, i)
@@ -69,21 +54,20 @@ func (r *Resource) compileDiscover(p string, errs *ErrorList) {
 	case d.Groups != nil:
 		patterns("groups.paths", d.Groups.Paths)
 		if d.Groups.Key != "" {
-			if _, err := regexp.Compile(d.Groups.Key); err != nil {
+			key, err := regexp.Compile(d.Groups.Key)
+			if err != nil {
 				errs.add(p+".groups.key", "is not a regular expression: %v", err)
 			}
+			r.discover.Groups = &discover.Groups{Key: key, Paths: d.Groups.Paths}
 		}
 	default:
 		patterns("paths", d.Paths)
 	}
-	for _, field := range []string{"topology", "healthCheck"} {
-		if (field == "topology" && r.Spec.Topology != nil) || (field == "healthCheck" && r.Spec.HealthCheck != nil) {
-			why := "a discovered device's NUMA node is not read from the host yet"
-			if field == "healthCheck" {
-				why = "a discovered device is there while its node is, and leaves the list when it goes"
-			}
-			errs.add(p[:strings.LastIndex(p, ".")]+"."+field, "does not apply with discover: %s; remove %s", why, field)
-		}
+	if r.Spec.Topology != nil {
+		errs.add(rp+".topology", "does not apply with discover: a discovered device's NUMA node is not read from the host yet; remove topology")
+	}
+	if r.Spec.HealthCheck != nil {
+		errs.add(rp+".healthCheck", "does not apply with discover: a discovered device is there while its node is, and leaves the list when it goes; remove healthCheck")
 	}
 	if d.ContainerPath != "" {
 		t, err := compileTemplate(p+".containerPath", d.ContainerPath)
@@ -107,7 +91,7 @@ func (r *Resource) compileDiscover(p string, errs *ErrorList) {
 		r.containerPath = t
 	}
 	if r.Spec.IDTemplate != "" {
-		f := p[:strings.LastIndex(p, ".")] + ".idTemplate"
+		f := rp + ".idTemplate"
 		t, err := compileTemplate("idTemplate", r.Spec.IDTemplate)
 		if err != nil {
 			errs.add(f, "%s", err)
@@ -135,6 +119,9 @@ func (r *Resource) compileDiscover(p string, errs *ErrorList) {
 // Discovers reports whether the resource's devices come from the host.
 func (r *Resource) Discovers() bool { return r.Spec.Discover != nil }
 
+// DiscoverSpec is what to look for on the host, built at load.
+func (r *Resource) DiscoverSpec() discover.Spec { return r.discover }
+
 // sc is s as this resource's templates see it.
 func (r *Resource) sc(s scope) scope {
 	if r.Discovers() {
@@ -148,7 +135,7 @@ func (r *Resource) sc(s scope) scope {
 func (r *Resource) setDevice(d *DeviceData, i int) {
 	d.ID = r.IDs[i]
 	if r.found != nil {
-		d.path, d.base = r.found[i].Path, path.Base(r.found[i].Path)
+		d.path, d.base = r.found[i].path, r.found[i].base
 	}
 }
 
@@ -157,10 +144,10 @@ func (r *Resource) setDevice(d *DeviceData, i int) {
 // the base name, or the group key) and "-<k>" added for shares. At most
 // max devices; a device whose ID is invalid or taken is left out and said
 // in the problems, never merged with another.
-func (r *Resource) WithFound(found []Found, max int) (*Resource, []Problem) {
+func (r *Resource) WithFound(found []discover.Device, max int) (*Resource, []discover.Problem) {
 	c := *r
-	c.IDs, c.found, c.foundNodes = nil, nil, nil
-	var problems []Problem
+	c.IDs, c.found = nil, nil
+	var problems []discover.Problem
 	share := r.Spec.Discover.Share
 	seen := map[string]bool{}
 	var b bytes.Buffer
@@ -174,14 +161,14 @@ func (r *Resource) WithFound(found []Found, max int) (*Resource, []Problem) {
 			b.Reset()
 			d := &DeviceData{ContainerData: ContainerData{Resource: r.Name}, Index: i, path: f.Path, base: base, serial: f.Serial, identity: f.Identity}
 			if err := r.idTemplate.renderFor(&b, d, forFoundID); err != nil {
-				problems = append(problems, Problem{Path: f.Path, Reason: "idTemplate does not render: " + cleanTemplateErr(err, "idTemplate")})
+				problems = append(problems, discover.Problem{Path: f.Path, Reason: "idTemplate does not render: " + cleanTemplateErr(err, "idTemplate")})
 				continue
 			}
 			id = b.String()
 		}
 		nodes, err := r.foundDeviceNodes(f, id)
 		if err != nil {
-			problems = append(problems, Problem{Path: f.Path, Reason: err.Error()})
+			problems = append(problems, discover.Problem{Path: f.Path, Reason: err.Error()})
 			continue
 		}
 		for k := range share {
@@ -189,35 +176,37 @@ func (r *Resource) WithFound(found []Found, max int) (*Resource, []Problem) {
 			if share > 1 {
 				sid += "-" + strconv.Itoa(k)
 			}
-			switch why := checkDeviceID(sid); {
-			case why != "":
-				problems = append(problems, Problem{Path: f.Path, Reason: "its device ID is invalid: " + why})
-			case seen[sid]:
-				problems = append(problems, Problem{Path: f.Path, Reason: fmt.Sprintf("its device ID %q is another match's too; set idTemplate to tell them apart (with .Path)", sid)})
-			case len(c.IDs) >= max:
-				problems = append(problems, Problem{Path: f.Path, Reason: fmt.Sprintf("more than %d devices: the rest are left out", max)})
-			case r.cdiKind != "" && !isCDIDeviceName(sid):
-				problems = append(problems, Problem{Path: f.Path, Reason: fmt.Sprintf("its device ID %q is not a CDI device name (use letters, digits, '_', '.', ':' and '-')", sid)})
-			default:
-				seen[sid] = true
-				c.IDs = append(c.IDs, sid)
-				c.found = append(c.found, f)
-				c.foundNodes = append(c.foundNodes, nodes)
-				continue
+			if why := r.refuseFoundID(sid, seen[sid], len(c.IDs), max); why != "" {
+				problems = append(problems, discover.Problem{Path: f.Path, Reason: why})
+				break // the match's later shares would say the same
 			}
-			break
+			seen[sid] = true
+			c.IDs = append(c.IDs, sid)
+			c.found = append(c.found, foundDevice{path: f.Path, base: base, nodes: nodes})
 		}
 	}
-	c.byID = make([]int32, len(c.IDs))
-	for i := range c.byID {
-		c.byID[i] = int32(i)
-	}
-	slices.SortFunc(c.byID, func(a, b int32) int { return strings.Compare(c.IDs[a], c.IDs[b]) })
+	c.byID = sortedIndex(c.IDs)
 	return &c, problems
 }
 
+// refuseFoundID says why a discovered device cannot have the ID sid (taken
+// by another match, or n devices already, at most max), or "".
+func (r *Resource) refuseFoundID(sid string, taken bool, n, max int) string {
+	switch why := checkDeviceID(sid); {
+	case why != "":
+		return "its device ID is invalid: " + why
+	case taken:
+		return fmt.Sprintf("its device ID %q is another match's too; set idTemplate to tell them apart (with .Path)", sid)
+	case n >= max:
+		return fmt.Sprintf("more than %d devices: the rest are left out", max)
+	case r.cdiKind != "" && !isCDIDeviceName(sid):
+		return fmt.Sprintf("its device ID %q is not a CDI device name (use letters, digits, '_', '.', ':' and '-')", sid)
+	}
+	return ""
+}
+
 // foundDeviceNodes renders the device nodes a found device hands over.
-func (r *Resource) foundDeviceNodes(f Found, id string) ([]DeviceNode, error) {
+func (r *Resource) foundDeviceNodes(f discover.Device, id string) ([]DeviceNode, error) {
 	nodes := make([]DeviceNode, 0, len(f.Nodes))
 	for _, n := range f.Nodes {
 		cp := n.Path
@@ -237,17 +226,8 @@ func (r *Resource) foundDeviceNodes(f Found, id string) ([]DeviceNode, error) {
 	return nodes, nil
 }
 
-// FoundAt is the found device behind the device at index i, and whether
-// the resource discovers its devices.
-func (r *Resource) FoundAt(i int) (Found, bool) {
-	if r.found == nil {
-		return Found{}, false
-	}
-	return r.found[i], true
-}
-
 // SameFound reports whether o serves the same discovered devices as r:
 // the same IDs on the same nodes.
 func (r *Resource) SameFound(o *Resource) bool {
-	return slices.Equal(r.IDs, o.IDs) && slices.EqualFunc(r.foundNodes, o.foundNodes, slices.Equal)
+	return slices.Equal(r.IDs, o.IDs) && slices.EqualFunc(r.found, o.found, func(a, b foundDevice) bool { return slices.Equal(a.nodes, b.nodes) })
 }

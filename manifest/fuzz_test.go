@@ -4,6 +4,8 @@ import (
 	"os"
 	"path"
 	"testing"
+
+	"simple-device-plugin/discover"
 )
 
 // FuzzParse feeds arbitrary bytes to the loader and validator. Whatever
@@ -75,9 +77,9 @@ func checkFuzzManifest(t *testing.T, m *Manifest) {
 	for _, r := range m.Resources {
 		if r.Discovers() {
 			// Validation tried its templates on devices like these.
-			r, _ = r.WithFound([]Found{
-				{Path: "/dev/sample-0", Nodes: []FoundNode{{Path: "/dev/sample-0", HostPath: "/dev/sample-0"}}},
-				{Path: "/dev/sample-1", Nodes: []FoundNode{{Path: "/dev/sample-1", HostPath: "/dev/sample-1"}}},
+			r, _ = r.WithFound([]discover.Device{
+				{Path: "/dev/sample-0", Nodes: []discover.Node{{Path: "/dev/sample-0", HostPath: "/dev/sample-0"}}},
+				{Path: "/dev/sample-1", Nodes: []discover.Node{{Path: "/dev/sample-1", HostPath: "/dev/sample-1"}}},
 			}, 1000)
 		}
 		if len(r.IDs) == 0 {

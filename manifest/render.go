@@ -99,9 +99,9 @@ func (r *Resource) Render(devices []int, node string) (*Allocation, error) {
 		}
 	}
 	found := 0 // discovered device nodes, at most
-	if r.foundNodes != nil && !inSpec {
+	if r.found != nil && !inSpec {
 		for _, i := range inOrder {
-			found += len(r.foundNodes[i])
+			found += len(r.found[i].nodes)
 		}
 	}
 	if r.devices != nil || found > 0 {
@@ -120,7 +120,7 @@ func (r *Resource) Render(devices []int, node string) (*Allocation, error) {
 		}
 	}
 	if found > 0 {
-		if a.Devices, err = appendFoundNodes(a.Devices, r.foundNodes, inOrder); err != nil {
+		if a.Devices, err = appendFoundNodes(a.Devices, r.found, inOrder); err != nil {
 			return nil, err
 		}
 	}
@@ -347,9 +347,9 @@ func nameIDs(ids []string, quote bool, sep string) string {
 // positions, each node once: two shares of one match carry the same node.
 // Two nodes at one container path cannot both be there: an error, not
 // one of them dropped.
-func appendFoundNodes(list []DeviceNode, nodes [][]DeviceNode, positions []int) ([]DeviceNode, error) {
+func appendFoundNodes(list []DeviceNode, found []foundDevice, positions []int) ([]DeviceNode, error) {
 	for _, i := range positions {
-		for _, n := range nodes[i] {
+		for _, n := range found[i].nodes {
 			k := slices.IndexFunc(list, func(o DeviceNode) bool { return o.ContainerPath == n.ContainerPath })
 			switch {
 			case k < 0:

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"simple-device-plugin/discover"
 )
 
 // Resource is one compiled resource: device IDs generated, templates parsed
@@ -33,10 +35,10 @@ type Resource struct {
 
 	// discover: only. The resource as compiled has no devices; WithFound
 	// gives it those discovery found, by device index.
+	discover      discover.Spec // what to look for, regexp compiled
 	idTemplate    *tmpl
 	containerPath *tmpl
-	found         []Found
-	foundNodes    [][]DeviceNode
+	found         []foundDevice // by device index
 }
 
 type keyedTmpl struct {
