@@ -57,16 +57,14 @@ build_pinned "$HERE/helm" helm "" helm.sh/helm/v3/cmd/helm
 # containerd 2 as its Makefile builds it (version stamped, urfave_cli_no_docs;
 # the shim also no_grpc), static (CGO_ENABLED=0), without the btrfs,
 # devmapper and zfs snapshotters (btrfs needs cgo; none is used here).
-if [ "${SDP_CLUSTER_CONTAINERD:-}" != debian ]; then
-	CTRD_PKG=github.com/containerd/containerd/v2
-	CTRD_VERSION=$(awk -v m="$CTRD_PKG" '$1 == m {print $2}' "$HERE/containerd/go.mod")
-	CTRD_LDFLAGS="-X $CTRD_PKG/version.Version=$CTRD_VERSION"
-	CTRD_TAGS="urfave_cli_no_docs no_btrfs no_devmapper no_zfs"
-	TAGS=$CTRD_TAGS build_pinned "$HERE/containerd" containerd "$CTRD_LDFLAGS" \
-		$CTRD_PKG/cmd/containerd $CTRD_PKG/cmd/ctr
-	TAGS="$CTRD_TAGS no_grpc" build_pinned "$HERE/containerd" containerd-shim "$CTRD_LDFLAGS" \
-		$CTRD_PKG/cmd/containerd-shim-runc-v2
-fi
+CTRD_PKG=github.com/containerd/containerd/v2
+CTRD_VERSION=$(awk -v m="$CTRD_PKG" '$1 == m {print $2}' "$HERE/containerd/go.mod")
+CTRD_LDFLAGS="-X $CTRD_PKG/version.Version=$CTRD_VERSION"
+CTRD_TAGS="urfave_cli_no_docs no_btrfs no_devmapper no_zfs"
+TAGS=$CTRD_TAGS build_pinned "$HERE/containerd" containerd "$CTRD_LDFLAGS" \
+	$CTRD_PKG/cmd/containerd $CTRD_PKG/cmd/ctr
+TAGS="$CTRD_TAGS no_grpc" build_pinned "$HERE/containerd" containerd-shim "$CTRD_LDFLAGS" \
+	$CTRD_PKG/cmd/containerd-shim-runc-v2
 
 (cd "$HERE" && "$GO" build -trimpath -ldflags='-s -w' -o "$OUT/bin/" ./cmd/...)
 "$OUT/bin/mkimage" --tag localhost/sdp-e2e/pause:e2e --out "$OUT/images/pause.tar" \

@@ -15,9 +15,6 @@
 # kubeconfigs, configs, logs, etcd and containerd data; sockets in
 # /run/sdp-e2e. The kubelet uses the real /var/lib/kubelet (the device
 # plugin directory is a fixed path). Everything listens on 127.0.0.1.
-#
-# SDP_CLUSTER_CONTAINERD=debian runs Debian's containerd 1.6 (apt-get
-# install containerd) instead of the containerd 2 in _out/bin: no CDI.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,13 +28,9 @@ SERVICE_CIDR=10.233.234.0/24
 BRIDGE=sdpe2e0
 PAUSE_IMAGE=localhost/sdp-e2e/pause:e2e
 CONTAINERD_SOCK=$RUN/containerd/containerd.sock
-# containerd 2 from _out/bin (build.sh), its shim found on PATH ($BIN first);
-# or Debian's containerd 1.6 with its own ctr and shim.
-case ${SDP_CLUSTER_CONTAINERD:-} in
-"" | build) CONTAINERD_FLAVOR=build CONTAINERD=$BIN/containerd CTR=$BIN/ctr ;;
-debian) CONTAINERD_FLAVOR=debian CONTAINERD=/usr/bin/containerd CTR=/usr/bin/ctr ;;
-*) echo "SDP_CLUSTER_CONTAINERD=${SDP_CLUSTER_CONTAINERD}: want build (the default) or debian" >&2; exit 2 ;;
-esac
+# containerd 2 from _out/bin (build.sh), its shim found on PATH ($BIN first).
+CONTAINERD=$BIN/containerd
+CTR=$BIN/ctr
 APISERVER_PORT=6443
 ETCD_CLIENT_PORT=12379 # not 2379: Debian's etcd-server may run its own there
 ETCD_PEER_PORT=12380
@@ -234,11 +227,7 @@ make_pki() {
 
 start_containerd() {
 	mkdir -p "$ROOT/containerd" "$RUN/containerd" "$ROOT/cni/net.d" "$ROOT/cni/ipam"
-	if [ "$CONTAINERD_FLAVOR" = debian ]; then
-		write_containerd16_config
-	else
-		write_containerd2_config
-	fi
+	write_containerd2_config
 	# A bridge with host-local addresses; no masquerade: pods talk to the
 	# node only (the kubelet's probes), nothing leaves the machine.
 	cat >"$ROOT/cni/net.d/10-sdp-e2e.conflist" <<EOF
@@ -261,12 +250,7 @@ start_containerd() {
   ]
 }
 EOF
-	if [ "$CONTAINERD_FLAVOR" = debian ]; then
-		# Debian's shim, not the one in $BIN.
-		start containerd env PATH="${PATH#"$BIN":}" "$CONTAINERD" --config "$ROOT/containerd.toml"
-	else
-		start containerd "$CONTAINERD" --config "$ROOT/containerd.toml"
-	fi
+	start containerd "$CONTAINERD" --config "$ROOT/containerd.toml"
 	wait_for containerd 30 "$CTR" --address "$CONTAINERD_SOCK" version
 }
 
@@ -337,36 +321,6 @@ imports = []
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-EOF
-}
-
-# Debian's containerd 1.6 (SDP_CLUSTER_CONTAINERD=debian): config version 2,
-# the settings above under their 1.x names (1.6 ignores CDI devices).
-write_containerd16_config() {
-	cat >"$ROOT/containerd.toml" <<EOF
-version = 2
-root = "$ROOT/containerd"
-state = "$RUN/containerd"
-[grpc]
-  address = "$CONTAINERD_SOCK"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$ROOT/containerd-opt"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$PAUSE_IMAGE"
-  restrict_oom_score_adj = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      container_annotations = ["example.com/*"]
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$ROOT/cni/net.d"
 EOF
 }
 
@@ -442,8 +396,8 @@ authentication:
 authorization: {mode: Webhook}
 containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
 # The machines have cgroup v1. containerd 2 tells the kubelet its cgroup
-# driver (CRI RuntimeConfig: cgroupfs, SystemdCgroup = false); containerd
-# 1.6 cannot, so it is written here too.
+# driver (CRI RuntimeConfig: cgroupfs, SystemdCgroup = false); the
+# kubelet's own setting says the same.
 failCgroupV1: false
 cgroupDriver: cgroupfs
 # Short periods so the test sees ConfigMap updates and device changes fast.
@@ -469,18 +423,9 @@ start_kubelet() {
 
 cmd_up() {
 	[ "$(id -u)" = 0 ] || die "needs root"
-	for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
+	for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl containerd ctr containerd-shim-runc-v2; do
 		[ -x "$BIN/$b" ] || die "$BIN/$b missing: run e2e/cluster/build.sh (or see README.md)"
 	done
-	if [ "$CONTAINERD_FLAVOR" = debian ]; then
-		for b in "$CONTAINERD" "$CTR" /usr/bin/containerd-shim-runc-v2; do
-			[ -x "$b" ] || die "$b missing: apt-get install containerd (SDP_CLUSTER_CONTAINERD=debian)"
-		done
-	else
-		for b in containerd ctr containerd-shim-runc-v2; do
-			[ -x "$BIN/$b" ] || die "$BIN/$b missing: run e2e/cluster/build.sh (or see README.md)"
-		done
-	fi
 	for b in runc etcd iptables-save openssl curl ss /usr/lib/cni/bridge /usr/lib/cni/host-local; do
 		command -v "$b" >/dev/null || die "$b missing: apt-get install runc containernetworking-plugins etcd-server iptables openssl curl iproute2"
 	done
@@ -601,8 +546,6 @@ cmd_env() {
 	echo "export KUBECONFIG=$ROOT/admin.kubeconfig"
 	echo "export PATH=$BIN:\$PATH"
 	echo "export CONTAINERD_ADDRESS=$CONTAINERD_SOCK CONTAINERD_NAMESPACE=k8s.io"
-	[ "$CONTAINERD_FLAVOR" = debian ] && echo "alias ctr=$CTR"
-	return 0
 }
 
 cmd_status() {

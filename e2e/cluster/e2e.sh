@@ -6,9 +6,6 @@
 #
 #   SDP_CLUSTER_KEEP=1   leave the cluster up after the test (to debug;
 #                        e2e/cluster/cluster.sh down when done)
-#   SDP_CLUSTER_CONTAINERD=debian
-#                        Debian's containerd 1.6 instead of the containerd 2
-#                        build.sh builds (README.md)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
