@@ -37,6 +37,18 @@ component_logs() {
 	done
 }
 
+# failed_step prints the end of the failed step's own output again, after
+# the diagnostics and component logs that pushed it far up.
+failed_step() {
+	local log=${TEST_LOG:-}
+	[ -n "$log" ] && [ -f "$log" ] || return 0
+	local step
+	step=$(sed -n 's/^=== step \(.*\): FAILED.*/\1/p' "$log" | head -n 1)
+	[ -n "$step" ] || return 0
+	printf '\n===== step %s failed; its last lines\n' "$step"
+	sed -n "/^=== RUN   TestCluster\/$step\$/,/^=== step $step: FAILED/p" "$log" | tail -n 40
+}
+
 CLUSTER_STARTED=""
 teardown() {
 	local rc=$?
@@ -45,6 +57,7 @@ teardown() {
 		if [ "$rc" != 0 ]; then component_logs; fi
 		printf '\n===== cluster status\n'
 		"$HERE/cluster.sh" status || true
+		if [ "$rc" != 0 ]; then failed_step; fi
 		if [ "${SDP_CLUSTER_KEEP:-}" = 1 ]; then
 			echo "SDP_CLUSTER_KEEP=1: the cluster stays up; $HERE/cluster.sh env; $HERE/cluster.sh down"
 		else
@@ -67,4 +80,5 @@ phase "compile cluster test" bash -c "cd '$HERE' && '$GO' test -c -o _out/bin/cl
 CLUSTER_STARTED=1
 phase "cluster up" "$HERE/cluster.sh" up
 export SDP_CLUSTER_KUBECONFIG=$ROOT/admin.kubeconfig
-phase "cluster test (9 steps)" bash -c "cd '$HERE' && ./_out/bin/cluster.test -test.run '^TestCluster\$' -test.v -test.timeout 25m"
+TEST_LOG=$ROOT/logs/cluster-test.log
+phase "cluster test (9 steps)" bash -c "set -o pipefail; cd '$HERE' && ./_out/bin/cluster.test -test.run '^TestCluster\$' -test.v -test.timeout 25m 2>&1 | tee '$TEST_LOG'"
