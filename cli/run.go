@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/signal"
@@ -34,6 +35,7 @@ type runOptions struct {
 	podResourcesPeriod                   *time.Duration
 	allocatedSeriesMax                   *int
 	hostRoot                             *string
+	waitForManifest                      *bool
 }
 
 func addRunFlags(fs *pflag.FlagSet) *runOptions {
@@ -55,6 +57,8 @@ func addRunFlags(fs *pflag.FlagSet) *runOptions {
 		allocatedSeriesMax: newInt(fs, "allocated-series-max", host.DefaultAllocatedSeriesMax, 0, 1<<20,
 			"resources with more devices get no per-device sdp_device_allocated series (0: none)"),
 	}
+	o.waitForManifest = fs.Bool("wait-for-manifest", false,
+		"a manifest file not there yet is waited for, serving nothing meanwhile, rather than an error (node-service mode)")
 	fs.Var(o.listen, "listen", "address of /healthz, /readyz, /metrics and /allocations; \"\" for none")
 	o.log = addLogFlags(fs, "info")
 	return o
@@ -99,13 +103,20 @@ func runCommand(cmd *cobra.Command, args []string, o *runOptions) error {
 	}
 
 	data, name, err := readManifest(path, cmd.InOrStdin())
-	if err != nil {
+	var m *manifest.Manifest
+	switch {
+	case err != nil && *o.waitForManifest && path != "-" && errors.Is(err, fs.ErrNotExist):
+		// At first boot the manifest may come later (synced from the
+		// ConfigMap): serve nothing until the reloader finds it.
+		log.Warn("the manifest is not there yet; serving nothing until it appears", "manifest", path)
+		m = &manifest.Manifest{}
+	case err != nil:
 		return err
-	}
-	m, err := manifest.Parse(data, host.CheckDeviceList)
-	if err != nil {
-		printManifestErrors(stderr, name, err)
-		return errReported
+	default:
+		if m, err = manifest.Parse(data, host.CheckDeviceList); err != nil {
+			printManifestErrors(stderr, name, err)
+			return errReported
+		}
 	}
 	socketDir := *o.dir
 	if mode == host.RegisterPluginsRegistry {
@@ -159,6 +170,7 @@ func serve(ctx context.Context, h *host.Host, m *manifest.Manifest, path string,
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return h.Run(gctx, m) })
+	g.Go(func() error { return notifyServing(gctx, h, log) })
 
 	// A manifest from standard input (path "") cannot change: no reloader.
 	var reloader *host.Reloader
@@ -211,4 +223,32 @@ func seriesMax(flag int) int {
 		return -1
 	}
 	return flag
+}
+
+// notifyServing tells a service manager (systemd, Type=notify) once every
+// plugin listens, so a kubelet ordered after this service finds them all
+// there, and that the service is stopping when ctx ends.
+func notifyServing(ctx context.Context, h *host.Host, log *slog.Logger) error {
+	if os.Getenv("NOTIFY_SOCKET") == "" {
+		return nil
+	}
+	if err := h.Serving(ctx); err != nil {
+		return nil // stopped before serving: nothing to announce
+	}
+	status := fmt.Sprintf("serving %d resources", len(h.Manifest().Resources))
+	if len(h.Manifest().Resources) == 0 {
+		status = "waiting for the manifest"
+	}
+	// A service manager that cannot be told is worth a log line, not a
+	// stop: the plugins serve the kubelet either way.
+	if err := notify("READY=1\nSTATUS=" + status); err != nil {
+		log.Warn("cannot tell the service manager that the plugins serve", "err", err)
+	} else {
+		log.Info("told the service manager that the plugins serve", "status", status)
+	}
+	<-ctx.Done()
+	if err := notify("STOPPING=1"); err != nil {
+		log.Warn("cannot tell the service manager that the host stops", "err", err)
+	}
+	return nil
 }

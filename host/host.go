@@ -125,6 +125,9 @@ type Host struct {
 
 	podRes *podresources.Watcher // who holds what; nil without PodResourcesSocket
 
+	watching chan struct{} // closed once the socket dir is watched (or found unwatchable)
+	applied  chan struct{} // closed once Run has applied its first manifest
+
 	reg struct { // the registration connection shared by every plugin
 		mu  sync.Mutex
 		cur *regConn // nil until needed, and after its kubelet went away
@@ -166,6 +169,8 @@ func New(cfg Config) *Host {
 		metrics:  cfg.Metrics,
 		plugins:  map[string]*Plugin{},
 		bySocket: map[string]*Plugin{},
+		watching: make(chan struct{}),
+		applied:  make(chan struct{}),
 	}
 	if cfg.PodResourcesSocket != "" {
 		h.podRes = podresources.New(podresources.Config{
@@ -221,6 +226,7 @@ func (h *Host) Run(ctx context.Context, m *manifest.Manifest) error {
 	if _, err := h.Apply(m); err != nil {
 		return err
 	}
+	close(h.applied)
 	<-gctx.Done()
 	h.mu.Lock()
 	h.stopping = true

@@ -9,9 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Handler serves /healthz (the process is alive), /readyz (every resource
-// of the current manifest is registered with the kubelet right now, and
-// none is left out for want of a node name), /metrics (Prometheus) and
+// Handler serves /healthz (the process is alive), /readyz (a manifest is
+// loaded, every resource of it is registered with the kubelet right now,
+// and none is left out for want of a node name), /metrics (Prometheus) and
 // /allocations (JSON: which pod holds each device).
 func (h *Host) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -22,6 +22,11 @@ func (h *Host) Handler() http.Handler {
 		if missing := h.NoNodeName(); len(missing) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "no node name, so resources with nodes: are not served (%s); set --node-name or NODE_NAME\n", strings.Join(missing, ", "))
+			return
+		}
+		if m := h.Manifest(); m != nil && len(m.Resources) == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "no manifest yet: waiting for its file to appear")
 			return
 		}
 		ready, waiting := h.Ready()

@@ -45,8 +45,9 @@ type Plugin struct {
 	reregister atomic.Bool   // registration options changed: register again
 	registered atomic.Bool
 
-	cancel context.CancelCauseFunc
-	done   chan struct{}
+	cancel  context.CancelCauseFunc
+	done    chan struct{}
+	started chan struct{} // closed once the first session was tried: listening, or failed
 
 	mAllocations prometheus.Counter // resolved once, not per call
 	mPreferred   prometheus.Counter
@@ -78,6 +79,7 @@ func newPlugin(h *Host, res *manifest.Resource) *Plugin {
 		wake:         make(chan struct{}, 1),
 		rediscover:   make(chan struct{}, 1),
 		done:         make(chan struct{}),
+		started:      make(chan struct{}),
 		base:         res,
 		mAllocations: h.metrics.allocations.WithLabelValues(res.Name),
 		mPreferred:   h.metrics.preferredCalls.WithLabelValues(res.Name),

@@ -3,6 +3,8 @@ package host
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,6 +29,7 @@ type Reloader struct {
 
 	trigger chan struct{}
 	last    []byte
+	missing bool // the file was absent at the last read: said once
 }
 
 // NewReloader returns a reloader for the manifest at path, which was
@@ -107,10 +110,24 @@ func (r *Reloader) Run(ctx context.Context) error {
 func (r *Reloader) reload(log *slog.Logger, forced bool) {
 	m := r.Host.metrics
 	data, err := os.ReadFile(r.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Absent (not yet synced at first boot, or removed): said once,
+		// not at every poll; the file's appearance is the next event.
+		if !r.missing {
+			m.reloads.WithLabelValues(reloadInvalid).Inc()
+			log.Warn("the manifest file is not there; serving what was loaded until it appears", "err", err)
+		}
+		r.missing = true
+		return
+	}
 	if err != nil {
 		m.reloads.WithLabelValues(reloadInvalid).Inc()
 		log.Error("cannot read the manifest; still serving the last good one", "err", err)
 		return
+	}
+	if r.missing {
+		r.missing = false
+		log.Info("the manifest file is there")
 	}
 	if bytes.Equal(data, r.last) {
 		if forced {

@@ -27,7 +27,10 @@ func (p *Plugin) run(ctx context.Context) {
 	helpers.Go(func() { p.runHealth(ctx) })
 	helpers.Go(func() { p.runCDI(ctx) })
 	helpers.Go(func() { p.runDiscover(ctx) })
+	var tried sync.Once
+	triedNow := func() { tried.Do(func() { close(p.started) }) }
 	defer func() {
+		triedNow()
 		helpers.Wait()
 		close(p.done)
 	}()
@@ -42,7 +45,7 @@ func (p *Plugin) run(ctx context.Context) {
 	bo := p.host.cfg.Backoff
 	for {
 		started := time.Now()
-		err := p.runSession(ctx)
+		err := p.runSession(ctx, triedNow)
 		if ctx.Err() != nil {
 			return
 		}
@@ -65,8 +68,10 @@ func (p *Plugin) run(ctx context.Context) {
 
 // runSession serves one session: socket, server, registration (retried
 // while the kubelet is absent), then watches for anything that ends it.
-func (p *Plugin) runSession(ctx context.Context) error {
+// tried is called once the socket listens, or could not.
+func (p *Plugin) runSession(ctx context.Context, tried func()) error {
 	s, err := p.startSession()
+	tried()
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,7 @@ func (h *Host) watchDir(ctx context.Context) error {
 		watching = true
 	}
 	addWatch()
+	close(h.watching) // from here on, a new kubelet.sock is seen (or polled for)
 	ticker := time.NewTicker(h.cfg.PollInterval)
 	defer ticker.Stop()
 	for {

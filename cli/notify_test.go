@@ -1,0 +1,223 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"simple-device-plugin/internal/kubeletsim"
+)
+
+// As a node service: started before the kubelet, with no manifest yet,
+// run tells systemd it is ready (every plugin's socket listens by then),
+// /readyz says it waits for the manifest, the manifest's arrival is
+// served, the kubelet that starts later gets every registration, and the
+// stop is announced.
+func TestRunAsNodeService(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sdp") // socket paths: short, not t.TempDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	notifications := listenNotify(t, filepath.Join(dir, "notify"))
+	t.Setenv("NOTIFY_SOCKET", filepath.Join(dir, "notify"))
+	pluginDir := filepath.Join(dir, "dp")
+	if err := os.Mkdir(pluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	etc := t.TempDir()
+	manifestPath := filepath.Join(etc, "manifest.yaml")
+	addr := freeAddress(t)
+
+	ctx, cancel := context.WithTimeout(t.Context(), hangTimeout)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(runCtx, []string{"run", manifestPath, "--wait-for-manifest", "--device-plugin-dir", pluginDir, "--registration", "kubelet-socket",
+			"--listen", addr, "--node-name", "n1", "--cdi-spec-dir", t.TempDir(), "--cdi-registry-dirs", "", "--pod-resources-socket", ""},
+			&bytes.Buffer{}, &stderr)
+	}()
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+			<-done
+		}
+	}()
+
+	if got := notifications.next(t, ctx); got != "READY=1\nSTATUS=waiting for the manifest" {
+		t.Fatalf("first notification %q, want READY with the waiting status\n%s", got, stderr.String())
+	}
+	if code, body := get(t, "http://"+addr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no manifest yet") {
+		t.Errorf("/readyz while waiting: %d %q", code, body)
+	}
+
+	// The manifest arrives (as sync writes it: a rename into place).
+	data, err := os.ReadFile(exampleManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(manifestPath+".tmp", data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(manifestPath+".tmp", manifestPath); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"example.com/fpga", "example.com/license-seat", "example.com/vaccel-share"}
+	waitFor(t, ctx, "every plugin socket of the arrived manifest", func() bool {
+		for _, name := range want {
+			if _, err := os.Stat(filepath.Join(pluginDir, strings.ReplaceAll(name, "/", "_")+".sock")); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+
+	// The kubelet starts later and gets every resource registered.
+	k, err := kubeletsim.Start(pluginDir, kubeletsim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	if err := k.WaitRegistered(ctx, want); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	waitFor(t, ctx, "/readyz 200", func() bool { code, _ := get(t, "http://"+addr+"/readyz"); return code == http.StatusOK })
+
+	stop()
+	stopped = true
+	if code := <-done; code != exitOK {
+		t.Errorf("exit code %d, want 0\n%s", code, stderr.String())
+	}
+	if got := notifications.next(t, ctx); got != "STOPPING=1" {
+		t.Errorf("last notification %q, want STOPPING=1", got)
+	}
+}
+
+// With a manifest there at start, READY=1 comes only once every plugin's
+// socket listens: a kubelet started on that signal finds them all.
+func TestRunNotifiesOnceServing(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sdp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	notifications := listenNotify(t, filepath.Join(dir, "notify"))
+	t.Setenv("NOTIFY_SOCKET", filepath.Join(dir, "notify"))
+
+	ctx, cancel := context.WithTimeout(t.Context(), hangTimeout)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(runCtx, []string{"run", exampleManifest, "--device-plugin-dir", dir, "--registration", "kubelet-socket",
+			"--listen", "", "--node-name", "n1", "--cdi-spec-dir", t.TempDir(), "--cdi-registry-dirs", "", "--pod-resources-socket", ""},
+			&bytes.Buffer{}, &stderr)
+	}()
+	defer func() {
+		stop()
+		<-done
+	}()
+	if got := notifications.next(t, ctx); got != "READY=1\nSTATUS=serving 3 resources" {
+		t.Fatalf("notification %q, want READY=1 serving 3 resources\n%s", got, stderr.String())
+	}
+	for _, sock := range []string{"example.com_fpga.sock", "example.com_license-seat.sock", "example.com_vaccel-share.sock"} {
+		conn, err := net.Dial("unix", filepath.Join(dir, sock))
+		if err != nil {
+			t.Errorf("READY=1 came before %s listened: %v", sock, err)
+			continue
+		}
+		conn.Close()
+	}
+}
+
+// Without --wait-for-manifest a missing manifest is an error at once,
+// naming the file.
+func TestRunMissingManifest(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "manifest.yaml")
+	code, _, stderr := runMain(t, "run", missing, "--device-plugin-dir", t.TempDir(), "--registration", "kubelet-socket", "--listen", "")
+	if code == exitOK || !strings.Contains(stderr, missing) || !strings.Contains(stderr, "no such file") {
+		t.Errorf("exit %d, want a failure naming %s:\n%s", code, missing, stderr)
+	}
+}
+
+// notifySocket is the service manager's end of $NOTIFY_SOCKET.
+type notifySocket struct{ conn *net.UnixConn }
+
+func listenNotify(t *testing.T, path string) *notifySocket {
+	t.Helper()
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &notifySocket{conn}
+}
+
+// next is the next datagram, or a failure when ctx ends first.
+func (n *notifySocket) next(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	deadline, _ := ctx.Deadline()
+	if err := n.conn.SetReadDeadline(deadline); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	k, err := n.conn.Read(buf)
+	if err != nil {
+		t.Fatalf("no notification: %v", err)
+	}
+	return string(buf[:k])
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.String()
+}
+
+// waitFor polls cond until it holds, failing the test when ctx ends.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: not before the deadline", what)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer that the run's logger and the test may use
+// at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
