@@ -240,7 +240,11 @@ func (s *Syncer) refuse(log *slog.Logger, source []byte, invalid *InvalidError) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inSync = false
-	s.reason = fmt.Sprintf("the source manifest is invalid (%d problems); the host file keeps the last good one", len(invalid.Problems))
+	problems := fmt.Sprintf("%d problems", len(invalid.Problems))
+	if len(invalid.Problems) == 1 {
+		problems = "1 problem"
+	}
+	s.reason = "the source manifest is invalid (" + problems + "); the host file keeps the last good one"
 	if bytes.Equal(source, s.rejected) {
 		return
 	}
