@@ -144,6 +144,18 @@ func envName(flagName string) string {
 	return "SDP_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// envAnnotation names a flag's variable when envName's would say too
+// little (sync's --to is SDP_SYNC_TO, not SDP_TO).
+const envAnnotation = "sdp-env"
+
+// flagEnvName is the variable that sets f.
+func flagEnvName(f *pflag.Flag) string {
+	if names := f.Annotations[envAnnotation]; len(names) > 0 {
+		return names[0]
+	}
+	return envName(f.Name)
+}
+
 // applyEnv sets each flag that the command line left alone from its SDP_*
 // variable, as DaemonSets configure things; the command line wins. A bad
 // value is a usage error naming the variable.
@@ -153,9 +165,9 @@ func applyEnv(fs *pflag.FlagSet) error {
 		if f.Changed || f.Name == "help" || f.Name == "version" {
 			return
 		}
-		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+		if v, ok := os.LookupEnv(flagEnvName(f)); ok {
 			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q (for --%s): %w", envName(f.Name), v, f.Name, err))
+				errs = append(errs, fmt.Errorf("%s=%q (for --%s): %w", flagEnvName(f), v, f.Name, err))
 			}
 		}
 	})

@@ -199,22 +199,28 @@ func serve(ctx context.Context, h *host.Host, m *manifest.Manifest, path string,
 	})
 
 	if lis != nil {
-		srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 5 * time.Second}
 		log.Info("serving /healthz, /readyz, /metrics", "addr", lis.Addr().String())
-		g.Go(func() error {
-			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http: %w", err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-gctx.Done()
-			shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(gctx), time.Second)
-			defer cancel()
-			return srv.Shutdown(shutdownCtx)
-		})
+		serveHTTP(gctx, g, lis, h.Handler())
 	}
 	return g.Wait()
+}
+
+// serveHTTP serves handler on lis in g until ctx ends, then shuts the
+// server down within a second.
+func serveHTTP(ctx context.Context, g *errgroup.Group, lis net.Listener, handler http.Handler) {
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	g.Go(func() error {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdownCtx)
+	})
 }
 
 // seriesMax maps the flag's 0 (no per-device series) to the host's "none".

@@ -1,0 +1,300 @@
+// Package nodesync keeps a host's manifest file equal to the manifest of a
+// ConfigMap, for the node-service mode: the host's service reads the file,
+// a DaemonSet pod in the sync role writes it. Only a manifest that the
+// node's own binary accepts is written, and always atomically, so the
+// service never reads half a file or one it would refuse.
+package nodesync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Syncer copies Source to Target whenever they differ and Validate accepts
+// Source. Set the fields, then call Run; Handler and Ready may be used
+// before, during and after Run.
+type Syncer struct {
+	// Source is the manifest to copy: the ConfigMap's file, usually a
+	// symlink into the kubelet's ..data dir.
+	Source string
+	// Target is the host's manifest file, replaced atomically. Its
+	// directory must exist.
+	Target string
+	// Validate decides whether Source may be written. An *InvalidError
+	// means the manifest is refused; any other error means no decision
+	// could be made (the validator is missing or failed), and the next
+	// change or poll tries again.
+	Validate func(ctx context.Context, data []byte) error
+	// Poll re-checks both files as a safety net behind file events.
+	// Default 10 s.
+	Poll time.Duration
+	// Debounce gathers a burst of writes to either file into one check.
+	// Default 100 ms.
+	Debounce time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+
+	init    sync.Once
+	metrics *metrics
+
+	mu       sync.Mutex
+	inSync   bool
+	reason   string // why not in sync; "" while in sync or before the first check
+	rejected []byte // the last source Validate refused, reported once
+}
+
+// InvalidError is a manifest the validator refused, with its problems one
+// per line as the validator printed them.
+type InvalidError struct {
+	Problems []string
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("invalid manifest: %s", strings.Join(e.Problems, "; "))
+}
+
+// Sync results, the values of the result label.
+const (
+	resultWritten   = "written"
+	resultUnchanged = "unchanged"
+	resultInvalid   = "invalid"
+	resultError     = "error"
+)
+
+func (s *Syncer) setup() {
+	s.init.Do(func() {
+		if s.Poll <= 0 {
+			s.Poll = 10 * time.Second
+		}
+		if s.Debounce <= 0 {
+			s.Debounce = 100 * time.Millisecond
+		}
+		if s.Logger == nil {
+			s.Logger = slog.Default()
+		}
+		s.Source = filepath.Clean(s.Source)
+		s.Target = filepath.Clean(s.Target)
+		s.metrics = newMetrics()
+	})
+}
+
+// Ready says whether the target holds the last valid source right now,
+// and if not, why.
+func (s *Syncer) Ready() (bool, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inSync {
+		return true, ""
+	}
+	if s.reason == "" {
+		return false, "not checked yet"
+	}
+	return false, s.reason
+}
+
+// Run checks at once, then on every change of either file and every Poll,
+// until ctx ends. Both directories are watched: the ConfigMap's for its
+// ..data swap, the target's so that a file edited or removed by someone
+// else is restored at once rather than at the next poll.
+func (s *Syncer) Run(ctx context.Context) error {
+	s.setup()
+	if s.Validate == nil {
+		return errors.New("nodesync: no Validate function")
+	}
+	log := s.Logger.With("source", s.Source, "target", s.Target)
+	events, errs, closeWatch := s.watch(log)
+	defer closeWatch()
+
+	dataLink := filepath.Join(filepath.Dir(s.Source), "..data")
+	s.check(ctx, log)
+
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	poll := time.NewTicker(s.Poll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			switch filepath.Clean(ev.Name) {
+			case dataLink:
+				// A ConfigMap update is complete when the swap lands.
+				s.check(ctx, log)
+			case s.Source, s.Target:
+				debounce.Reset(s.Debounce)
+			}
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			log.Warn("watching the manifests", "err", err)
+		case <-debounce.C:
+			s.check(ctx, log)
+		case <-poll.C:
+			s.check(ctx, log)
+		}
+	}
+}
+
+// watch watches the source's and the target's directories. Without a
+// watch the poll still finds every change, only later.
+func (s *Syncer) watch(log *slog.Logger) (<-chan fsnotify.Event, <-chan error, func()) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		log.Warn("cannot watch the manifests; polling only", "err", err, "poll", s.Poll.String())
+		return nil, nil, func() {}
+	}
+	for _, dir := range []string{filepath.Dir(s.Source), filepath.Dir(s.Target)} {
+		if err := w.Add(dir); err != nil {
+			log.Warn("cannot watch a manifest dir; polling it only", "dir", dir, "err", err, "poll", s.Poll.String())
+		}
+	}
+	return w.Events, w.Errors, func() { _ = w.Close() }
+}
+
+// check makes the target equal to the source if the source is valid.
+func (s *Syncer) check(ctx context.Context, log *slog.Logger) {
+	source, err := os.ReadFile(s.Source)
+	if err != nil {
+		s.fail(log, resultError, fmt.Sprintf("cannot read the source manifest: %v", err))
+		return
+	}
+	target, err := os.ReadFile(s.Target)
+	if err == nil && bytes.Equal(source, target) {
+		s.succeed(log, resultUnchanged)
+		return
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		log.Warn("cannot read the target; replacing it", "err", err)
+	}
+
+	if err := s.Validate(ctx, source); err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: the validator was stopped, it did not decide
+		}
+		var invalid *InvalidError
+		if !errors.As(err, &invalid) {
+			s.fail(log, resultError, fmt.Sprintf("cannot validate the source manifest: %v", err))
+			return
+		}
+		s.refuse(log, source, invalid)
+		return
+	}
+	if err := writeAtomically(s.Target, source); err != nil {
+		s.fail(log, resultError, fmt.Sprintf("cannot write the target: %v", err))
+		return
+	}
+	log.Info("wrote the host manifest", "bytes", len(source))
+	s.succeed(log, resultWritten)
+}
+
+// succeed records that the target equals the source.
+func (s *Syncer) succeed(log *slog.Logger, result string) {
+	s.metrics.syncs.WithLabelValues(result).Inc()
+	s.metrics.inSync.Set(1)
+	s.metrics.lastSuccess.SetToCurrentTime()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.inSync && result == resultUnchanged {
+		log.Info("the host manifest equals the source")
+	}
+	s.inSync, s.reason, s.rejected = true, "", nil
+}
+
+// fail records a check that could not finish, logging only a new reason:
+// a validator that is missing stays missing for many polls.
+func (s *Syncer) fail(log *slog.Logger, result, reason string) {
+	s.metrics.syncs.WithLabelValues(result).Inc()
+	s.metrics.inSync.Set(0)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if reason != s.reason {
+		log.Error("the host manifest is not in sync; nothing written", "reason", reason)
+	}
+	s.inSync, s.reason = false, reason
+}
+
+// refuse records an invalid source. The same version is logged and
+// counted once; it is validated again at each check all the same, since
+// an upgraded node binary may accept it.
+func (s *Syncer) refuse(log *slog.Logger, source []byte, invalid *InvalidError) {
+	s.metrics.inSync.Set(0)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inSync = false
+	problems := fmt.Sprintf("%d problems", len(invalid.Problems))
+	if len(invalid.Problems) == 1 {
+		problems = "1 problem"
+	}
+	s.reason = "the source manifest is invalid (" + problems + "); the host file keeps the last good one"
+	if bytes.Equal(source, s.rejected) {
+		return
+	}
+	s.rejected = source
+	s.metrics.syncs.WithLabelValues(resultInvalid).Inc()
+	if len(invalid.Problems) == 0 {
+		log.Error("invalid source manifest; the host file keeps the last good one")
+	}
+	for _, p := range invalid.Problems {
+		log.Error("invalid source manifest; the host file keeps the last good one", "problem", p)
+	}
+}
+
+// writeAtomically replaces path with data: a temporary file in the same
+// directory, synced and renamed over path, so a reader sees the old file
+// or the new one, never a part, and the new one survives a power cut.
+func writeAtomically(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".sync-*")
+	if err != nil {
+		return fmt.Errorf("create a temporary file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	}
+	// CreateTemp makes 0600; the service and admins read the file.
+	if err := tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("rename over %s: %w", path, err)
+	}
+	// The rename lives in the directory: sync it too, so a reboot right
+	// after keeps the new file. Some filesystems cannot; the file is in
+	// place either way.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
