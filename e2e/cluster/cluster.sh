@@ -7,6 +7,14 @@
 #   cluster.sh up                 start everything, wait for the Node to be Ready
 #   cluster.sh down               stop everything, restore the host (always safe)
 #   cluster.sh restart-kubelet    stop the kubelet process and start it again
+#   cluster.sh reboot             a node reboot: every process of the node and
+#                                 what lives in /run killed and dropped, then
+#                                 containerd, the node service (if enabled)
+#                                 and the kubelet started as a booting node would
+#   cluster.sh start-node-service start the node service installed and enabled
+#                                 under $SDP_CLUSTER_ROOT/node-service, as
+#                                 systemd would (Type=notify: READY=1 awaited)
+#   cluster.sh stop-node-service  stop it
 #   cluster.sh import FILE.tar    import an image tarball into containerd (k8s.io)
 #   cluster.sh env                print the exports that point kubectl at it
 #   cluster.sh status             what runs, where the logs are
@@ -35,6 +43,12 @@ APISERVER_PORT=6443
 ETCD_CLIENT_PORT=12379 # not 2379: Debian's etcd-server may run its own there
 ETCD_PEER_PORT=12380
 KUBELET_ROOT=/var/lib/kubelet
+# Where the cluster test installs the node service (the installer's
+# --bin-dir, --config-dir and --unit-dir under this node's /): a node of
+# its own would use /usr/local/bin, /etc/simple-device-plugin and
+# /etc/systemd/system.
+NODE_SERVICE=$ROOT/node-service
+NODE_SERVICE_UNIT=simple-device-plugin.service
 # The sysctls the kubelet (and the bridge plugin) rewrite; saved at up,
 # restored at down.
 SYSCTLS="kernel.panic kernel.panic_on_oops vm.overcommit_memory vm.panic_on_oom kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.ip_forward"
@@ -464,6 +478,7 @@ cmd_down() {
 	local t0=$SECONDS
 	# The kubelet first, so it stops restarting what the cleanup removes.
 	stop kubelet
+	stop node-service
 	if [ -S "$CONTAINERD_SOCK" ] && running containerd; then
 		"$BIN/cricleanup" --endpoint "$CONTAINERD_SOCK" --timeout 60s || log "WARNING: cricleanup failed"
 	fi
@@ -542,6 +557,81 @@ cmd_restart_kubelet() {
 	start_kubelet
 }
 
+# node_service_command prints the enabled node service's ExecStart= (its
+# continuation lines joined), or fails if it is not installed and enabled
+# (pulled in by kubelet.service).
+node_service_command() {
+	local unit=$NODE_SERVICE/systemd/$NODE_SERVICE_UNIT
+	[ -L "$NODE_SERVICE/systemd/kubelet.service.wants/$NODE_SERVICE_UNIT" ] && [ -f "$unit" ] || return 1
+	awk '/^ExecStart=/ {on = 1; sub(/^ExecStart=/, "")}
+		on {line = $0; more = sub(/\\$/, "", line); printf "%s ", line; if (!more) exit}' "$unit"
+}
+
+# node_service_env prints the unit's EnvironmentFile= lines (the
+# installer's NODE_NAME=...), for env(1).
+node_service_env() {
+	local f
+	f=$(sed -n 's/^EnvironmentFile=-\{0,1\}//p' "$NODE_SERVICE/systemd/$NODE_SERVICE_UNIT" | head -n 1)
+	[ -n "$f" ] && [ -f "$f" ] && grep -E '^[A-Z_]+=' "$f" || true
+}
+
+cmd_start_node_service() {
+	local exec_start
+	exec_start=$(node_service_command) || die "no node service installed and enabled under $NODE_SERVICE/systemd"
+	running node-service && die "the node service is running already"
+	mkdir -p "$ROOT/logs" "$ROOT/pids"
+	# shellcheck disable=SC2046,SC2086 # ExecStart= and the env file are word lists
+	"$BIN/notifystart" --pidfile "$ROOT/pids/node-service" --log "$ROOT/logs/node-service.log" --timeout 30s -- \
+		env $(node_service_env) $exec_start >&2 || log "WARNING: the node service did not get ready; the kubelet starts anyway (Wants=, not Requires=)"
+}
+
+cmd_stop_node_service() { stop node-service; }
+
+# cmd_reboot: what a power cut and a boot do to this node. Every process
+# of the node is killed at once (the kubelet, the node service, containerd,
+# every shim and container); what lives in /run and in memory is gone:
+# containerd's and runc's state, mounts of the pods' volumes and root
+# filesystems, the pods' network namespaces and cgroups, the CDI specs in
+# /var/run/cdi. What is on disk stays: /var/lib/kubelet (its checkpoints),
+# containerd's images and metadata. Then the boot: containerd, the node
+# service if enabled (before the kubelet, waited for), the kubelet.
+cmd_reboot() {
+	running kubelet || die "kubelet is not running"
+	local t0=$SECONDS f pid
+	log "reboot: every process of the node killed"
+	for f in kubelet node-service; do
+		[ -f "$ROOT/pids/$f" ] && kill -KILL "$(cat "$ROOT/pids/$f")" 2>/dev/null
+	done
+	for f in $(find /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods -name cgroup.procs 2>/dev/null); do
+		for pid in $(cat "$f" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+	done
+	kill_leftover_shims
+	[ -f "$ROOT/pids/containerd" ] && kill -KILL "$(cat "$ROOT/pids/containerd")" 2>/dev/null
+	for f in kubelet node-service containerd; do
+		[ -f "$ROOT/pids/$f" ] || continue
+		pid=$(cat "$ROOT/pids/$f")
+		for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+		rm -f "$ROOT/pids/$f"
+	done
+	# Containers' processes go with their cgroups' last task.
+	for f in $(find /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods -name cgroup.procs 2>/dev/null); do
+		for _ in $(seq 100); do [ -z "$(cat "$f" 2>/dev/null)" ] && break; sleep 0.1; done
+	done
+	unmount_under "$KUBELET_ROOT/pods" "$RUN"
+	rm -rf --one-file-system "$RUN"
+	remove_netns
+	remove_cgroups
+	rm -f /var/run/cdi/simple-device-plugin-*
+	log "reboot: down in $((SECONDS - t0))s; booting"
+	mkdir -p "$RUN"
+	start_containerd
+	if node_service_command >/dev/null; then
+		cmd_start_node_service
+	fi
+	start_kubelet
+	log "reboot: kubelet healthy $((SECONDS - t0))s after the power cut"
+}
+
 cmd_env() {
 	echo "export KUBECONFIG=$ROOT/admin.kubeconfig"
 	echo "export PATH=$BIN:\$PATH"
@@ -550,7 +640,8 @@ cmd_env() {
 
 cmd_status() {
 	local n pid rss total=0
-	for n in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+	for n in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet node-service; do
+		[ "$n" = node-service ] && [ ! -f "$ROOT/pids/$n" ] && continue
 		if running "$n"; then
 			pid=$(cat "$ROOT/pids/$n")
 			rss=$(awk '/^VmRSS/ {print int($2/1024)}' "/proc/$pid/status")
@@ -568,11 +659,14 @@ case "$CMD" in
 up) cmd_up ;;
 down) cmd_down ;;
 restart-kubelet) cmd_restart_kubelet ;;
+reboot) cmd_reboot ;;
+start-node-service) cmd_start_node_service ;;
+stop-node-service) cmd_stop_node_service ;;
 import) [ -n "${2:-}" ] || die "usage: cluster.sh import FILE.tar"; import_image "$2" ;;
 env) cmd_env ;;
 status) cmd_status ;;
 *)
-	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+	awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$0"
 	exit 2
 	;;
 esac

@@ -44,7 +44,8 @@ func TestCluster(t *testing.T) {
 		{"6_insufficient", f.stepInsufficient},
 		{"7_spec_follows_the_manifest", f.stepSpecFollowsTheManifest},
 		{"8_discover_hotplug", f.stepDiscoverHotplug},
-		{"9_uninstall", f.stepUninstall},
+		{"9_reboot_daemonset_mode", f.stepRebootDaemonSetMode},
+		{"10_uninstall", f.stepUninstall},
 	}
 	for _, s := range steps {
 		start := time.Now()
