@@ -104,7 +104,7 @@ met, run stopped by an error); 2 usage error.`,
 	root.Flags().BoolP("version", "v", false, "print the version, commit, Go version and platform")
 	runOpts := addRunFlags(root.Flags())
 	root.RunE = func(cmd *cobra.Command, args []string) error { return runCommand(cmd, args, runOpts) }
-	root.AddCommand(newRunCommand(), newValidateCommand(), newSimulateCommand(), newStatusCommand(), newSyncCommand(), newVersionCommand(), newCleanupCommand())
+	root.AddCommand(newRunCommand(), newValidateCommand(), newSimulateCommand(), newStatusCommand(), newSyncCommand(), newInstallCommand(), newVersionCommand(), newCleanupCommand())
 	for _, c := range append(root.Commands(), root) {
 		completeChoices(c)
 	}

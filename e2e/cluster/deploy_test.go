@@ -48,8 +48,32 @@ func TestDeployManifestValidates(t *testing.T) {
 
 func TestHelmLint(t *testing.T) {
 	helm := requireBin(t, "helm")
-	out := mustRun(context.Background(), t, helm, "lint", "--strict", chartDir)
-	t.Log(out)
+	for _, mode := range []string{"daemonset", "node-service"} {
+		t.Run(mode, func(t *testing.T) {
+			out := mustRun(context.Background(), t, helm, "lint", "--strict", chartDir, "--set", "mode="+mode)
+			t.Log(out)
+		})
+	}
+}
+
+// TestDeployNodeServiceSharesTheBase: deploy/node-service cannot include
+// deploy/ (kustomize refuses a kustomization that includes its parent
+// dir), so it holds copies of the base's files for the Namespace, the
+// ServiceAccount and the ConfigMap: the same files, byte for byte.
+func TestDeployNodeServiceSharesTheBase(t *testing.T) {
+	for _, name := range []string{"namespace.yaml", "serviceaccount.yaml", "manifest.yaml"} {
+		base, err := os.ReadFile(repoRoot + "/deploy/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copied, err := os.ReadFile(repoRoot + "/deploy/node-service/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(base) != string(copied) {
+			t.Errorf("deploy/node-service/%s differs from deploy/%s: copy it again", name, name)
+		}
+	}
 }
 
 // TestHelmRendersTheKustomizeObjects compares `helm template` with
@@ -57,24 +81,27 @@ func TestHelmLint(t *testing.T) {
 // DaemonSet (names, namespace, pod spec, manifest), labels aside. The chart
 // has no Namespace: Helm installs into --namespace. With the host's devices
 // too: hostDevices.enabled against the base with the deploy/discover
-// component, in an overlay as a user would write it.
+// component, in an overlay as a user would write it. In node-service mode,
+// against deploy/node-service: its DaemonSet in place of the plugin's.
 func TestHelmRendersTheKustomizeObjects(t *testing.T) {
 	helm, kubectl := requireBin(t, "helm"), requireBin(t, "kubectl")
 	for _, tc := range []struct {
 		name      string
 		helmArgs  []string
 		kustomize func(t *testing.T) string // the kustomization's directory
+		daemonSet string
 	}{
-		{"base", nil, func(*testing.T) string { return repoRoot + "/deploy" }},
+		{"base", nil, func(*testing.T) string { return repoRoot + "/deploy" }, "simple-device-plugin"},
 		{"discover component", []string{"--set", "hostDevices.enabled=true"}, func(t *testing.T) string {
 			return overlayOfDeploy(t, "components: [%s/discover]\n")
-		}},
+		}, "simple-device-plugin"},
+		{"node service", []string{"--set", "mode=node-service"}, func(*testing.T) string { return repoRoot + "/deploy/node-service" }, "simple-device-plugin-node"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			helmOut := mustRun(ctx, t, helm, append([]string{"template", "simple-device-plugin", chartDir, "--namespace", "simple-device-plugin"}, tc.helmArgs...)...)
 			kustOut := mustRun(ctx, t, kubectl, "kustomize", tc.kustomize(t))
-			compareHelmAndKustomize(t, byKindName(t, helmOut), byKindName(t, kustOut))
+			compareHelmAndKustomize(t, byKindName(t, helmOut), byKindName(t, kustOut), tc.daemonSet)
 		})
 	}
 }
@@ -102,9 +129,9 @@ func overlayOfDeploy(t *testing.T, extra string) string {
 	return dir
 }
 
-func compareHelmAndKustomize(t *testing.T, fromHelm, fromKust map[string]*unstructured.Unstructured) {
+func compareHelmAndKustomize(t *testing.T, fromHelm, fromKust map[string]*unstructured.Unstructured, daemonSet string) {
 	t.Helper()
-	for _, key := range []string{"ServiceAccount/simple-device-plugin", "ConfigMap/simple-device-plugin", "DaemonSet/simple-device-plugin"} {
+	for _, key := range []string{"ServiceAccount/simple-device-plugin", "ConfigMap/simple-device-plugin", "DaemonSet/" + daemonSet} {
 		h, k := fromHelm[key], fromKust[key]
 		if h == nil || k == nil {
 			t.Errorf("%s: rendered by helm %v, by kustomize %v", key, h != nil, k != nil)
@@ -336,6 +363,13 @@ func TestHelmSchemaRefuses(t *testing.T) {
 		{"nodeSelector not strings", []string{"--set", "nodeSelector.ssd=true"}, "at '/nodeSelector/ssd'"},
 		{"tolerations operator", []string{"--set", "tolerations[0].operator=Maybe"}, "at '/tolerations/0/operator'"},
 		{"a misspelt value", []string{"--set", "loglevel=debug"}, "additional properties 'loglevel' not allowed"},
+		{"mode", []string{"--set", "mode=systemd"}, "at '/mode': value must be one of 'daemonset', 'node-service'"},
+		{"nodeService.start", []string{"--set", "nodeService.start=now"}, "at '/nodeService/start': value must be one of 'auto', 'never'"},
+		{"nodeService.port", []string{"--set", "nodeService.port=0"}, "at '/nodeService/port'"},
+		{"nodeService.binDir relative", []string{"--set", "nodeService.binDir=bin"}, "at '/nodeService/binDir'"},
+		{"nodeService.configDir with a space", []string{"--set", "nodeService.configDir=/etc/simple device plugin"}, "at '/nodeService/configDir'"},
+		{"nodeService.unitDir with a trailing slash", []string{"--set", "nodeService.unitDir=/etc/systemd/system/"}, "at '/nodeService/unitDir'"},
+		{"nodeService misspelt", []string{"--set", "nodeService.bindir=/opt/bin"}, "at '/nodeService': additional properties 'bindir' not allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := helmRefuses(t, helm, tc.args...)
@@ -576,6 +610,35 @@ func TestHelmValuesRendered(t *testing.T) {
 		{"priorityClassName", "priorityClassName: devices\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
 			wantField(t, podSpec(t, objs, "sdp-simple-device-plugin"), "devices", "priorityClassName")
 		}},
+		{"node service in other dirs", "mode: node-service\nnodeService: {binDir: /opt/bin, unitDir: /usr/lib/systemd/system, configDir: /var/lib/sdp, port: 9500, start: never}\n",
+			func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+				if objs["DaemonSet/sdp-simple-device-plugin"] != nil {
+					t.Errorf("node-service mode rendered the plugin's DaemonSet too: %v", keys(objs))
+				}
+				spec := podSpec(t, objs, "sdp-simple-device-plugin-node")
+				inits, _, _ := unstructured.NestedSlice(spec, "initContainers")
+				if len(inits) != 1 {
+					t.Fatalf("%d init containers, want the installer", len(inits))
+				}
+				wantField(t, inits[0].(map[string]any), []any{"install", "--host-root=/host", "--bin-dir=/opt/bin", "--unit-dir=/usr/lib/systemd/system",
+					"--config-dir=/var/lib/sdp", "--port=9500", "--start=never"}, "args")
+				c := container(t, objs, "sdp-simple-device-plugin-node")
+				wantField(t, c, []any{"sync", "--manifest=/etc/simple-device-plugin/manifest.yaml", "--to=/host/var/lib/sdp/manifest.yaml",
+					"--validate-with=/host/opt/bin/simple-device-plugin", "--listen=:8081"}, "args")
+				vs := volumes(t, objs, "sdp-simple-device-plugin-node")
+				wantField(t, vs["host-config"], map[string]any{"path": "/var/lib/sdp", "type": "DirectoryOrCreate"}, "hostPath")
+				wantField(t, vs["host-bin"], map[string]any{"path": "/opt/bin", "type": "DirectoryOrCreate"}, "hostPath")
+				wantField(t, vs["manifest"], "sdp-simple-device-plugin", "configMap", "name")
+				mounts, _, _ := unstructured.NestedSlice(c, "volumeMounts")
+				want := []any{
+					map[string]any{"name": "manifest", "mountPath": "/etc/simple-device-plugin", "readOnly": true},
+					map[string]any{"name": "host-config", "mountPath": "/host/var/lib/sdp"},
+					map[string]any{"name": "host-bin", "mountPath": "/host/opt/bin", "readOnly": true},
+				}
+				if !reflect.DeepEqual(mounts, want) {
+					t.Errorf("sync's volumeMounts = %v, want %v", mounts, want)
+				}
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.check(t, helmTemplate(t, helm, "-f", writeTemp(t, "values.yaml", tc.values)))
