@@ -49,13 +49,14 @@ leaving --config-dir.`,
 	configDir := newString(fs, "config-dir", nodeservice.DefaultConfigDir, "DIR", "the host dir of the service's manifest and env file")
 	nodeName := newString(fs, "node-name", "", "NAME", "this node's name, written to the env file as NODE_NAME (default $NODE_NAME)")
 	port := newInt(fs, "port", nodeservice.DefaultPort, 1, 65535, "the host port of the service's /healthz, /readyz and /metrics")
+	address := newString(fs, "address", "", "IP", "the host address of /healthz, /readyz and /metrics; \"\" for every interface")
 	start := newChoice(fs, "start", "", string(nodeservice.StartAuto), "auto: (re)start the service when the host runs systemd; never: leave it to the next boot", string(nodeservice.StartAuto), string(nodeservice.StartNever))
 	remove := fs.Bool("remove", false, "stop, disable and remove the service and its binary instead (the config dir stays)")
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		c := nodeservice.Config{
 			HostRoot: *hostRoot, BinDir: *binDir, UnitDir: *unitDir, ConfigDir: *configDir,
-			Port: *port, NodeName: *nodeName, Start: nodeservice.Start(*start), Out: cmd.OutOrStdout(),
+			Port: *port, Address: *address, NodeName: *nodeName, Start: nodeservice.Start(*start), Out: cmd.OutOrStdout(),
 		}
 		if *remove {
 			return nodeservice.Remove(cmd.Context(), c)

@@ -33,8 +33,10 @@ type Config struct {
 	HostRoot string
 	// BinDir, UnitDir and ConfigDir are paths on the host (under HostRoot).
 	BinDir, UnitDir, ConfigDir string
-	// Port serves /healthz, /readyz and /metrics on the host.
-	Port int
+	// Port serves /healthz, /readyz and /metrics on the host, on Address
+	// (an IP; "" for every interface).
+	Port    int
+	Address string
 	// NodeName goes into the env file as NODE_NAME.
 	NodeName string
 	// Executable is the binary to install: the installer's own.
@@ -112,7 +114,7 @@ func Install(ctx context.Context, c Config) (changed bool, err error) {
 	if err := c.check(true); err != nil {
 		return false, err
 	}
-	unit, err := Unit(c.BinDir, c.ConfigDir, c.Port)
+	unit, err := Unit(c.BinDir, c.ConfigDir, c.Address, c.Port)
 	if err != nil {
 		return false, err
 	}

@@ -12,6 +12,7 @@ package nodeservice
 import (
 	_ "embed"
 	"fmt"
+	"net"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -58,10 +59,10 @@ func checkDir(flag, dir string) error {
 	return nil
 }
 
-// Unit is the unit's text for a binary in binDir, a config dir and a port
-// of /healthz, /readyz and /metrics. The defaults give the embedded text
-// unchanged.
-func Unit(binDir, configDir string, port int) (string, error) {
+// Unit is the unit's text for a binary in binDir, a config dir and the
+// address (an IP, or "" for every interface) and port of /healthz, /readyz
+// and /metrics. The defaults give the embedded text unchanged.
+func Unit(binDir, configDir, address string, port int) (string, error) {
 	if err := checkDir("bin-dir", binDir); err != nil {
 		return "", err
 	}
@@ -70,6 +71,9 @@ func Unit(binDir, configDir string, port int) (string, error) {
 	}
 	if port < 1 || port > 65535 {
 		return "", fmt.Errorf("--port %d: want a port from 1 to 65535", port)
+	}
+	if address != "" && net.ParseIP(address) == nil {
+		return "", fmt.Errorf("--address %q: want an IP address such as 127.0.0.1, or \"\" for every interface", address)
 	}
 	text := unitText
 	var missing []string
@@ -82,7 +86,11 @@ func Unit(binDir, configDir string, port int) (string, error) {
 	}
 	replace(DefaultBinDir+"/"+BinaryName+" ", filepath.Join(binDir, BinaryName)+" ")
 	replace(DefaultConfigDir+"/", configDir+"/")
-	replace("--listen :"+strconv.Itoa(DefaultPort), "--listen :"+strconv.Itoa(port))
+	listen := ":" + strconv.Itoa(port)
+	if address != "" {
+		listen = net.JoinHostPort(address, strconv.Itoa(port))
+	}
+	replace("--listen :"+strconv.Itoa(DefaultPort), "--listen "+listen)
 	replace("port "+strconv.Itoa(DefaultPort), "port "+strconv.Itoa(port))
 	// ConfigurationDirectory= takes a path relative to /etc; a config dir
 	// elsewhere is created by the installer alone.

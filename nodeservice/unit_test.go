@@ -27,6 +27,7 @@ func TestUnit(t *testing.T) {
 	for _, tc := range []struct {
 		name                     string
 		binDir, configDir        string
+		address                  string
 		port                     int
 		want, notWant            []string
 		wantErr                  string
@@ -56,10 +57,15 @@ func TestUnit(t *testing.T) {
 		{name: "config dir with a space", binDir: DefaultBinDir, configDir: "/etc/simple device plugin", port: DefaultPort, wantErr: `--config-dir "/etc/simple device plugin"`},
 		{name: "a specifier", binDir: "/opt/%n", configDir: DefaultConfigDir, port: DefaultPort, wantErr: `--bin-dir "/opt/%n"`},
 		{name: "not clean", binDir: "/opt/bin/", configDir: DefaultConfigDir, port: DefaultPort, wantErr: `--bin-dir "/opt/bin/"`},
+		{name: "loopback only", binDir: DefaultBinDir, configDir: DefaultConfigDir, address: "127.0.0.1", port: DefaultPort,
+			want: []string{"--wait-for-manifest --listen 127.0.0.1:9468\n"}},
+		{name: "an IPv6 address", binDir: DefaultBinDir, configDir: DefaultConfigDir, address: "::1", port: 9500,
+			want: []string{"--listen [::1]:9500\n"}},
+		{name: "a host name", binDir: DefaultBinDir, configDir: DefaultConfigDir, address: "node-1", port: DefaultPort, wantErr: `--address "node-1": want an IP address`},
 		{name: "port 0", binDir: DefaultBinDir, configDir: DefaultConfigDir, port: 0, wantErr: "--port 0: want a port from 1 to 65535"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Unit(tc.binDir, tc.configDir, tc.port)
+			got, err := Unit(tc.binDir, tc.configDir, tc.address, tc.port)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Unit: error %v, want one containing %q", err, tc.wantErr)
@@ -111,7 +117,7 @@ func TestUnitVerifies(t *testing.T) {
 	}
 	for _, configDir := range []string{DefaultConfigDir, "/etc/sdp/node", "/var/lib/sdp"} {
 		t.Run(configDir, func(t *testing.T) {
-			unit, err := Unit(binDir, configDir, 9500)
+			unit, err := Unit(binDir, configDir, "", 9500)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -356,6 +356,8 @@ start_etcd() {
 	wait_for etcd 30 curl -fsS "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
 }
 
+# Privileged containers allowed, as kubeadm and managed clusters do: the
+# node service's installer needs one.
 start_apiserver() {
 	local d=$ROOT/pki
 	start kube-apiserver kube-apiserver \
@@ -367,6 +369,7 @@ start_apiserver() {
 		--kubelet-client-key="$d/apiserver-kubelet-client.key" \
 		--authorization-mode=Node,RBAC \
 		--enable-admission-plugins=NodeRestriction \
+		--allow-privileged=true \
 		--client-ca-file="$d/ca.crt" \
 		--tls-cert-file="$d/apiserver.crt" --tls-private-key-file="$d/apiserver.key" \
 		--service-account-issuer=https://kubernetes.default.svc \

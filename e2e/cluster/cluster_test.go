@@ -21,9 +21,11 @@ import (
 // cluster.sh brought up: the deploy/ base installed with kubectl apply -k,
 // the example manifest served by one DaemonSet pod, a pod whose containers
 // ask for several resources, a hot reload through the ConfigMap, the plugin
-// pod and the kubelet restarted, a request that cannot fit, and the host's
-// own device nodes served as they come and go. The steps run in order; the
-// first failure stops the rest.
+// pod and the kubelet restarted, a request that cannot fit, the host's
+// own device nodes served as they come and go, and a node reboot; then
+// the same manifest served by the node service (deploy/node-service)
+// through three reboots, still following the ConfigMap. The steps run in
+// order; the first failure stops the rest.
 func TestCluster(t *testing.T) {
 	f := newFixture(t)
 	// The plugin's CDI specs outlive it on purpose; the test leaves none.
@@ -46,6 +48,10 @@ func TestCluster(t *testing.T) {
 		{"8_discover_hotplug", f.stepDiscoverHotplug},
 		{"9_reboot_daemonset_mode", f.stepRebootDaemonSetMode},
 		{"10_uninstall", f.stepUninstall},
+		{"11_node_service_install", f.stepNodeServiceInstall},
+		{"12_reboot_node_service", f.stepRebootNodeService},
+		{"13_node_service_sync", f.stepNodeServiceSync},
+		{"14_node_service_remove", f.stepNodeServiceRemove},
 	}
 	for _, s := range steps {
 		start := time.Now()

@@ -103,6 +103,7 @@ func newFixture(t *testing.T) *fixture {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		run(ctx, t, f.kubectl, "delete", "-k", "overlay", "--ignore-not-found", "--wait", "--timeout=90s")
+		f.stopNodeService(t)
 		os.RemoveAll("/var/lib/fpga")
 	})
 	return f
