@@ -27,7 +27,7 @@ const (
 
 func newSyncCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "sync [FILE] --to HOSTFILE",
+		Use:   "sync [FILE] --to HOSTFILE [--once]",
 		Short: "Keep the node service's manifest file equal to the ConfigMap's (valid only)",
 		Long: `sync keeps the host's manifest file (--to), which the node service reads,
 equal to the manifest FILE (the ConfigMap's, mounted in the sync pod): at
@@ -40,7 +40,9 @@ one line per problem; a missing validator writes nothing until it appears.
 --validate-with "" checks with this binary instead: right only when the sync
 image and the node binary are the same version.
 
-/readyz is 200 only while the host file equals the last valid manifest.`,
+/readyz is 200 only while the host file equals the last valid manifest.
+--once checks and writes once and exits (0: the host file holds the
+manifest), for a node image or cloud-init step before the service starts.`,
 		Example: `  simple-device-plugin sync /etc/simple-device-plugin-config/manifest.yaml \
     --to /host/etc/simple-device-plugin/manifest.yaml \
     --validate-with /host/usr/local/bin/simple-device-plugin`,
@@ -49,6 +51,8 @@ image and the node binary are the same version.
 	}
 	fs := cmd.Flags()
 	source := newString(fs, "manifest", "", "FILE", "the manifest to copy (the ConfigMap's file)")
+	from := newString(fs, "from", "", "FILE", "the same as --manifest")
+	once := fs.Bool("once", false, "check and write once, then exit: 0 when the host file holds the manifest, 1 when not (invalid, no validator, write failed)")
 	target := newString(fs, "to", defaultSyncTarget, "HOSTFILE", "the host's manifest file, read by the node service; its dir must exist (env SDP_SYNC_TO)")
 	_ = fs.SetAnnotation("to", envAnnotation, []string{"SDP_SYNC_TO"})
 	validator := newString(fs, "validate-with", defaultSyncValidator, "BINARY",
@@ -59,6 +63,12 @@ image and the node binary are the same version.
 	logOpts := addLogFlags(fs, "info")
 
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if *from != "" {
+			if *source != "" && *source != *from {
+				return usageErrorf("--from %s and --manifest %s: give the manifest once", *from, *source)
+			}
+			*source = *from
+		}
 		if len(args) == 0 && *source == "" {
 			return usageErrorf("no manifest: %s FILE (or --manifest FILE, or SDP_MANIFEST): the ConfigMap's file", cmd.CommandPath())
 		}
@@ -83,6 +93,13 @@ image and the node binary are the same version.
 		log.Info("starting sync", "version", versionInfo().Version, "source", path, "target", *target, "validate_with", *validator)
 		ctx, stop := stopOnSignals(cmd.Context())
 		defer stop()
+		if *once {
+			if err := s.Once(ctx); err != nil {
+				log.Error("the host file does not hold the manifest", "reason", err.Error())
+				return errReported
+			}
+			return nil
+		}
 		if err := serveSync(ctx, s, listen.value, log); err != nil {
 			log.Error("stopped with an error", "err", err)
 			return errReported

@@ -35,6 +35,8 @@ func TestSyncCommandLine(t *testing.T) {
 			wantStderr: []string{"is the manifest itself"}},
 		{name: "empty --to", args: []string{"sync", exampleManifest, "--to", ""}, wantCode: exitUsage, wantStderr: []string{"--to is empty"}},
 		{name: "two manifests", args: []string{"sync", exampleManifest, exampleManifest}, wantCode: exitUsage, wantStderr: []string{"one manifest at a time"}},
+		{name: "--from and --manifest differ", args: []string{"sync", "--from", exampleManifest, "--manifest", "other.yaml", "--to", filepath.Join(hostDir, "manifest.yaml")}, wantCode: exitUsage,
+			wantStderr: []string{"give the manifest once"}},
 		{name: "--poll out of range", args: []string{"sync", exampleManifest, "--poll", "1ms"}, wantCode: exitUsage, wantStderr: []string{"must be between 100ms and 1h"}},
 	}
 	for _, tc := range tests {
@@ -173,5 +175,39 @@ func waitForHTTP(t *testing.T, addr, path string, code int, want string) string 
 			t.Fatalf("%s never answered %d with %q; last:\n%s", path, code, want, last)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// sync --once, as a node image or cloud-init step runs it: --from names
+// the manifest; exit 0 once the host file holds it (written, then
+// unchanged); exit 1, nothing written, when the node's binary refuses it.
+func TestSyncOnce(t *testing.T) {
+	unsetEnv(t, "SDP_MANIFEST", "SDP_SYNC_TO", "SDP_VALIDATE_WITH", "SDP_LISTEN", "SDP_POLL")
+	want, err := os.ReadFile(exampleManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "manifest.yaml")
+	for i := range 2 {
+		code, stdout, stderr := runMain(t, "sync", "--once", "--from", exampleManifest, "--to", target, "--validate-with", "")
+		if code != exitOK {
+			t.Fatalf("run %d: exit %d\n%s%s", i, code, stdout, stderr)
+		}
+		if got, err := os.ReadFile(target); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("run %d: host file %v:\n%s", i, err, got)
+		}
+	}
+
+	refusing := writeFile(t, t.TempDir(), "old-node", "#!/bin/sh\ncat >/dev/null\necho '<stdin>:6:5: resources[0].newField: unknown field' >&2\nexit 1\n")
+	if err := os.Chmod(refusing, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(t.TempDir(), "manifest.yaml")
+	code, _, stderr := runMain(t, "sync", "--once", exampleManifest, "--to", fresh, "--validate-with", refusing)
+	if code != exitFailure || !strings.Contains(stderr, "the host file does not hold the manifest") || !strings.Contains(stderr, "newField") {
+		t.Errorf("exit %d, want %d with the reason and the problem:\n%s", code, exitFailure, stderr)
+	}
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Errorf("host file written although the node's binary refused it: %v", err)
 	}
 }

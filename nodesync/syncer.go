@@ -103,6 +103,21 @@ func (s *Syncer) Ready() (bool, string) {
 	return false, s.reason
 }
 
+// Once checks once, as Run does at start, and says why the target does
+// not hold the source afterwards, or nil: for a node image or cloud-init
+// step that syncs before the node service starts.
+func (s *Syncer) Once(ctx context.Context) error {
+	s.setup()
+	if s.Validate == nil {
+		return errors.New("nodesync: no Validate function")
+	}
+	s.check(ctx, s.Logger.With("source", s.Source, "target", s.Target))
+	if ok, reason := s.Ready(); !ok {
+		return errors.New(reason)
+	}
+	return nil
+}
+
 // Run checks at once, then on every change of either file and every Poll,
 // until ctx ends. Both directories are watched: the ConfigMap's for its
 // ..data swap, the target's so that a file edited or removed by someone
