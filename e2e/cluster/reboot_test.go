@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -70,6 +71,16 @@ func (f *fixture) startRebootPods(t *testing.T) {
 // the plugin's log since the power cut).
 func (f *fixture) rebootAndSettle(t *testing.T, pluginLog func(since time.Time) string) rebootOutcome {
 	t.Helper()
+	// A pod is running again once its containers are new instances: the
+	// API may still show the old ones, Running, for a moment after the boot.
+	before := map[string]map[string]string{}
+	for _, name := range rebootPods {
+		p, err := f.cs.CoreV1().Pods(podNS).Get(f.ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[name] = containerIDs(p)
+	}
 	out := rebootOutcome{powerCut: time.Now()}
 	mustRun(f.ctx, t, f.clusterScript, "reboot")
 	poll(t, 3*time.Minute, "every watched pod running again or failed", func() (bool, string) {
@@ -81,7 +92,7 @@ func (f *fixture) rebootAndSettle(t *testing.T, pluginLog func(since time.Time) 
 				return false, err.Error()
 			case p.Status.Phase == corev1.PodFailed:
 				out.rejected = append(out.rejected, name+" ("+p.Status.Reason+")")
-			case p.Status.Phase == corev1.PodRunning && podReady(p) && startedAfter(p, out.powerCut):
+			case p.Status.Phase == corev1.PodRunning && podReady(p) && allNew(before[name], containerIDs(p)):
 				out.running = append(out.running, name)
 			default:
 				out.other = append(out.other, name+": "+podSummary(p))
@@ -96,15 +107,28 @@ func (f *fixture) rebootAndSettle(t *testing.T, pluginLog func(since time.Time) 
 	return out
 }
 
-// startedAfter: the pod's containers all run in instances started after t
-// (a reboot leaves none of the old ones). StartedAt has whole seconds.
-func startedAfter(p *corev1.Pod, t time.Time) bool {
+// containerIDs are the IDs of a pod's running containers, by name.
+func containerIDs(p *corev1.Pod) map[string]string {
+	ids := map[string]string{}
 	for _, s := range p.Status.ContainerStatuses {
-		if s.State.Running == nil || s.State.Running.StartedAt.Time.Before(t.Truncate(time.Second)) {
+		if s.State.Running != nil {
+			ids[s.Name] = s.ContainerID
+		}
+	}
+	return ids
+}
+
+// allNew: every container runs, and none is an instance from before.
+func allNew(before, now map[string]string) bool {
+	if len(now) == 0 || len(now) < len(before) {
+		return false
+	}
+	for name, id := range now {
+		if id == "" || id == before[name] {
 			return false
 		}
 	}
-	return len(p.Status.ContainerStatuses) > 0
+	return true
 }
 
 // admissionErrors counts the UnexpectedAdmissionError events of the
@@ -208,16 +232,43 @@ func (f *fixture) pluginPodLog(t *testing.T) func(time.Time) string {
 
 // stepRebootDaemonSetMode: the plugin is a pod, so after a reboot the
 // kubelet re-admits the node's pods before the plugin pod it must start
-// again has registered. What happens is reported as a figure, not a
+// again has registered. What happens, three reboots in a row (the watched
+// pods started again before each), is reported as a figure, not a
 // failure: it is the kubelet's behaviour with every device plugin that
-// runs as a pod. The node serves again afterwards.
+// runs as a pod. The node serves again after each.
 func (f *fixture) stepRebootDaemonSetMode(t *testing.T) {
-	f.startRebootPods(t)
-	out := f.rebootAndSettle(t, f.pluginPodLog(t))
-	fmt.Printf("=== reboot, DaemonSet mode: %s\n", out)
-	f.waitDaemonSetReady(t, 2*time.Minute)
-	f.waitAllocatable(t, map[string]int64{fpga: reloaded[fpga], vaccel: reloaded[vaccel]}, time.Minute)
-	for _, name := range rebootPods {
+	var running, rejected int
+	var regMS []float64
+	for i := 1; i <= 3; i++ {
+		f.startRebootPods(t)
+		out := f.rebootAndSettle(t, f.pluginPodLog(t))
+		fmt.Printf("=== reboot %d, DaemonSet mode: %s\n", i, out)
+		running += len(out.running)
+		rejected += len(out.rejected)
+		if !out.registered.IsZero() && !out.kubeletStarted.IsZero() {
+			regMS = append(regMS, msSince(out.kubeletStarted, out.registered))
+		}
+		f.waitDaemonSetReady(t, 2*time.Minute)
+		f.waitAllocatable(t, map[string]int64{fpga: reloaded[fpga], vaccel: reloaded[vaccel]}, time.Minute)
+		f.deletePodsAndWait(t, rebootPods)
+	}
+	fmt.Printf("=== DaemonSet mode over 3 reboots: %d of %d pods running again, %d rejected; the plugin registered %v ms after the kubelet started\n",
+		running, 3*len(rebootPods), rejected, rounded(regMS, 0))
+}
+
+// deletePodsAndWait deletes pods and waits until they are gone, so that
+// pods of the same names can be created again.
+func (f *fixture) deletePodsAndWait(t *testing.T, names []string) {
+	t.Helper()
+	for _, name := range names {
 		f.deletePod(t, name)
 	}
+	poll(t, time.Minute, fmt.Sprintf("pods %v gone", names), func() (bool, string) {
+		for _, name := range names {
+			if _, err := f.cs.CoreV1().Pods(podNS).Get(f.ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return false, fmt.Sprintf("%s: %v", name, err)
+			}
+		}
+		return true, ""
+	})
 }
