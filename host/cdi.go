@@ -33,16 +33,20 @@ func (h *Host) openCDI(m *manifest.Manifest) error {
 			return err
 		}
 		// Whatever the manifest still has stays, served here or not: a
-		// pod on this node may hold its devices.
-		removed, err := h.cdiDir.Prune(func(resource string) bool {
-			r := m.Resource(resource)
-			return r != nil && r.CDIKind() != ""
-		})
-		if len(removed) > 0 {
-			h.log.Info("removed the CDI specs of resources the manifest no longer generates one for", "resources", removed, "dir", h.cfg.CDISpecDir)
-		}
-		if err != nil {
-			h.log.Warn("cannot remove old CDI specs", "err", err)
+		// pod on this node may hold its devices. With no manifest yet
+		// (a node service waiting for its file) nothing is known to be
+		// gone: nothing is pruned.
+		if len(m.Resources) > 0 {
+			removed, err := h.cdiDir.Prune(func(resource string) bool {
+				r := m.Resource(resource)
+				return r != nil && r.CDIKind() != ""
+			})
+			if len(removed) > 0 {
+				h.log.Info("removed the CDI specs of resources the manifest no longer generates one for", "resources", removed, "dir", h.cfg.CDISpecDir)
+			}
+			if err != nil {
+				h.log.Warn("cannot remove old CDI specs", "err", err)
+			}
 		}
 		if len(h.cfg.CDIRegistryDirs) > 0 && !slices.Contains(h.cfg.CDIRegistryDirs, h.cfg.CDISpecDir) {
 			h.log.Warn("the CDI spec dir is not among the CDI registry dirs: the runtime may not read the specs written there", "dir", h.cfg.CDISpecDir, "registry", h.cfg.CDIRegistryDirs)
@@ -83,8 +87,9 @@ func (p *Plugin) writeSpec(res, old *manifest.Resource) error {
 }
 
 // writeSpecUntilDone writes the spec before the first registration,
-// retrying with backoff while the dir is missing, read-only or full.
-func (p *Plugin) writeSpecUntilDone(ctx context.Context) bool {
+// retrying with backoff while the dir is missing, read-only or full;
+// failed is called after each try that fails.
+func (p *Plugin) writeSpecUntilDone(ctx context.Context, failed func()) bool {
 	bo := p.host.cfg.Backoff
 	for {
 		// Under specMu: a reload meanwhile writes its own spec after this.
@@ -94,6 +99,7 @@ func (p *Plugin) writeSpecUntilDone(ctx context.Context) bool {
 		if err == nil {
 			return true
 		}
+		failed()
 		delay := bo.Next()
 		p.log.Error("cannot write the CDI spec; not registering until it is written", "err", err, "retry_in", delay.Round(time.Millisecond).String())
 		select {

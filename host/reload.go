@@ -33,9 +33,10 @@ type Reloader struct {
 }
 
 // NewReloader returns a reloader for the manifest at path, which was
-// loaded as data and is being served.
+// loaded as data and is being served; nil data: the file was not there
+// (and that was said).
 func NewReloader(path string, h *Host, data []byte) *Reloader {
-	return &Reloader{Path: path, Host: h, last: data, trigger: make(chan struct{}, 1)}
+	return &Reloader{Path: path, Host: h, last: data, missing: data == nil, trigger: make(chan struct{}, 1)}
 }
 
 // Trigger asks for a reload now (SIGHUP), even if no event was seen.
@@ -65,6 +66,13 @@ func (r *Reloader) Run(ctx context.Context) error {
 		}
 	}
 	name := filepath.Base(r.Path)
+	// Not before the host has applied the first manifest: a reload applied
+	// earlier would be undone by it.
+	select {
+	case <-r.Host.applied:
+	case <-ctx.Done():
+		return nil
+	}
 	// Catch a change made between the first load and the watch.
 	r.reload(log, false)
 

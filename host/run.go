@@ -37,7 +37,9 @@ func (p *Plugin) run(ctx context.Context) {
 	// The spec first: a pod the kubelet admits once the resource is
 	// registered must find its CDI devices defined.
 	if p.snapshot().res.CDIKind() != "" {
-		if !p.writeSpecUntilDone(ctx) {
+		// A spec that cannot be written holds this resource back, not the
+		// host's readiness to serve the others.
+		if !p.writeSpecUntilDone(ctx, triedNow) {
 			return
 		}
 		p.checkCDI(p.snapshot().res)
