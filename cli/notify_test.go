@@ -28,10 +28,7 @@ func TestRunAsNodeService(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	notifications := listenNotify(t, filepath.Join(dir, "notify"))
 	t.Setenv("NOTIFY_SOCKET", filepath.Join(dir, "notify"))
-	pluginDir := filepath.Join(dir, "dp")
-	if err := os.Mkdir(pluginDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	pluginDir := filepath.Join(dir, "dp") // not made yet: a kubelet that never ran
 	etc := t.TempDir()
 	manifestPath := filepath.Join(etc, "manifest.yaml")
 	addr := freeAddress(t)
@@ -56,6 +53,9 @@ func TestRunAsNodeService(t *testing.T) {
 
 	if got := notifications.next(t, ctx); got != "READY=1\nSTATUS=waiting for the manifest" {
 		t.Fatalf("first notification %q, want READY with the waiting status\n%s", got, stderr.String())
+	}
+	if fi, err := os.Stat(pluginDir); err != nil || !fi.IsDir() {
+		t.Errorf("the socket dir was not made: %v", err)
 	}
 	if code, body := get(t, "http://"+addr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no manifest yet") {
 		t.Errorf("/readyz while waiting: %d %q", code, body)

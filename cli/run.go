@@ -58,7 +58,7 @@ func addRunFlags(fs *pflag.FlagSet) *runOptions {
 			"resources with more devices get no per-device sdp_device_allocated series (0: none)"),
 	}
 	o.waitForManifest = fs.Bool("wait-for-manifest", false,
-		"a manifest file not there yet is waited for, serving nothing meanwhile, rather than an error (node-service mode)")
+		"a manifest file not there yet is waited for, serving nothing meanwhile, and a missing socket dir is made, rather than an error (node-service mode)")
 	fs.Var(o.listen, "listen", "address of /healthz, /readyz, /metrics and /allocations; \"\" for none")
 	o.log = addLogFlags(fs, "info")
 	return o
@@ -121,6 +121,17 @@ func runCommand(cmd *cobra.Command, args []string, o *runOptions) error {
 	socketDir := *o.dir
 	if mode == host.RegisterPluginsRegistry {
 		socketDir = registryDir
+	}
+	if *o.waitForManifest {
+		// A node service may start before the kubelet has ever run (a new
+		// node), when the kubelet's dir is not there yet: make it, as the
+		// kubelet would, rather than exit and hold the kubelet's start.
+		if _, err := os.Stat(socketDir); errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(socketDir, 0o750); err != nil {
+				return fmt.Errorf("create the socket dir %s the kubelet has not made yet: %w", socketDir, err)
+			}
+			log.Info("created the socket dir: the kubelet has not run here yet", "dir", socketDir)
+		}
 	}
 	if err := host.CheckDir(socketDir); err != nil {
 		return err
