@@ -65,10 +65,23 @@ func writeAtomic(path string, content io.ReadSeeker, perm fs.FileMode) (step, er
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)
 	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path)) // the rename itself, across a power cut
+	}
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w%s", path, err, fixHint(err))
 	}
 	return result, nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // sameContent says whether the file at path holds exactly what content

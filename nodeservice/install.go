@@ -9,9 +9,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 )
 
 // Start says whether the installer starts the service.
@@ -81,6 +83,35 @@ func (c *Config) check(install bool) error {
 // onHost is a host path as the installer sees it, under HostRoot.
 func (c *Config) onHost(path string) string { return filepath.Join(c.HostRoot, path) }
 
+// hostDir makes dir (a host path) under HostRoot, after checking that
+// what exists of it stays under HostRoot: a symlink on the host such as
+// /usr/local -> /var/usrlocal, followed from a pod, would lead into the
+// pod's own file system, or wherever its target names.
+func (c *Config) hostDir(dir string) error {
+	if root := filepath.Clean(c.HostRoot); root != "/" {
+		existing := c.onHost(dir)
+		for {
+			if _, err := os.Lstat(existing); err == nil || existing == root {
+				break
+			}
+			existing = filepath.Dir(existing)
+		}
+		real, err := filepath.EvalSymlinks(existing)
+		if err != nil {
+			return fmt.Errorf("resolve %s: %w", existing, err)
+		}
+		realRoot, err := filepath.EvalSymlinks(root)
+		if err != nil {
+			return fmt.Errorf("resolve --host-root %s: %w", root, err)
+		}
+		if real != realRoot && !strings.HasPrefix(real, realRoot+"/") {
+			return fmt.Errorf("%s leads out of --host-root %s (to %s): a symlink on the host points where this installer cannot follow it; give the dir it resolves to on the host instead of %s",
+				existing, root, real, dir)
+		}
+	}
+	return mkdirAll(c.onHost(dir))
+}
+
 func (c *Config) binaryPath() string { return filepath.Join(c.BinDir, BinaryName) }
 func (c *Config) unitPath() string   { return filepath.Join(c.UnitDir, UnitName) }
 func (c *Config) envPath() string    { return filepath.Join(c.ConfigDir, EnvFile) }
@@ -120,7 +151,7 @@ func Install(ctx context.Context, c Config) (changed bool, err error) {
 	}
 	var ch changes
 	for _, dir := range []string{c.BinDir, c.UnitDir, c.ConfigDir} {
-		if err := mkdirAll(c.onHost(dir)); err != nil {
+		if err := c.hostDir(dir); err != nil {
 			return false, err
 		}
 	}
@@ -158,7 +189,7 @@ func Install(ctx context.Context, c Config) (changed bool, err error) {
 	// The links are host paths to the unit, as systemctl enable makes them:
 	// they are read by the host's systemd, not through HostRoot.
 	for _, link := range c.wantsLinks() {
-		if err := mkdirAll(c.onHost(filepath.Dir(link))); err != nil {
+		if err := c.hostDir(filepath.Dir(link)); err != nil {
 			return false, err
 		}
 		step, err := symlinkAtomic(c.onHost(link), c.unitPath())
@@ -233,10 +264,15 @@ func Remove(ctx context.Context, c Config) error {
 		return err
 	}
 	systemd := c.Start == StartAuto && c.hostRunsSystemd()
-	if systemd {
-		// Blocking: the service stops within its TimeoutStopSec.
+	if _, err := os.Lstat(c.onHost(c.unitPath())); systemd && err == nil {
+		// Blocking: the service stops within its TimeoutStopSec. A unit
+		// systemd does not know (exit 5: "not loaded") is not running.
 		if err := c.runSystemctl(ctx, "stop", UnitName); err != nil {
-			return err
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 5 {
+				return err
+			}
+			c.say("%s was not loaded: nothing to stop", UnitName)
 		}
 	}
 	for _, p := range append(c.wantsLinks(), c.unitPath(), c.binaryPath()) {
@@ -263,7 +299,18 @@ func Remove(ctx context.Context, c Config) error {
 // kept), or a new one.
 func envFile(path, node string) ([]byte, error) {
 	line := "NODE_NAME=" + node
-	old, err := os.ReadFile(path)
+	// Only a regular file is read: a symlink (which anyone who can write
+	// the config dir may plant) could name any file of the host, whose
+	// lines would land in this world-readable one. Anything else is
+	// replaced.
+	var old []byte
+	fi, err := os.Lstat(path)
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fs.ErrNotExist
+	}
+	if err == nil {
+		old, err = readNoFollow(path)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return []byte("# The environment of " + UnitName + ", written by simple-device-plugin install:\n" +
 			"# NODE_NAME is rewritten on every install, other lines (SDP_* settings) are kept.\n" + line + "\n"), nil
@@ -291,4 +338,15 @@ func envFile(path, node string) ([]byte, error) {
 		out.WriteString(line + "\n")
 	}
 	return out.Bytes(), nil
+}
+
+// readNoFollow reads a file, refusing a symlink put there since it was
+// looked at.
+func readNoFollow(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }

@@ -282,7 +282,7 @@ func TestRemove(t *testing.T) {
 		{name: "installed, with systemd", systemd: true, installed: true, wantCalls: [][]string{{"stop", UnitName}, reload},
 			wantOut: []string{"removed ROOT/etc/systemd/system/simple-device-plugin.service", "kept "}},
 		{name: "installed, without systemd", installed: true, wantOut: []string{"removed "}},
-		{name: "not installed", systemd: true, wantCalls: [][]string{{"stop", UnitName}, reload},
+		{name: "not installed", systemd: true, wantCalls: [][]string{reload}, // no unit: nothing to stop
 			wantOut: []string{"absent ROOT/usr/local/bin/simple-device-plugin"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -364,4 +364,69 @@ func wantLink(t *testing.T, h *fakeHost, link, target string) {
 	if err != nil || got != target {
 		t.Errorf("%s -> %q (%v), want -> %s", link, got, err, target)
 	}
+}
+
+// Symlinks on the host never lead the installer out of the host root, nor
+// copy another host file into the world-readable env file.
+func TestInstallSymlinks(t *testing.T) {
+	t.Run("env file linked to a secret", func(t *testing.T) {
+		h := newFakeHost(t, false)
+		etc := filepath.Join(h.root, "etc")
+		if err := os.MkdirAll(filepath.Join(etc, "simple-device-plugin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(etc, "shadow"), []byte("root:SECRET:1::::::\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env := filepath.Join(etc, "simple-device-plugin", EnvFile)
+		if err := os.Symlink("../shadow", env); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Install(context.Background(), h.config()); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(env)
+		fi, lerr := os.Lstat(env)
+		if err != nil || lerr != nil || !fi.Mode().IsRegular() || strings.Contains(string(data), "SECRET") || !strings.Contains(string(data), "NODE_NAME=node-1") {
+			t.Errorf("env file (%v, %v, mode %v):\n%s", err, lerr, fi.Mode(), data)
+		}
+		if shadow, _ := os.ReadFile(filepath.Join(etc, "shadow")); string(shadow) != "root:SECRET:1::::::\n" {
+			t.Errorf("the link's target changed: %q", shadow)
+		}
+	})
+	t.Run("a dir linked out of the root", func(t *testing.T) {
+		h := newFakeHost(t, false)
+		outside := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(h.root, "usr"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(outside, filepath.Join(h.root, "usr/local")); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Install(context.Background(), h.config())
+		if err == nil || !strings.Contains(err.Error(), "leads out of --host-root") || !strings.Contains(err.Error(), "/usr/local/bin") {
+			t.Errorf("Install: %v, want an error naming the dir that leads out", err)
+		}
+		if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+			t.Errorf("written outside the host root: %v", entries)
+		}
+	})
+	t.Run("a dir linked within the root", func(t *testing.T) {
+		h := newFakeHost(t, false)
+		if err := os.MkdirAll(filepath.Join(h.root, "var/usrlocal"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(h.root, "usr"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../var/usrlocal", filepath.Join(h.root, "usr/local")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Install(context.Background(), h.config()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(h.root, "var/usrlocal/bin", BinaryName)); err != nil {
+			t.Errorf("binary not installed through the link: %v", err)
+		}
+	})
 }
