@@ -27,7 +27,7 @@ const (
 
 func newSyncCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "sync [FILE] --to HOSTFILE [--once]",
+		Use:   "sync --from FILE --to HOSTFILE [--once]",
 		Short: "Keep the node service's manifest file equal to the ConfigMap's (valid only)",
 		Long: `sync keeps the host's manifest file (--to), which the node service reads,
 equal to the manifest FILE (the ConfigMap's, mounted in the sync pod): at
@@ -43,7 +43,7 @@ image and the node binary are the same version.
 /readyz is 200 only while the host file equals the last valid manifest.
 --once checks and writes once and exits (0: the host file holds the
 manifest), for a node image or cloud-init step before the service starts.`,
-		Example: `  simple-device-plugin sync /etc/simple-device-plugin-config/manifest.yaml \
+		Example: `  simple-device-plugin sync --from /etc/simple-device-plugin-config/manifest.yaml \
     --to /host/etc/simple-device-plugin/manifest.yaml \
     --validate-with /host/usr/local/bin/simple-device-plugin`,
 		Args:              atMostOneManifest,
@@ -51,7 +51,7 @@ manifest), for a node image or cloud-init step before the service starts.`,
 	}
 	fs := cmd.Flags()
 	source := newString(fs, "manifest", "", "FILE", "the manifest to copy (the ConfigMap's file)")
-	from := newString(fs, "from", "", "FILE", "the same as --manifest")
+	from := newString(fs, "from", "", "FILE", "the manifest to copy (the ConfigMap's file); the same as FILE or --manifest")
 	once := fs.Bool("once", false, "check and write once, then exit: 0 when the host file holds the manifest, 1 when not (invalid, no validator, write failed)")
 	target := newString(fs, "to", defaultSyncTarget, "HOSTFILE", "the host's manifest file, read by the node service; its dir must exist (env SDP_SYNC_TO)")
 	_ = fs.SetAnnotation("to", envAnnotation, []string{"SDP_SYNC_TO"})
@@ -64,13 +64,13 @@ manifest), for a node image or cloud-init step before the service starts.`,
 
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *from != "" {
-			if *source != "" && *source != *from {
-				return usageErrorf("--from %s and --manifest %s: give the manifest once", *from, *source)
+			if (*source != "" && *source != *from) || (len(args) > 0 && args[0] != *from) {
+				return usageErrorf("--from %s and another manifest: give the manifest once", *from)
 			}
-			*source = *from
+			*source, args = *from, nil
 		}
 		if len(args) == 0 && *source == "" {
-			return usageErrorf("no manifest: %s FILE (or --manifest FILE, or SDP_MANIFEST): the ConfigMap's file", cmd.CommandPath())
+			return usageErrorf("no manifest: %s --from FILE (or FILE, --manifest FILE, SDP_MANIFEST): the ConfigMap's file", cmd.CommandPath())
 		}
 		path, err := manifestArg(cmd, args, *source)
 		if err != nil {

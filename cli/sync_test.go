@@ -26,7 +26,7 @@ func TestSyncCommandLine(t *testing.T) {
 		{name: "standard input cannot be watched", args: []string{"sync", "-", "--to", filepath.Join(hostDir, "manifest.yaml")}, wantCode: exitUsage,
 			wantStderr: []string{"sync watches its manifest for changes, so it cannot read standard input", "See 'simple-device-plugin sync --help'."}},
 		{name: "no manifest", args: []string{"sync", "--to", filepath.Join(hostDir, "manifest.yaml")}, wantCode: exitUsage,
-			wantStderr: []string{"no manifest: simple-device-plugin sync FILE (or --manifest FILE, or SDP_MANIFEST)"}},
+			wantStderr: []string{"no manifest: simple-device-plugin sync --from FILE (or FILE, --manifest FILE, SDP_MANIFEST)"}},
 		{name: "the host's dir is not mounted", args: []string{"sync", exampleManifest, "--to", "/nonexistent/etc/manifest.yaml"}, wantCode: exitFailure,
 			wantStderr: []string{"--to /nonexistent/etc/manifest.yaml: its dir /nonexistent/etc is not a directory (mount the host's /etc/simple-device-plugin there, or set --to"}},
 		{name: "SDP_SYNC_TO stands for --to", env: map[string]string{"SDP_SYNC_TO": "/nonexistent/etc/manifest.yaml"}, args: []string{"sync", exampleManifest}, wantCode: exitFailure,
@@ -36,6 +36,8 @@ func TestSyncCommandLine(t *testing.T) {
 		{name: "empty --to", args: []string{"sync", exampleManifest, "--to", ""}, wantCode: exitUsage, wantStderr: []string{"--to is empty"}},
 		{name: "two manifests", args: []string{"sync", exampleManifest, exampleManifest}, wantCode: exitUsage, wantStderr: []string{"one manifest at a time"}},
 		{name: "--from and --manifest differ", args: []string{"sync", "--from", exampleManifest, "--manifest", "other.yaml", "--to", filepath.Join(hostDir, "manifest.yaml")}, wantCode: exitUsage,
+			wantStderr: []string{"give the manifest once"}},
+		{name: "--from and FILE differ", args: []string{"sync", "other.yaml", "--from", exampleManifest, "--to", filepath.Join(hostDir, "manifest.yaml")}, wantCode: exitUsage,
 			wantStderr: []string{"give the manifest once"}},
 		{name: "--poll out of range", args: []string{"sync", exampleManifest, "--poll", "1ms"}, wantCode: exitUsage, wantStderr: []string{"must be between 100ms and 1h"}},
 	}

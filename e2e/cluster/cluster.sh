@@ -584,7 +584,10 @@ cmd_start_node_service() {
 	running node-service && die "the node service is running already"
 	mkdir -p "$ROOT/logs" "$ROOT/pids"
 	# shellcheck disable=SC2046,SC2086 # ExecStart= and the env file are word lists
-	"$BIN/notifystart" --pidfile "$ROOT/pids/node-service" --log "$ROOT/logs/node-service.log" --timeout 30s -- \
+	# systemd's TimeoutStartSec=, as the unit sets it (default 90s).
+	local timeout
+	timeout=$(sed -n 's/^TimeoutStartSec=//p' "$NODE_SERVICE/systemd/$NODE_SERVICE_UNIT" | tail -n 1)
+	"$BIN/notifystart" --pidfile "$ROOT/pids/node-service" --log "$ROOT/logs/node-service.log" --timeout "${timeout:-90s}" -- \
 		env $(node_service_env) $exec_start >&2 || log "WARNING: the node service did not get ready; the kubelet starts anyway (Wants=, not Requires=)"
 }
 

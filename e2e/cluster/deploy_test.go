@@ -623,7 +623,7 @@ func TestHelmValuesRendered(t *testing.T) {
 				wantField(t, inits[0].(map[string]any), []any{"install", "--host-root=/host", "--bin-dir=/opt/bin", "--unit-dir=/usr/lib/systemd/system",
 					"--config-dir=/var/lib/sdp", "--port=9500", "--start=never"}, "args")
 				c := container(t, objs, "sdp-simple-device-plugin-node")
-				wantField(t, c, []any{"sync", "--manifest=/etc/simple-device-plugin/manifest.yaml", "--to=/host/var/lib/sdp/manifest.yaml",
+				wantField(t, c, []any{"sync", "--from=/etc/simple-device-plugin/manifest.yaml", "--to=/host/var/lib/sdp/manifest.yaml",
 					"--validate-with=/host/opt/bin/simple-device-plugin", "--listen=:8081"}, "args")
 				vs := volumes(t, objs, "sdp-simple-device-plugin-node")
 				wantField(t, vs["host-config"], map[string]any{"path": "/var/lib/sdp", "type": "DirectoryOrCreate"}, "hostPath")

@@ -160,7 +160,7 @@ func (f *fixture) stepNodeServiceSync(t *testing.T) {
 func (f *fixture) stepNodeServiceRemove(t *testing.T) {
 	mustRun(f.ctx, t, f.kubectl, "delete", "-k", "overlay-node-service", "--wait", "--timeout=2m")
 	t.Log(mustRun(f.ctx, t, f.clusterScript, "stop-node-service"))
-	t.Log(mustRun(f.ctx, t, repoRoot+"/bin/simple-device-plugin", "install", "--remove", "--host-root", "/",
+	t.Log(mustRun(f.ctx, t, repoRoot+"/bin/simple-device-plugin", "install", "--remove", "--host-root", "/", "--start", "never",
 		"--bin-dir", nodeServiceDir("bin"), "--unit-dir", nodeServiceDir("systemd"), "--config-dir", nodeServiceDir("etc")))
 	for _, p := range []string{
 		nodeServiceDir("bin") + "/simple-device-plugin",
