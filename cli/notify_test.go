@@ -21,13 +21,7 @@ import (
 // served, the kubelet that starts later gets every registration, and the
 // stop is announced.
 func TestRunAsNodeService(t *testing.T) {
-	dir, err := os.MkdirTemp("", "sdp") // socket paths: short, not t.TempDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	notifications := listenNotify(t, filepath.Join(dir, "notify"))
-	t.Setenv("NOTIFY_SOCKET", filepath.Join(dir, "notify"))
+	dir, notifications := underServiceManager(t)
 	pluginDir := filepath.Join(dir, "dp") // not made yet: a kubelet that never ran
 	etc := t.TempDir()
 	manifestPath := filepath.Join(etc, "manifest.yaml")
@@ -106,13 +100,7 @@ func TestRunAsNodeService(t *testing.T) {
 // With a manifest there at start, READY=1 comes only once every plugin's
 // socket listens: a kubelet started on that signal finds them all.
 func TestRunNotifiesOnceServing(t *testing.T) {
-	dir, err := os.MkdirTemp("", "sdp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	notifications := listenNotify(t, filepath.Join(dir, "notify"))
-	t.Setenv("NOTIFY_SOCKET", filepath.Join(dir, "notify"))
+	dir, notifications := underServiceManager(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), hangTimeout)
 	defer cancel()
@@ -154,14 +142,24 @@ func TestRunMissingManifest(t *testing.T) {
 // notifySocket is the service manager's end of $NOTIFY_SOCKET.
 type notifySocket struct{ conn *net.UnixConn }
 
-func listenNotify(t *testing.T, path string) *notifySocket {
+// underServiceManager plays systemd for a Type=notify service: a new short
+// dir (socket paths are limited to 108 bytes: not t.TempDir()) with the
+// notification socket in it, named by $NOTIFY_SOCKET until the test ends.
+func underServiceManager(t *testing.T) (string, *notifySocket) {
 	t.Helper()
+	dir, err := os.MkdirTemp("", "sdp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &notifySocket{conn}
+	t.Setenv("NOTIFY_SOCKET", path)
+	return dir, &notifySocket{conn}
 }
 
 // next is the next datagram, or a failure when ctx ends first.

@@ -172,12 +172,9 @@ func manifestFiles(_ *cobra.Command, args []string, _ string) ([]string, cobra.S
 func serve(ctx context.Context, h *host.Host, m *manifest.Manifest, path string, data []byte, listen string, log *slog.Logger) error {
 	// Listen first: a port in use is a deployment mistake to report before
 	// any plugin has created a socket or registered with the kubelet.
-	var lis net.Listener
-	if listen != "" {
-		var err error
-		if lis, err = net.Listen("tcp", listen); err != nil {
-			return fmt.Errorf("listen on %s for /healthz, /readyz, /metrics: %w", listen, err)
-		}
+	lis, err := listenHTTP(listen)
+	if err != nil {
+		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return h.Run(gctx, m) })
@@ -218,6 +215,18 @@ func serve(ctx context.Context, h *host.Host, m *manifest.Manifest, path string,
 
 // serveHTTP serves handler on lis in g until ctx ends, then shuts the
 // server down within a second.
+// listenHTTP listens on addr for the HTTP endpoints; nil for "".
+func listenHTTP(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s for /healthz, /readyz, /metrics: %w", addr, err)
+	}
+	return lis, nil
+}
+
 func serveHTTP(ctx context.Context, g *errgroup.Group, lis net.Listener, handler http.Handler) {
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	g.Go(func() error {

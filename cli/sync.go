@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,12 +144,9 @@ func validateInProcess(name string) func(context.Context, []byte) error {
 func serveSync(ctx context.Context, s *nodesync.Syncer, listen string, log *slog.Logger) error {
 	// Listen first: a port in use is a deployment mistake to report before
 	// anything is written.
-	var lis net.Listener
-	if listen != "" {
-		var err error
-		if lis, err = net.Listen("tcp", listen); err != nil {
-			return fmt.Errorf("listen on %s for /healthz, /readyz, /metrics: %w", listen, err)
-		}
+	lis, err := listenHTTP(listen)
+	if err != nil {
+		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.Run(gctx) })
