@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"simple-device-plugin/internal/atomicfile"
 )
 
 // step is what the installer did to one file.
@@ -47,41 +49,10 @@ func writeAtomic(path string, content io.ReadSeeker, perm fs.FileMode) (step, er
 			return "", fmt.Errorf("write %s: %w", path, err)
 		}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return "", fmt.Errorf("write %s: %w%s", path, err, fixHint(err))
-	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	_, err = io.Copy(tmp, content)
-	if err == nil {
-		err = tmp.Chmod(perm)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if closeErr := tmp.Close(); err == nil {
-		err = closeErr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(path)) // the rename itself, across a power cut
-	}
-	if err != nil {
+	if err := atomicfile.Write(path, content, perm); err != nil {
 		return "", fmt.Errorf("write %s: %w%s", path, err, fixHint(err))
 	}
 	return result, nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // sameContent says whether the file at path holds exactly what content

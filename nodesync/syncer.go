@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"simple-device-plugin/internal/atomicfile"
 )
 
 // Syncer copies Source to Target whenever they differ and Validate accepts
@@ -276,40 +278,6 @@ func (s *Syncer) refuse(log *slog.Logger, source []byte, invalid *InvalidError) 
 // writeAtomically replaces path with data: a temporary file in the same
 // directory, synced and renamed over path, so a reader sees the old file
 // or the new one, never a part, and the new one survives a power cut.
-func writeAtomically(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".sync-*")
-	if err != nil {
-		return fmt.Errorf("create a temporary file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
-	}
-	// CreateTemp makes 0600; the service and admins read the file.
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("rename over %s: %w", path, err)
-	}
-	// The rename lives in the directory: sync it too, so a reboot right
-	// after keeps the new file. Some filesystems cannot; the file is in
-	// place either way.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
+func writeAtomically(path string, data []byte) error {
+	return atomicfile.Write(path, bytes.NewReader(data), 0o644)
 }
