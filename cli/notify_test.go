@@ -97,6 +97,56 @@ func TestRunAsNodeService(t *testing.T) {
 	}
 }
 
+// As a node service, an invalid manifest at start is waited out like a
+// missing one: READY=1, nothing served, the problems said; the fixed file
+// is served.
+func TestRunAsNodeServiceInvalidManifest(t *testing.T) {
+	dir, notifications := underServiceManager(t)
+	manifestPath := filepath.Join(t.TempDir(), "manifest.yaml")
+	if err := os.WriteFile(manifestPath, []byte("apiVersion: simple-device-plugin/v1alpha1\nkind: Manifest\nresources:\n  - name: example.com/fpga\n    count: 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), hangTimeout)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(runCtx, []string{"run", manifestPath, "--wait-for-manifest", "--device-plugin-dir", dir, "--registration", "kubelet-socket",
+			"--listen", "", "--node-name", "n1", "--cdi-spec-dir", t.TempDir(), "--cdi-registry-dirs", "", "--pod-resources-socket", ""},
+			&bytes.Buffer{}, &stderr)
+	}()
+	defer func() {
+		stop()
+		if code := <-done; code != exitOK {
+			t.Errorf("exit code %d, want 0\n%s", code, stderr.String())
+		}
+	}()
+	if got := notifications.next(t, ctx); got != "READY=1\nSTATUS=waiting for the manifest" {
+		t.Fatalf("notification %q, want READY with the waiting status\n%s", got, stderr.String())
+	}
+	for _, want := range []string{"resources[0].count: must be at least 1", "serving nothing until a valid one is written"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	k, err := kubeletsim.Start(dir, kubeletsim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Stop()
+	data, err := os.ReadFile(exampleManifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(manifestPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.WaitRegistered(ctx, []string{"example.com/fpga", "example.com/license-seat", "example.com/vaccel-share"}); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+}
+
 // With a manifest there at start, READY=1 comes only once every plugin's
 // socket listens: a kubelet started on that signal finds them all.
 func TestRunNotifiesOnceServing(t *testing.T) {

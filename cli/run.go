@@ -58,7 +58,7 @@ func addRunFlags(fs *pflag.FlagSet) *runOptions {
 			"resources with more devices get no per-device sdp_device_allocated series (0: none)"),
 	}
 	o.waitForManifest = fs.Bool("wait-for-manifest", false,
-		"a manifest file not there yet is waited for, serving nothing meanwhile, and a missing socket dir is made, rather than an error (node-service mode)")
+		"a manifest file not there yet, or invalid, is waited for, serving nothing meanwhile, and a missing socket dir is made, rather than an error (node-service mode)")
 	fs.Var(o.listen, "listen", "address of /healthz, /readyz, /metrics and /allocations; \"\" for none")
 	o.log = addLogFlags(fs, "info")
 	return o
@@ -115,7 +115,13 @@ func runCommand(cmd *cobra.Command, args []string, o *runOptions) error {
 	default:
 		if m, err = manifest.Parse(data, host.CheckDeviceList); err != nil {
 			printManifestErrors(stderr, name, err)
-			return errReported
+			if !*o.waitForManifest || path == "-" {
+				return errReported
+			}
+			// A node service must not exit over a file that the next
+			// write fixes: serve nothing until a valid one is there.
+			log.Warn("the manifest is invalid; serving nothing until a valid one is written", "manifest", path)
+			m = &manifest.Manifest{}
 		}
 	}
 	socketDir := *o.dir
