@@ -588,7 +588,7 @@ cmd_start_node_service() {
 	local timeout
 	timeout=$(sed -n 's/^TimeoutStartSec=//p' "$NODE_SERVICE/systemd/$NODE_SERVICE_UNIT" | tail -n 1)
 	"$BIN/notifystart" --pidfile "$ROOT/pids/node-service" --log "$ROOT/logs/node-service.log" --timeout "${timeout:-90s}" -- \
-		env $(node_service_env) $exec_start >&2 || log "WARNING: the node service did not get ready; the kubelet starts anyway (Wants=, not Requires=)"
+		env $(node_service_env) $exec_start || log "WARNING: the node service did not get ready; the kubelet starts anyway (Wants=, not Requires=)"
 }
 
 cmd_stop_node_service() { stop node-service; }

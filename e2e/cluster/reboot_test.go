@@ -82,7 +82,9 @@ func (f *fixture) rebootAndSettle(t *testing.T, pluginLog func(since time.Time) 
 		before[name] = containerIDs(p)
 	}
 	out := rebootOutcome{powerCut: time.Now()}
-	mustRun(f.ctx, t, f.clusterScript, "reboot")
+	if said := strings.TrimSpace(mustRun(f.ctx, t, f.clusterScript, "reboot")); said != "" {
+		t.Log(said) // the node service's READY=1, when it starts
+	}
 	poll(t, 3*time.Minute, "every watched pod running again or failed", func() (bool, string) {
 		out.running, out.rejected, out.other = nil, nil, nil
 		for _, name := range rebootPods {
