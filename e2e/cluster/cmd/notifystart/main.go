@@ -78,7 +78,7 @@ func start(pidfile, logfile string, timeout time.Duration, args []string) error 
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%s: READY=1 after %d ms\n", filepath.Base(args[0]), time.Since(began).Milliseconds())
+		fmt.Printf("notifystart: the service said READY=1 %d ms after it was started\n", time.Since(began).Milliseconds())
 		return nil
 	case err := <-exited:
 		return fmt.Errorf("%s exited before READY=1: %v (log: %s)", args[0], err, logfile)
