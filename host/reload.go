@@ -7,11 +7,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
+	"simple-device-plugin/internal/filewatch"
 	"simple-device-plugin/manifest"
 )
 
@@ -44,28 +42,7 @@ func (r *Reloader) Trigger() { poke(r.trigger) }
 
 // Run watches until ctx ends.
 func (r *Reloader) Run(ctx context.Context) error {
-	if r.Debounce <= 0 {
-		r.Debounce = 100 * time.Millisecond
-	}
-	if r.Poll <= 0 {
-		r.Poll = 10 * time.Second
-	}
 	log := r.Host.log.With("manifest", r.Path)
-	// Without fsnotify the poll still picks changes up, only later.
-	var events <-chan fsnotify.Event
-	var errs <-chan error
-	dir := filepath.Dir(r.Path)
-	if w, err := fsnotify.NewWatcher(); err != nil {
-		log.Warn("cannot watch the manifest; polling only", "err", err, "poll", r.Poll.String())
-	} else {
-		defer w.Close()
-		if err := w.Add(dir); err != nil {
-			log.Warn("cannot watch the manifest dir; polling only", "dir", dir, "err", err, "poll", r.Poll.String())
-		} else {
-			events, errs = w.Events, w.Errors
-		}
-	}
-	name := filepath.Base(r.Path)
 	// Not before the host has applied the first manifest: a reload applied
 	// earlier would be undone by it.
 	select {
@@ -73,44 +50,10 @@ func (r *Reloader) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		return nil
 	}
-	// Catch a change made between the first load and the watch.
-	r.reload(log, false)
-
-	debounce := time.NewTimer(time.Hour)
-	debounce.Stop()
-	defer debounce.Stop()
-	poll := time.NewTicker(r.Poll)
-	defer poll.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			switch filepath.Base(ev.Name) {
-			case "..data":
-				// A ConfigMap update is complete when the swap lands.
-				r.reload(log, false)
-			case name:
-				debounce.Reset(r.Debounce)
-			}
-		case err, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			log.Warn("watching the manifest", "err", err)
-		case <-debounce.C:
-			r.reload(log, false)
-		case <-poll.C:
-			r.reload(log, false)
-		case <-r.trigger:
-			r.reload(log, true)
-		}
-	}
+	// The first check catches a change made since the first load.
+	filewatch.Watch{Files: []string{r.Path}, Debounce: r.Debounce, Poll: r.Poll, Trigger: r.trigger, Logger: log}.
+		Run(ctx, func(why filewatch.Reason) { r.reload(log, why == filewatch.Triggered) })
+	return nil
 }
 
 // reload reads the manifest and applies it if it changed. An invalid

@@ -18,9 +18,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
 	"simple-device-plugin/internal/atomicfile"
+	"simple-device-plugin/internal/filewatch"
 )
 
 // Syncer copies Source to Target whenever they differ and Validate accepts
@@ -130,61 +129,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 		return errors.New("nodesync: no Validate function")
 	}
 	log := s.Logger.With("source", s.Source, "target", s.Target)
-	events, errs, closeWatch := s.watch(log)
-	defer closeWatch()
-
-	dataLink := filepath.Join(filepath.Dir(s.Source), "..data")
-	s.check(ctx, log)
-
-	debounce := time.NewTimer(time.Hour)
-	debounce.Stop()
-	defer debounce.Stop()
-	poll := time.NewTicker(s.Poll)
-	defer poll.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			switch filepath.Clean(ev.Name) {
-			case dataLink:
-				// A ConfigMap update is complete when the swap lands.
-				s.check(ctx, log)
-			case s.Source, s.Target:
-				debounce.Reset(s.Debounce)
-			}
-		case err, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			log.Warn("watching the manifests", "err", err)
-		case <-debounce.C:
-			s.check(ctx, log)
-		case <-poll.C:
-			s.check(ctx, log)
-		}
-	}
-}
-
-// watch watches the source's and the target's directories. Without a
-// watch the poll still finds every change, only later.
-func (s *Syncer) watch(log *slog.Logger) (<-chan fsnotify.Event, <-chan error, func()) {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		log.Warn("cannot watch the manifests; polling only", "err", err, "poll", s.Poll.String())
-		return nil, nil, func() {}
-	}
-	for _, dir := range []string{filepath.Dir(s.Source), filepath.Dir(s.Target)} {
-		if err := w.Add(dir); err != nil {
-			log.Warn("cannot watch a manifest dir; polling it only", "dir", dir, "err", err, "poll", s.Poll.String())
-		}
-	}
-	return w.Events, w.Errors, func() { _ = w.Close() }
+	filewatch.Watch{Files: []string{s.Source, s.Target}, Debounce: s.Debounce, Poll: s.Poll, Logger: log}.
+		Run(ctx, func(filewatch.Reason) { s.check(ctx, log) })
+	return nil
 }
 
 // check makes the target equal to the source if the source is valid.
