@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"simple-device-plugin/internal/kubeletsim"
+	"simple-device-plugin/internal/syncbuf"
 )
 
 // As a node service: started before the kubelet, with no manifest yet,
@@ -30,7 +30,7 @@ func TestRunAsNodeService(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), hangTimeout)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(runCtx, []string{"run", manifestPath, "--wait-for-manifest", "--device-plugin-dir", pluginDir, "--registration", "kubelet-socket",
@@ -109,7 +109,7 @@ func TestRunAsNodeServiceInvalidManifest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), hangTimeout)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(runCtx, []string{"run", manifestPath, "--wait-for-manifest", "--device-plugin-dir", dir, "--registration", "kubelet-socket",
@@ -155,7 +155,7 @@ func TestRunNotifiesOnceServing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), hangTimeout)
 	defer cancel()
 	runCtx, stop := context.WithCancel(ctx)
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(runCtx, []string{"run", exampleManifest, "--device-plugin-dir", dir, "--registration", "kubelet-socket",
@@ -249,23 +249,4 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer that the run's logger and the test may use
-// at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

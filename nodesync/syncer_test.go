@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"simple-device-plugin/internal/syncbuf"
 )
 
 // waitTimeout turns a state that never comes into a failure; a check
@@ -86,29 +88,11 @@ func (f *fakeValidator) setMissing(missing bool) {
 	f.missing = missing
 }
 
-// lockedBuffer is a log sink the syncer's goroutine and the test share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startSyncer runs s until the test ends. A short poll is only a safety
 // net; the tests wait for state, not for time.
-func startSyncer(t *testing.T, s *Syncer) *lockedBuffer {
+func startSyncer(t *testing.T, s *Syncer) *syncbuf.Buffer {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	s.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	if s.Poll == 0 {
 		s.Poll = 200 * time.Millisecond
@@ -126,7 +110,7 @@ func startSyncer(t *testing.T, s *Syncer) *lockedBuffer {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool, logs *lockedBuffer) {
+func waitFor(t *testing.T, what string, cond func() bool, logs *syncbuf.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for !cond() {
@@ -137,7 +121,7 @@ func waitFor(t *testing.T, what string, cond func() bool, logs *lockedBuffer) {
 	}
 }
 
-func waitForContent(t *testing.T, path, want string, logs *lockedBuffer) {
+func waitForContent(t *testing.T, path, want string, logs *syncbuf.Buffer) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%s holds %q", path, want), func() bool {
 		got, err := os.ReadFile(path)
@@ -177,7 +161,7 @@ func (s *Syncer) metricValue(name, result string) float64 {
 }
 
 // waitForCount waits until the result's counter reaches at least n.
-func waitForCount(t *testing.T, s *Syncer, result string, n float64, logs *lockedBuffer) {
+func waitForCount(t *testing.T, s *Syncer, result string, n float64, logs *syncbuf.Buffer) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("sdp_sync_total{result=%q} >= %v", result, n), func() bool { return s.count(result) >= n }, logs)
 }
