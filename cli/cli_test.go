@@ -3,11 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"simple-device-plugin/internal/syncbuf"
 )
 
 // exampleManifest is the README's first manifest; the tests run in cli/.
@@ -155,4 +158,40 @@ func writeFile(t *testing.T, dir, name, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// runningCommand is a command line started by startCommand.
+type runningCommand struct {
+	t      *testing.T
+	stderr *syncbuf.Buffer // its log, readable while it runs
+	cancel context.CancelFunc
+	done   chan int
+	code   int
+	ended  bool
+}
+
+// startCommand runs a command line until stop is called or the test ends,
+// as SIGTERM ends it.
+func startCommand(t *testing.T, args ...string) *runningCommand {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	c := &runningCommand{t: t, stderr: &syncbuf.Buffer{}, cancel: cancel, done: make(chan int, 1)}
+	go func() { c.done <- Main(ctx, args, io.Discard, c.stderr) }()
+	t.Cleanup(func() { c.stop() })
+	return c
+}
+
+// stop ends the command and returns its exit code and log; it may be
+// called twice.
+func (c *runningCommand) stop() (int, string) {
+	if !c.ended {
+		c.cancel()
+		select {
+		case c.code = <-c.done:
+			c.ended = true
+		case <-time.After(hangTimeout):
+			c.t.Fatalf("the command did not stop within %v", hangTimeout)
+		}
+	}
+	return c.code, c.stderr.String()
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"simple-device-plugin/internal/kubeletsim"
-	"simple-device-plugin/internal/syncbuf"
 )
 
 // As a node service: started before the kubelet, with no manifest yet,
@@ -29,21 +27,9 @@ func TestRunAsNodeService(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), hangTimeout)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	var stderr syncbuf.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(runCtx, []string{"run", manifestPath, "--wait-for-manifest", "--device-plugin-dir", pluginDir, "--registration", "kubelet-socket",
-			"--listen", addr, "--node-name", "n1", "--cdi-spec-dir", t.TempDir(), "--cdi-registry-dirs", "", "--pod-resources-socket", ""},
-			&bytes.Buffer{}, &stderr)
-	}()
-	stopped := false
-	defer func() {
-		if !stopped {
-			stop()
-			<-done
-		}
-	}()
+	run := startCommand(t, "run", manifestPath, "--wait-for-manifest", "--device-plugin-dir", pluginDir, "--registration", "kubelet-socket",
+		"--listen", addr, "--node-name", "n1", "--cdi-spec-dir", t.TempDir(), "--cdi-registry-dirs", "", "--pod-resources-socket", "")
+	stderr := run.stderr
 
 	if got := notifications.next(t, ctx); got != "READY=1\nSTATUS=waiting for the manifest" {
 		t.Fatalf("first notification %q, want READY with the waiting status\n%s", got, stderr.String())
@@ -51,9 +37,7 @@ func TestRunAsNodeService(t *testing.T) {
 	if fi, err := os.Stat(pluginDir); err != nil || !fi.IsDir() {
 		t.Errorf("the socket dir was not made: %v", err)
 	}
-	if code, body := get(t, "http://"+addr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no manifest yet") {
-		t.Errorf("/readyz while waiting: %d %q", code, body)
-	}
+	waitForHTTP(t, addr, "/readyz", http.StatusServiceUnavailable, "no manifest yet")
 
 	// The manifest arrives (as sync writes it: a rename into place).
 	data, err := os.ReadFile(exampleManifest)
@@ -85,12 +69,10 @@ func TestRunAsNodeService(t *testing.T) {
 	if err := k.WaitRegistered(ctx, want); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
-	waitFor(t, ctx, "/readyz 200", func() bool { code, _ := get(t, "http://"+addr+"/readyz"); return code == http.StatusOK })
+	waitForHTTP(t, addr, "/readyz", http.StatusOK, "ok")
 
-	stop()
-	stopped = true
-	if code := <-done; code != exitOK {
-		t.Errorf("exit code %d, want 0\n%s", code, stderr.String())
+	if code, log := run.stop(); code != exitOK {
+		t.Errorf("exit code %d, want 0\n%s", code, log)
 	}
 	if got := notifications.next(t, ctx); got != "STOPPING=1" {
 		t.Errorf("last notification %q, want STOPPING=1", got)
@@ -108,18 +90,12 @@ func TestRunAsNodeServiceInvalidManifest(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), hangTimeout)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	var stderr syncbuf.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(runCtx, []string{"run", manifestPath, "--wait-for-manifest", "--device-plugin-dir", dir, "--registration", "kubelet-socket",
-			"--listen", "", "--node-name", "n1", "--cdi-spec-dir", t.TempDir(), "--cdi-registry-dirs", "", "--pod-resources-socket", ""},
-			&bytes.Buffer{}, &stderr)
-	}()
+	run := startCommand(t, "run", manifestPath, "--wait-for-manifest", "--device-plugin-dir", dir, "--registration", "kubelet-socket",
+		"--listen", "", "--node-name", "n1", "--cdi-spec-dir", t.TempDir(), "--cdi-registry-dirs", "", "--pod-resources-socket", "")
+	stderr := run.stderr
 	defer func() {
-		stop()
-		if code := <-done; code != exitOK {
-			t.Errorf("exit code %d, want 0\n%s", code, stderr.String())
+		if code, log := run.stop(); code != exitOK {
+			t.Errorf("exit code %d, want 0\n%s", code, log)
 		}
 	}()
 	if got := notifications.next(t, ctx); got != "READY=1\nSTATUS=waiting for the manifest" {
@@ -154,18 +130,8 @@ func TestRunNotifiesOnceServing(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), hangTimeout)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	var stderr syncbuf.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(runCtx, []string{"run", exampleManifest, "--device-plugin-dir", dir, "--registration", "kubelet-socket",
-			"--listen", "", "--node-name", "n1", "--cdi-spec-dir", t.TempDir(), "--cdi-registry-dirs", "", "--pod-resources-socket", ""},
-			&bytes.Buffer{}, &stderr)
-	}()
-	defer func() {
-		stop()
-		<-done
-	}()
+	stderr := startCommand(t, "run", exampleManifest, "--device-plugin-dir", dir, "--registration", "kubelet-socket",
+		"--listen", "", "--node-name", "n1", "--cdi-spec-dir", t.TempDir(), "--cdi-registry-dirs", "", "--pod-resources-socket", "").stderr
 	if got := notifications.next(t, ctx); got != "READY=1\nSTATUS=serving 3 resources" {
 		t.Fatalf("notification %q, want READY=1 serving 3 resources\n%s", got, stderr.String())
 	}
@@ -225,18 +191,6 @@ func (n *notifySocket) next(t *testing.T, ctx context.Context) string {
 		t.Fatalf("no notification: %v", err)
 	}
 	return string(buf[:k])
-}
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	_, _ = b.ReadFrom(resp.Body)
-	return resp.StatusCode, b.String()
 }
 
 // waitFor polls cond until it holds, failing the test when ctx ends.

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -44,18 +43,13 @@ func TestStatusCommand(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), hangTimeout)
 	defer cancel()
-	runCtx, stop := context.WithCancel(ctx)
-	var stderr bytes.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(runCtx, []string{"run", exampleManifest, "--device-plugin-dir", dir, "--registration", "kubelet-socket",
-			"--listen", addr, "--node-name", "n1", "--cdi-spec-dir", t.TempDir(), "--cdi-registry-dirs", "",
-			"--pod-resources-socket", filepath.Join(dir, "pod-resources.sock"), "--pod-resources-period", "1s"}, &bytes.Buffer{}, &stderr)
-	}()
+	run := startCommand(t, "run", exampleManifest, "--device-plugin-dir", dir, "--registration", "kubelet-socket",
+		"--listen", addr, "--node-name", "n1", "--cdi-spec-dir", t.TempDir(), "--cdi-registry-dirs", "",
+		"--pod-resources-socket", filepath.Join(dir, "pod-resources.sock"), "--pod-resources-period", "1s")
+	stderr := run.stderr
 	defer func() {
-		stop()
-		if code := <-done; code != exitOK {
-			t.Errorf("run: exit %d\n%s", code, stderr.String())
+		if code, log := run.stop(); code != exitOK {
+			t.Errorf("run: exit %d\n%s", code, log)
 		}
 	}()
 	if err := k.WaitRegistered(ctx, []string{"example.com/license-seat"}); err != nil {

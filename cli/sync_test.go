@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"os"
@@ -66,7 +65,7 @@ func TestSyncCommand(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "manifest.yaml")
 	addr := freeAddress(t)
 
-	stop := startSync(t, "sync", source, "--to", target, "--validate-with", "", "--listen", addr, "--poll", "200ms")
+	stop := startCommand(t, "sync", source, "--to", target, "--validate-with", "", "--listen", addr, "--poll", "200ms").stop
 
 	waitForHTTP(t, addr, "/readyz", http.StatusOK, "ok")
 	if got, _ := os.ReadFile(target); !bytes.Equal(got, good) {
@@ -112,7 +111,7 @@ func TestSyncCommandWithTheNodesValidator(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "manifest.yaml")
 	addr := freeAddress(t)
 
-	stop := startSync(t, "sync", "--manifest", exampleManifest, "--to", target, "--listen", addr)
+	stop := startCommand(t, "sync", "--manifest", exampleManifest, "--to", target, "--listen", addr).stop
 	waitForHTTP(t, addr, "/metrics", http.StatusOK, `sdp_sync_total{result="invalid"} 1`)
 	waitForHTTP(t, addr, "/readyz", http.StatusServiceUnavailable, "invalid")
 	code, logs := stop()
@@ -125,33 +124,6 @@ func TestSyncCommandWithTheNodesValidator(t *testing.T) {
 	if want := "resources[0].newField: unknown field"; !strings.Contains(logs, want) {
 		t.Errorf("log lacks %q:\n%s", want, logs)
 	}
-}
-
-// startSync runs the command line until the returned stop is called (or
-// the test ends), as SIGTERM ends it; stop returns the exit code and the
-// log, read only once the command has returned.
-func startSync(t *testing.T, args ...string) (stop func() (int, string)) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	var stderr bytes.Buffer
-	done := make(chan int, 1)
-	go func() { done <- Main(ctx, args, io.Discard, &stderr) }()
-	var code int
-	stopped := false
-	stop = func() (int, string) {
-		if !stopped {
-			stopped = true
-			cancel()
-			select {
-			case code = <-done:
-			case <-time.After(hangTimeout):
-				t.Fatalf("sync did not stop within %v", hangTimeout)
-			}
-		}
-		return code, stderr.String()
-	}
-	t.Cleanup(func() { stop() })
-	return stop
 }
 
 // waitForHTTP asks addr for path until it answers code with a body
