@@ -75,12 +75,6 @@ const (
 
 func (s *Syncer) setup() {
 	s.init.Do(func() {
-		if s.Poll <= 0 {
-			s.Poll = 10 * time.Second
-		}
-		if s.Debounce <= 0 {
-			s.Debounce = 100 * time.Millisecond
-		}
 		if s.Logger == nil {
 			s.Logger = slog.Default()
 		}
