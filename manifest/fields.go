@@ -106,17 +106,6 @@ func fastScopes(parts []fieldPart) [len(scopeFields)]bool {
 	return fast
 }
 
-// writeFields writes parts for d, seen as s says. It writes nothing and
-// returns false when a part names a field s lacks: text/template then says
-// what is wrong.
-func writeFields(w *bytes.Buffer, parts []fieldPart, d *DeviceData, s scope) bool {
-	if !fastScopes(parts)[s] {
-		return false
-	}
-	writeParts(w, parts, d)
-	return true
-}
-
 // writeParts writes parts for d.
 func writeParts(w *bytes.Buffer, parts []fieldPart, d *DeviceData) {
 	for _, p := range parts {

@@ -82,3 +82,14 @@ func asDevice(t *testing.T, data any) (DeviceData, scope) {
 	t.Fatalf("no scope for %T", data)
 	return DeviceData{}, 0
 }
+
+// writeFields writes parts for d, seen as s says, as the renderers do with
+// the scopes worked out at load. It writes nothing and returns false when
+// a part names a field s lacks: text/template then says what is wrong.
+func writeFields(w *bytes.Buffer, parts []fieldPart, d *DeviceData, s scope) bool {
+	if !fastScopes(parts)[s] {
+		return false
+	}
+	writeParts(w, parts, d)
+	return true
+}
