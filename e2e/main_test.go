@@ -53,6 +53,7 @@ func TestMain(m *testing.M) {
 	}
 	initKlog()
 	code := m.Run()
+	stopAPIServer()
 	removeBuiltBinary()
 	os.Exit(code)
 }
