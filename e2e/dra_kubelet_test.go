@@ -229,7 +229,9 @@ func (k *draKubelet) prepare(pod *v1.Pod) error {
 	k.t.Helper()
 	m := k.dra()
 	k.mu.Lock()
-	k.pods = append(k.pods, pod)
+	if !slices.ContainsFunc(k.pods, func(p *v1.Pod) bool { return p.UID == pod.UID }) {
+		k.pods = append(k.pods, pod)
+	}
 	k.mu.Unlock()
 	if err := m.PrepareResources(klog.NewContext(context.Background(), k.logger), pod); err != nil {
 		k.remove(pod)
