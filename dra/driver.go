@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	resourceapi "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/dynamic-resource-allocation/kubeletplugin"
+	"k8s.io/dynamic-resource-allocation/resourceslice"
+	"k8s.io/utils/ptr"
 
 	"simple-device-plugin/cdi"
 	"simple-device-plugin/manifest"
@@ -41,7 +44,14 @@ type driver struct {
 	claims    map[string]Claim // the checkpoint, by claim UID
 
 	helper *kubeletplugin.Helper
+	slices *resourceslice.Controller
 }
+
+// sliceSyncDelay is how soon the slices are written again after someone
+// else changed or deleted them. The library's default (30 s) left a node
+// without slices for that long after every kubelet restart, as the kubelet
+// wipes its node's slices when it starts; we are their only writer.
+const sliceSyncDelay = time.Second
 
 // start registers the driver with the kubelet and publishes its slices.
 func (d *driver) start(ctx context.Context, registryDir string) error {
@@ -72,7 +82,8 @@ func (d *driver) start(ctx context.Context, registryDir string) error {
 }
 
 // publish hands the current device list to the ResourceSlice controller,
-// which writes it in the background.
+// which writes it in the background. The controller is started here, not
+// through the helper's PublishResources, for its sync delay.
 func (d *driver) publish(ctx context.Context) error {
 	d.mu.Lock()
 	res, err := Resources(d.res, d.node, func(id string) bool { return d.unhealthy[id] })
@@ -80,11 +91,31 @@ func (d *driver) publish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := d.helper.PublishResources(ctx, res); err != nil {
+	if d.slices != nil {
+		d.slices.Update(&res)
+		return nil
+	}
+	d.slices, err = resourceslice.StartController(ctx, resourceslice.Options{
+		DriverName: d.name,
+		KubeClient: d.client,
+		Owner:      &resourceslice.Owner{APIVersion: "v1", Kind: "Node", Name: d.node},
+		Resources:  &res,
+		SyncDelay:  ptr.To(sliceSyncDelay),
+		ErrorHandler: func(ctx context.Context, err error, msg string) {
+			d.HandleError(ctx, recoverable{err}, msg) // the controller retries
+		},
+	})
+	if err != nil {
 		return fmt.Errorf("publish slices of %s: %w", d.name, err)
 	}
 	return nil
 }
+
+// recoverable marks an error the ResourceSlice controller retries.
+type recoverable struct{ error }
+
+func (e recoverable) Is(target error) bool { return target == kubeletplugin.ErrRecoverable }
+func (e recoverable) Unwrap() error        { return e.error }
 
 // update serves a new version of the resource (same driver).
 func (d *driver) update(ctx context.Context, r *manifest.Resource, unhealthy map[string]bool) error {
@@ -97,7 +128,7 @@ func (d *driver) update(ctx context.Context, r *manifest.Resource, unhealthy map
 // stop unregisters the driver and deletes its slices; the checkpoint and
 // the specs of prepared claims stay, as running pods still use them.
 func (d *driver) stop(ctx context.Context) error {
-	d.helper.Stop()
+	d.halt()
 	err := d.client.ResourceV1().ResourceSlices().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{
 		FieldSelector: fields.Set{resourceapi.ResourceSliceSelectorNodeName: d.node, resourceapi.ResourceSliceSelectorDriver: d.name}.String(),
 	})
@@ -105,6 +136,14 @@ func (d *driver) stop(ctx context.Context) error {
 		return fmt.Errorf("delete the slices of %s: %w", d.name, err)
 	}
 	return nil
+}
+
+// halt unregisters the driver and stops writing its slices.
+func (d *driver) halt() {
+	d.helper.Stop()
+	if d.slices != nil {
+		d.slices.Stop()
+	}
 }
 
 // registered reports whether the kubelet has accepted the driver.

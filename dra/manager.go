@@ -125,11 +125,11 @@ func (m *Manager) poke() {
 }
 
 // Apply makes the drivers match the api: dra resources among served;
-// inManifest tells a resource that left the manifest (its DeviceClass
-// goes) from one only not served here. Drivers that go are stopped, their
+// stillDRA tells a resource the manifest still serves through DRA (on
+// other nodes) from one it no longer does, whose DeviceClass goes. Drivers that go are stopped, their
 // slices deleted, before it returns, so a resource moving to the device
 // plugin API is never served by both.
-func (m *Manager) Apply(served []*manifest.Resource, inManifest func(name string) bool) {
+func (m *Manager) Apply(served []*manifest.Resource, stillDRA func(name string) bool) {
 	want := map[string]*manifest.Resource{}
 	for _, r := range served {
 		if r.DRA() {
@@ -149,7 +149,7 @@ func (m *Manager) Apply(served []*manifest.Resource, inManifest func(name string
 	m.mu.Unlock()
 	for _, e := range stop {
 		m.stopEntry(e)
-		if !inManifest(e.res.Name) {
+		if !stillDRA(e.res.Name) {
 			m.deleteClass(ctx, e.res)
 		}
 	}
@@ -184,7 +184,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 	m.dead = nil
 	m.mu.Unlock()
 	for _, s := range dead {
-		s.drv.helper.Stop()
+		s.drv.halt()
 		s.cancel()
 	}
 	m.mu.Lock()
@@ -253,7 +253,7 @@ func (m *Manager) startEntry(ctx context.Context, e *entry) error {
 	if err := d.start(dctx, m.cfg.RegistryDir); err != nil {
 		cancel()
 		if d.helper != nil {
-			d.helper.Stop()
+			d.halt()
 		}
 		e.failed = err
 		return err
@@ -283,7 +283,7 @@ func (m *Manager) stopEntry(e *entry) {
 func (m *Manager) stopAll() {
 	m.mu.Lock()
 	for _, s := range m.dead {
-		s.drv.helper.Stop()
+		s.drv.halt()
 		s.cancel()
 	}
 	m.dead = nil

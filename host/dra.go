@@ -36,5 +36,7 @@ func (h *Host) applyDRA(m *manifest.Manifest, viaDRA []*manifest.Resource) {
 		h.mu.Unlock()
 		return
 	}
-	h.cfg.DRA.Apply(viaDRA, func(name string) bool { return m.Resource(name) != nil })
+	// A class stays while the manifest serves its resource through DRA
+	// on some node.
+	h.cfg.DRA.Apply(viaDRA, func(name string) bool { r := m.Resource(name); return r != nil && r.DRA() })
 }
