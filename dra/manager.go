@@ -388,9 +388,15 @@ func managers(fields []metav1.ManagedFieldsEntry) []string {
 	return out
 }
 
-// health is the set of unhealthy devices of r: listed unhealthy, failing
-// their healthCheck path, or with a cdiDevices name that does not resolve.
+// health is the set of unhealthy devices of r.
 func (m *Manager) health(r *manifest.Resource) map[string]bool {
+	return Unhealthy(r, m.cfg.Node, m.cfg.Resolves)
+}
+
+// Unhealthy is the set of unhealthy devices of r: listed unhealthy,
+// failing their healthCheck path, or with a cdiDevices name that does not
+// resolve (resolves nil: every name does).
+func Unhealthy(r *manifest.Resource, node string, resolves func(name string) bool) map[string]bool {
 	out := map[string]bool{}
 	paths, _ := r.HealthCheck()
 	for i, id := range r.IDs {
@@ -402,17 +408,18 @@ func (m *Manager) health(r *manifest.Resource) map[string]bool {
 				out[id] = true
 			}
 		}
-		if m.cfg.Resolves != nil && !out[id] {
-			names, err := r.ExternalCDINames(i, m.cfg.Node)
-			if err != nil {
+		if resolves == nil || out[id] {
+			continue
+		}
+		names, err := r.ExternalCDINames(i, node)
+		if err != nil {
+			out[id] = true
+			continue
+		}
+		for _, n := range names {
+			if !resolves(n) {
 				out[id] = true
-				continue
-			}
-			for _, n := range names {
-				if !m.cfg.Resolves(n) {
-					out[id] = true
-					break
-				}
+				break
 			}
 		}
 	}

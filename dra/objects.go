@@ -108,7 +108,7 @@ func ResourceSlices(r *manifest.Resource, node string, unhealthy func(id string)
 	for i, s := range pool.Slices {
 		out[i] = resourceapi.ResourceSlice{
 			TypeMeta:   metav1.TypeMeta{APIVersion: resourceapi.SchemeGroupVersion.String(), Kind: "ResourceSlice"},
-			ObjectMeta: metav1.ObjectMeta{GenerateName: fmt.Sprintf("%x-%s-%s-", i, r.Driver(), node)},
+			ObjectMeta: metav1.ObjectMeta{GenerateName: fmt.Sprintf("%05x-%s-%s-", i, r.Driver(), node)},
 			Spec: resourceapi.ResourceSliceSpec{
 				Driver:   r.Driver(),
 				Pool:     resourceapi.ResourcePool{Name: node, Generation: 1, ResourceSliceCount: int64(len(pool.Slices))},

@@ -29,7 +29,7 @@ func (h *Host) applyDRA(m *manifest.Manifest, viaDRA []*manifest.Resource) {
 	slices.Sort(names)
 	if h.cfg.DRA == nil {
 		if len(names) > 0 {
-			h.log.Error("api: dra resources are not served: this host runs no DRA driver", "resources", names)
+			h.log.Warn("api: dra resources are not served: this host runs no DRA driver", "resources", names)
 		}
 		h.mu.Lock()
 		h.draUnserved = names
