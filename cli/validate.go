@@ -81,6 +81,9 @@ func validateOne(path string, stdin io.Reader, stdout, stderr io.Writer) bool {
 		return false
 	}
 	fmt.Fprintf(stdout, "%s: valid: %s\n", name, summary(m))
+	for _, w := range m.Warnings() {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", name, w.Error())
+	}
 	return true
 }
 
@@ -163,6 +166,9 @@ func summary(m *manifest.Manifest) string {
 		parts[i] = fmt.Sprintf("%s=%d", r.Name, len(r.IDs))
 		if r.Discovers() {
 			parts[i] = r.Name + "=discovered on the node"
+		}
+		if r.DRA() {
+			parts[i] += " via DRA"
 		}
 	}
 	slices.Sort(parts)
