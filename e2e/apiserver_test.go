@@ -73,6 +73,13 @@ func testAPIServer(t testing.TB) *apiServer {
 		}
 		shared.srv.started = time.Since(start)
 	})
+	if errors.Is(shared.err, errNoEtcd) {
+		msg := fmt.Sprintf("the DRA tests need etcd for their API server: %v", shared.err)
+		if os.Getenv(requiredEnv) == "1" {
+			t.Fatalf("%s=1 but %s", requiredEnv, msg)
+		}
+		t.Skip(msg)
+	}
 	if shared.err != nil {
 		t.Fatalf("start the test API server: %v\n%s", shared.err, shared.tb.logs())
 	}
@@ -151,6 +158,9 @@ func writeKubeconfig(cfg *rest.Config, path string) error {
 	return clientcmd.WriteToFile(*kc, path)
 }
 
+// errNoEtcd: there is no etcd binary to run.
+var errNoEtcd = errors.New("etcd not found")
+
 // etcdProcess is an etcd of the tests, on 127.0.0.1 and a data dir of its
 // own.
 type etcdProcess struct {
@@ -169,7 +179,7 @@ func startEtcd(tb *processTB) (*etcdProcess, error) {
 	if bin == "" {
 		var err error
 		if bin, err = exec.LookPath("etcd"); err != nil {
-			return nil, fmt.Errorf("etcd not found in PATH (Debian: apt-get install etcd-server; or set %s): %v", etcdEnv, err)
+			return nil, fmt.Errorf("%w in PATH (Debian: apt-get install etcd-server; or set %s=/path/to/etcd)", errNoEtcd, etcdEnv)
 		}
 	}
 	var lastErr error
