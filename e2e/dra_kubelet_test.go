@@ -60,24 +60,28 @@ func startDRAKubelet(t testing.TB, api *apiServer) *draKubelet {
 	t.Helper()
 	k := &draKubelet{kubelet: newKubelet(t), api: api}
 	ensureNode(t, api)
-	cleanDRADirs(t)
+	cleanDRADirs(t, true)
 	t.Cleanup(func() {
 		k.stopDRA()
-		cleanDRADirs(t)
+		cleanDRADirs(t, false)
 	})
 	k.kubelet.start()
 	k.startDRA()
 	return k
 }
 
-// cleanDRADirs empties plugins/ and plugins_registry/ and removes the DRA
-// manager's checkpoints, so one test's kubelet state never leaks into the
-// next.
-func cleanDRADirs(t testing.TB) {
+// cleanDRADirs removes plugins/ and plugins_registry/ (making them again,
+// empty, if recreate) and the DRA manager's checkpoints, so one test's kubelet
+// state never leaks into the next. A plugins_registry left behind would
+// also turn later hosts in --registration auto to it.
+func cleanDRADirs(t testing.TB, recreate bool) {
 	t.Helper()
 	for _, dir := range []string{draPluginDir, registryDir} {
 		if err := os.RemoveAll(dir); err != nil {
 			t.Fatalf("clean %s: %v", dir, err)
+		}
+		if !recreate {
+			continue
 		}
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			t.Fatalf("make %s: %v", dir, err)
