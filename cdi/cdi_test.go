@@ -242,7 +242,7 @@ func TestClaimSpecsOutlivePrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := &specs.Spec{Version: "0.5.0", Kind: "gadget.example.com/claim",
+	spec := &specs.Spec{Version: "0.6.0", Kind: "gadget.example.com/claim",
 		Annotations: map[string]string{cdi.AnnotationGenerator: "simple-device-plugin", cdi.AnnotationResource: "example.com/gadget", cdi.AnnotationClaim: "uid-1"},
 		Devices:     []specs.Device{{Name: "uid-1-r", ContainerEdits: specs.ContainerEdits{Env: []string{"A=1"}}}}}
 	if err := d.WriteClaim("gadget.example.com", "uid-1", spec); err != nil {
