@@ -78,7 +78,12 @@ type entry struct {
 	retryAt   time.Time
 	backoff   time.Duration
 	unhealthy map[string]bool
+	healthAt  time.Time // when to look at the devices' health again
 }
+
+// healthEvery is how often health is looked at again for a resource
+// without a healthCheck interval (its cdiDevices may come and go).
+const healthEvery = 5 * time.Second
 
 // New returns a manager; Run starts it.
 func New(cfg Config) *Manager {
@@ -191,7 +196,12 @@ func (m *Manager) reconcile(ctx context.Context) {
 	defer m.mu.Unlock()
 	now := time.Now()
 	for name, e := range m.drivers {
-		if e.drv != nil {
+		if e.drv != nil && !now.Before(e.healthAt) {
+			_, every := e.res.HealthCheck()
+			if every <= 0 {
+				every = healthEvery
+			}
+			e.healthAt = now.Add(every)
 			if h := m.health(e.res); !mapsEqual(h, e.unhealthy) {
 				e.unhealthy = h
 				if err := e.drv.update(ctx, e.res, h); err != nil {
