@@ -451,7 +451,8 @@ cmd_up() {
 		cmd_down
 	fi
 	local p
-	for p in $APISERVER_PORT $ETCD_CLIENT_PORT $ETCD_PEER_PORT 10250 10248 10257 10259; do
+	# 8080: the test overlay's plugin pod listens there on the host network.
+	for p in $APISERVER_PORT $ETCD_CLIENT_PORT $ETCD_PEER_PORT 10250 10248 10257 10259 8080; do
 		if ss -Htln "sport = :$p" | grep -q .; then die "port $p is in use"; fi
 	done
 	local t0=$SECONDS
