@@ -80,7 +80,7 @@ save_host_state() {
 	# empty /var/lib/kubelet behind as their mount point).
 	: >"$ROOT/saved/created"
 	: >"$ROOT/saved/emptied"
-	for p in "$KUBELET_ROOT" /var/lib/cni /var/lib/fpga /dev/sdp-e2e /var/log/containers; do
+	for p in "$KUBELET_ROOT" /var/lib/cni /var/lib/fpga /var/lib/gadget /dev/sdp-e2e /var/log/containers; do
 		if [ ! -e "$p" ]; then
 			echo "$p" >>"$ROOT/saved/created"
 		elif [ -z "$(ls -A "$p")" ]; then
