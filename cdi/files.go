@@ -71,13 +71,18 @@ func (d *Dir) Write(r, old *manifest.Resource, node string) error {
 
 // write writes spec as the file of resource, atomically.
 func (d *Dir) write(resource string, spec *specs.Spec) error {
+	return d.writeFile(FileName(resource), spec)
+}
+
+// writeFile writes spec as the file name, atomically, if the file is not
+// someone else's.
+func (d *Dir) writeFile(name string, spec *specs.Spec) error {
 	// The library would create a missing dir, where no runtime may look:
 	// a missing dir is a deployment mistake to report.
 	if info, err := os.Stat(d.path); err != nil || !info.IsDir() {
 		return fmt.Errorf("CDI spec dir %s is missing or not a directory (mount the node's /var/run/cdi there, or set --cdi-spec-dir)", d.path)
 	}
-	name := FileName(resource)
-	if err := d.checkOwned(resource); err != nil {
+	if err := d.checkOwned(name); err != nil {
 		return err
 	}
 	if err := d.cache.WriteSpec(spec, name); err != nil {
@@ -88,42 +93,45 @@ func (d *Dir) write(resource string, spec *specs.Spec) error {
 		return fmt.Errorf("write CDI spec: %w", err)
 	}
 	d.mu.Lock()
-	d.written[resource] = info
+	d.written[name] = info
 	d.mu.Unlock()
 	return nil
 }
 
 // Exists reports whether the resource's spec file is there and ours: a
 // reboot empties /var/run/cdi, and someone may clean it by hand.
-func (d *Dir) Exists(resource string) bool {
-	info, err := os.Stat(filepath.Join(d.path, FileName(resource)))
-	return err == nil && d.ours(resource, info)
+func (d *Dir) Exists(resource string) bool { return d.exists(FileName(resource)) }
+
+func (d *Dir) exists(name string) bool {
+	info, err := os.Stat(filepath.Join(d.path, name))
+	return err == nil && d.ours(name, info)
 }
 
-// ours reports whether the file of resource, described by info, is ours:
-// the file as last written needs no reading; another is read.
-func (d *Dir) ours(resource string, info os.FileInfo) bool {
+// ours reports whether the file name, described by info, is ours: the
+// file as last written needs no reading; another is read.
+func (d *Dir) ours(name string, info os.FileInfo) bool {
 	d.mu.Lock()
-	last := d.written[resource]
+	last := d.written[name]
 	d.mu.Unlock()
 	if last != nil && os.SameFile(info, last) && info.ModTime().Equal(last.ModTime()) && info.Size() == last.Size() {
 		return true
 	}
-	_, ok := d.owner(FileName(resource))
+	_, ok := d.owner(name)
 	return ok
 }
 
 // Remove removes the spec file of a resource, if it is ours.
-func (d *Dir) Remove(resource string) error {
-	name := FileName(resource)
-	if err := d.checkOwned(resource); err != nil {
+func (d *Dir) Remove(resource string) error { return d.removeFile(FileName(resource)) }
+
+func (d *Dir) removeFile(name string) error {
+	if err := d.checkOwned(name); err != nil {
 		return err
 	}
 	if err := d.cache.RemoveSpec(name); err != nil {
 		return fmt.Errorf("remove CDI spec %s: %w", filepath.Join(d.path, name), err)
 	}
 	d.mu.Lock()
-	delete(d.written, resource)
+	delete(d.written, name)
 	d.mu.Unlock()
 	return nil
 }
@@ -146,7 +154,7 @@ func (d *Dir) Prune(keep func(resource string) bool) ([]string, error) {
 			continue
 		}
 		resource, ok := d.owner(e.Name())
-		if !ok || keep(resource) {
+		if !ok || resource == "" || keep(resource) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(d.path, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -160,13 +168,13 @@ func (d *Dir) Prune(keep func(resource string) bool) ([]string, error) {
 }
 
 // checkOwned refuses to touch a file of our name that we did not write.
-func (d *Dir) checkOwned(resource string) error {
-	path := filepath.Join(d.path, FileName(resource))
+func (d *Dir) checkOwned(name string) error {
+	path := filepath.Join(d.path, name)
 	info, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	if err != nil || !d.ours(resource, info) {
+	if err != nil || !d.ours(name, info) {
 		return fmt.Errorf("%s exists and was not written by simple-device-plugin (no %s annotation): not touching it; move it away, or set --cdi-spec-dir", path, AnnotationGenerator)
 	}
 	return nil
@@ -187,5 +195,34 @@ func (d *Dir) owner(name string) (string, bool) {
 	if err != nil || !ours(spec) {
 		return "", false
 	}
+	if spec.Annotations[AnnotationClaim] != "" {
+		return "", true // a prepared claim's: its driver removes it, not Prune
+	}
 	return spec.Annotations[AnnotationResource], true
+}
+
+// ClaimFileName is the name of the spec file of a claim prepared by a DRA
+// driver: simple-device-plugin-dra_<driver>_<claim UID>.yaml.
+func ClaimFileName(driver, claimUID string) string {
+	return FilePrefix + "dra_" + driver + "_" + claimUID + ".yaml"
+}
+
+// WriteClaim writes the spec of a prepared claim atomically. Prune never
+// removes it; RemoveClaim does, when the claim is unprepared.
+func (d *Dir) WriteClaim(driver, claimUID string, spec *specs.Spec) error {
+	return d.writeFile(ClaimFileName(driver, claimUID), spec)
+}
+
+// ClaimExists reports whether the claim's spec file is there and ours.
+func (d *Dir) ClaimExists(driver, claimUID string) bool {
+	return d.exists(ClaimFileName(driver, claimUID))
+}
+
+// RemoveClaim removes the claim's spec file, if it is there and ours.
+func (d *Dir) RemoveClaim(driver, claimUID string) error {
+	name := ClaimFileName(driver, claimUID)
+	if _, err := os.Lstat(filepath.Join(d.path, name)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return d.removeFile(name)
 }

@@ -19,6 +19,7 @@ import (
 const (
 	AnnotationGenerator = "simple-device-plugin/generated-by"
 	AnnotationResource  = "simple-device-plugin/resource"
+	AnnotationClaim     = "simple-device-plugin/claim" // the UID of the DRA claim a spec was written for
 	generator           = "simple-device-plugin"
 )
 

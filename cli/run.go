@@ -36,6 +36,7 @@ type runOptions struct {
 	allocatedSeriesMax                   *int
 	hostRoot                             *string
 	waitForManifest                      *bool
+	kubeconfig, draPluginDir, draRegistryDir *string
 }
 
 func addRunFlags(fs *pflag.FlagSet) *runOptions {
@@ -57,6 +58,9 @@ func addRunFlags(fs *pflag.FlagSet) *runOptions {
 		allocatedSeriesMax: newInt(fs, "allocated-series-max", host.DefaultAllocatedSeriesMax, 0, 1<<20,
 			"resources with more devices get no per-device sdp_device_allocated series (0: none)"),
 	}
+	o.kubeconfig = newString(fs, "kubeconfig", "", "FILE", "the API server for api: dra resources (default: the pod's service account)")
+	o.draPluginDir = newString(fs, "dra-plugin-dir", "/var/lib/kubelet/plugins", "DIR", "where each DRA driver's socket and checkpoint go (DIR/<driver>/)")
+	o.draRegistryDir = newString(fs, "dra-registry-dir", "/var/lib/kubelet/plugins_registry", "DIR", "the kubelet's plugin watcher dir, where DRA drivers register")
 	o.waitForManifest = fs.Bool("wait-for-manifest", false,
 		"a manifest file not there yet, or invalid, is waited for, serving nothing meanwhile, and a missing socket dir is made, rather than an error (node-service mode)")
 	fs.Var(o.listen, "listen", "address of /healthz, /readyz, /metrics and /allocations; \"\" for none")
@@ -146,10 +150,16 @@ func runCommand(cmd *cobra.Command, args []string, o *runOptions) error {
 		return err
 	}
 
+	metrics := host.NewMetrics()
+	draServer, closeDRA, err := newDRAServer(o, nodeName, metrics, log)
+	if err != nil {
+		return err
+	}
+	defer closeDRA()
 	h := host.New(host.Config{DevicePluginDir: *o.dir, PluginsRegistryDir: registryDir, Registration: mode, NodeName: nodeName, Logger: log, PollInterval: *o.poll,
 		CDISpecDir: *o.cdiSpecDir, CDIRegistryDirs: *o.cdiRegistry,
 		PodResourcesSocket: *o.podResources, PodResourcesPeriod: *o.podResourcesPeriod, AllocatedSeriesMax: seriesMax(*o.allocatedSeriesMax),
-		HostRoot: *o.hostRoot})
+		HostRoot: *o.hostRoot, Metrics: metrics, DRA: draServer})
 	log.Info("starting", "version", versionInfo().Version, "manifest", name, "hash", m.Hash, "resources", len(m.Resources),
 		"devices", m.TotalDevices(), "registration", string(mode), "socket_dir", socketDir, "node", nodeName)
 	if path == "-" {

@@ -67,10 +67,26 @@ type Config struct {
 	// DiscoverRescan is the safety-net rescan behind file events for
 	// discover: resources. Default discover.DefaultRescan.
 	DiscoverRescan time.Duration
+	// DRA serves the api: dra resources; nil leaves them unserved (and
+	// /readyz failing).
+	DRA DRAServer
 	// AllocatedSeriesMax: resources with more devices get no per-device
 	// sdp_device_allocated series; 0 is DefaultAllocatedSeriesMax,
 	// negative gives none at all.
 	AllocatedSeriesMax int
+}
+
+// DRAServer serves the api: dra resources as DRA drivers.
+type DRAServer interface {
+	// Run serves until ctx ends, then stops every driver.
+	Run(ctx context.Context) error
+	// Apply makes the drivers match the api: dra resources among served;
+	// drivers that go are stopped when it returns. stillDRA tells a
+	// resource the manifest still serves through DRA (on other nodes)
+	// from one it no longer does, whose DeviceClass goes.
+	Apply(served []*manifest.Resource, stillDRA func(name string) bool)
+	// Waiting names the DRA resources not registered with the kubelet.
+	Waiting() []string
 }
 
 // Registration is how plugins make themselves known to the kubelet.
@@ -107,16 +123,17 @@ type Host struct {
 
 	applying sync.Mutex // one Apply at a time; held while removed plugins stop
 
-	mu         sync.Mutex // guards what follows; never held while waiting
-	group      *errgroup.Group
-	groupCtx   context.Context
-	stopping   bool
-	plugins    map[string]*Plugin // by resource name
-	bySocket   map[string]*Plugin // by socket file name
-	current    *manifest.Manifest
-	generation int
-	noNodeName []string        // resources with nodes: not served for want of a node name
-	everServed map[string]bool // every resource name served since start; replaced, never changed, once handed out
+	mu          sync.Mutex // guards what follows; never held while waiting
+	group       *errgroup.Group
+	groupCtx    context.Context
+	stopping    bool
+	plugins     map[string]*Plugin // by resource name
+	bySocket    map[string]*Plugin // by socket file name
+	current     *manifest.Manifest
+	generation  int
+	noNodeName  []string        // resources with nodes: not served for want of a node name
+	draUnserved []string        // api: dra resources not served for want of a DRA server
+	everServed  map[string]bool // every resource name served since start; replaced, never changed, once handed out
 
 	machineNUMA []int // the machine's NUMA nodes; nil if unknown
 
@@ -220,6 +237,9 @@ func (h *Host) Run(ctx context.Context, m *manifest.Manifest) error {
 	h.mu.Unlock()
 
 	g.Go(func() error { return h.watchDir(gctx) })
+	if h.cfg.DRA != nil {
+		g.Go(func() error { return h.cfg.DRA.Run(gctx) })
+	}
 	if h.podRes != nil {
 		g.Go(func() error { return h.podRes.Run(gctx) })
 	}
@@ -276,6 +296,7 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 	defer h.applying.Unlock()
 	var res ApplyResult
 	served, skipped := m.ForNode(h.cfg.NodeName)
+	served, viaDRA := byAPI(served)
 	want := make(map[string]bool, len(served))
 	for _, r := range served {
 		want[r.Name] = true
@@ -307,6 +328,10 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 			h.removeSpec(p.name)
 		}
 	}
+
+	// Between the plugins that went and those that come: a resource moving
+	// between APIs is never served through both.
+	h.applyDRA(m, viaDRA)
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -415,6 +440,10 @@ func (h *Host) Ready() (bool, []string) {
 		if !p.registered.Load() {
 			waiting = append(waiting, name)
 		}
+	}
+	waiting = append(waiting, h.draUnserved...)
+	if h.cfg.DRA != nil {
+		waiting = append(waiting, h.cfg.DRA.Waiting()...)
 	}
 	slices.Sort(waiting)
 	return len(waiting) == 0, waiting

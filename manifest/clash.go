@@ -50,6 +50,20 @@ func checkAcrossResources(spec Spec, compiled []*Resource, errs *ErrorList) {
 		kinds[r.cdiKind] = r
 	}
 
+	// One driver serves one resource: its sockets, slices and DeviceClass
+	// are named by the driver.
+	drivers := map[string]*Resource{}
+	for _, r := range compiled {
+		if !r.DRA() {
+			continue
+		}
+		if o, dup := drivers[r.driver]; dup {
+			errs.add(fmt.Sprintf("resources[%d].dra.driver", r.specIndex), "driver %q is also the driver of resources[%d] (%s); each api: dra resource needs its own driver name", r.driver, o.specIndex, o.Name)
+			continue
+		}
+		drivers[r.driver] = r
+	}
+
 	// Mounts and device nodes share the container's file system, so they
 	// share one namespace.
 	type setter struct {

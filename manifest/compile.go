@@ -92,6 +92,7 @@ func compileResource(spec ResourceSpec, p string, checks []DeviceListCheck, errs
 	r.compileTopology(p, errs)
 	r.compileTemplates(p, errs)
 	r.compileCDI(p, countField, errs)
+	r.compileDRA(p, errs)
 
 	if len(*errs) > before {
 		return nil

@@ -39,6 +39,11 @@ type Resource struct {
 	idTemplate    *tmpl
 	containerPath *tmpl
 	found         []foundDevice // by device index
+
+	// api: dra only.
+	driver     string
+	attributes []keyedTmpl // sorted by name
+	capacity   []Capacity  // sorted by name
 }
 
 type keyedTmpl struct {

@@ -42,6 +42,8 @@ type ResourceSpec struct {
 	AllocationPolicy string            `json:"allocationPolicy,omitempty" validate:"omitempty,oneof=packed spread first"`
 	Nodes            []string          `json:"nodes,omitempty" validate:"omitempty,dive,required,glob"`
 	PreStartRequired bool              `json:"preStartRequired,omitempty"`
+	API              string            `json:"api,omitempty" validate:"omitempty,oneof=devicePlugin dra"`
+	DRA              *DRASpec          `json:"dra,omitempty"`
 }
 
 // DiscoverSpec finds the resource's devices on the host instead of count

@@ -17,11 +17,14 @@ import (
 // container would get. Its JSON (and YAML) form is for scripts; the text
 // form is for people.
 type Report struct {
-	Manifest        string            `json:"manifestHash"`
-	Node            string            `json:"node,omitempty"`
-	DevicePluginDir string            `json:"devicePluginDir"`
-	Resources       []ResourceReport  `json:"resources"`
-	Skipped         []SkippedResource `json:"skippedOnThisNode,omitempty"`
+	Manifest        string           `json:"manifestHash"`
+	Node            string           `json:"node,omitempty"`
+	DevicePluginDir string           `json:"devicePluginDir"`
+	Resources       []ResourceReport `json:"resources"`
+	// DRA are the api: dra resources: nothing registers with the simulated
+	// kubelet; these are the objects their drivers would publish.
+	DRA     []DRAReport       `json:"dra,omitempty"`
+	Skipped []SkippedResource `json:"skippedOnThisNode,omitempty"`
 	// Request is what each container asked for.
 	Request map[string]int `json:"request"`
 	// DefaultRequest is set when no request was given: one device of every
@@ -67,6 +70,7 @@ type ContainerReport struct {
 	Mounts      []MountReport       `json:"mounts,omitempty"`
 	DeviceNodes []DeviceNodeReport  `json:"deviceNodes,omitempty"`
 	CDIDevices  []string            `json:"cdiDevices,omitempty"`
+	Claims      []ClaimReport       `json:"claims,omitempty"` // of api: dra resources
 	Warnings    []string            `json:"warnings,omitempty"`
 }
 
@@ -149,6 +153,21 @@ func (r *Report) writeText(out io.Writer) error {
 			fmt.Fprintf(&b, "\n%s: no CDI spec on this machine defines %s: those devices are Unhealthy, as they would be on a node without the spec.\n", res.Name, strings.Join(res.UnresolvedCDI, ", "))
 		}
 	}
+	if len(r.DRA) > 0 {
+		fmt.Fprintf(&b, "\n%s served through DRA (api: dra), as the driver would publish them (-o yaml shows the objects):\n\n", plural(len(r.DRA), "resource"))
+		tw := newTable(&b)
+		fmt.Fprintln(tw, "  RESOURCE\tDRIVER\tDEVICECLASS\tSLICES\tDEVICES\tHEALTHY\tIDS")
+		for _, res := range r.DRA {
+			healthy := 0
+			for _, d := range res.Devices {
+				if d.Health == "Healthy" {
+					healthy++
+				}
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\n", res.Name, res.Driver, res.DeviceClass.Name, len(res.ResourceSlices), len(res.Devices), healthy, describeDevices(res.Devices))
+		}
+		tw.Flush()
+	}
 	if len(r.Skipped) > 0 {
 		fmt.Fprintf(&b, "\nNot served on this node (no nodes: glob matches %q):\n", r.Node)
 		tw := newTable(&b)
@@ -160,7 +179,7 @@ func (r *Report) writeText(out io.Writer) error {
 
 	b.WriteString("\n")
 	switch {
-	case len(r.Request) == 0 && len(r.Resources) == 0:
+	case len(r.Request) == 0 && len(r.Resources) == 0 && len(r.DRA) == 0:
 		b.WriteString("Nothing to allocate: no resource is served on this node.\n")
 	case len(r.Request) == 0:
 		b.WriteString("Nothing to allocate: no resource has a healthy device.\n")
@@ -211,6 +230,14 @@ func (r *Report) writeText(out io.Writer) error {
 			tw := newTable(&b)
 			for _, d := range c.DeviceNodes {
 				fmt.Fprintf(tw, "    %s\t<- %s\t%s\tfrom %s\n", d.ContainerPath, d.HostPath, d.Permissions, d.Resource)
+			}
+			tw.Flush()
+		}
+		if len(c.Claims) > 0 {
+			section("claims (DRA; on a cluster the scheduler picks the devices):")
+			tw := newTable(&b)
+			for _, cl := range c.Claims {
+				fmt.Fprintf(tw, "    %s\t%s\tprepared as %s\n", cl.Resource, strings.Join(cl.Devices, ", "), cl.CDIDevice)
 			}
 			tw.Flush()
 		}

@@ -19,6 +19,7 @@ import (
 
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
+	"simple-device-plugin/cdi"
 	"simple-device-plugin/host"
 	"simple-device-plugin/internal/kubeletsim"
 	"simple-device-plugin/manifest"
@@ -142,6 +143,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		<-hostRun.done
 	}()
 
+	served, viaDRA := splitByAPI(served)
 	names := make([]string, len(served))
 	for i, r := range served {
 		names[i] = r.Name
@@ -173,17 +175,33 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		report.Resources = append(report.Resources, rr)
 	}
 
+	resolves, closeRegistry, err := resolver(registry)
+	if err != nil {
+		return nil, err
+	}
+	defer closeRegistry()
+	if report.DRA, err = draResources(viaDRA, draNode(opts.NodeName), resolves); err != nil {
+		return nil, err
+	}
+
 	request := opts.Request
 	if request == nil {
-		request, report.NotRequested = defaultRequest(report.Resources)
+		request, report.NotRequested = defaultRequest(report.Resources, report.DRA)
 		report.DefaultRequest = true
 	}
 	report.Request = request
+	viaPlugin := maps.Clone(request)
+	for _, r := range viaDRA {
+		delete(viaPlugin, r.Name)
+	}
 
 	used := map[string]map[string]bool{} // resource -> device IDs given to earlier containers
 	for c := 0; c < opts.Containers && len(request) > 0; c++ {
-		cr, err := allocateContainer(ctx, kubelet, m, fmt.Sprintf("container-%d", c), request, used)
+		cr, err := allocateContainer(ctx, kubelet, m, fmt.Sprintf("container-%d", c), viaPlugin, used)
 		if err != nil {
+			return nil, err
+		}
+		if err := claimContainer(&cr, m, report.DRA, request, draNode(opts.NodeName), used); err != nil {
 			return nil, err
 		}
 		report.Containers = append(report.Containers, cr)
@@ -317,16 +335,57 @@ func checkRequest(req map[string]int, containers int, m *manifest.Manifest, serv
 
 // defaultRequest is one device of every resource that has a healthy one;
 // the others are named, since the kubelet would refuse a pod asking them.
-func defaultRequest(resources []ResourceReport) (request map[string]int, notRequested []string) {
+func defaultRequest(resources []ResourceReport, viaDRA []DRAReport) (request map[string]int, notRequested []string) {
 	request = map[string]int{}
-	for _, r := range resources {
-		if slices.ContainsFunc(r.Devices, func(d DeviceReport) bool { return d.Health == pluginapi.Healthy }) {
-			request[r.Name] = 1
+	add := func(name string, devices []DeviceReport) {
+		if slices.ContainsFunc(devices, func(d DeviceReport) bool { return d.Health == pluginapi.Healthy }) {
+			request[name] = 1
 		} else {
-			notRequested = append(notRequested, r.Name)
+			notRequested = append(notRequested, name)
 		}
 	}
+	for _, r := range resources {
+		add(r.Name, r.Devices)
+	}
+	for _, r := range viaDRA {
+		add(r.Name, r.Devices)
+	}
+	slices.Sort(notRequested)
 	return request, notRequested
+}
+
+// draNode is the node the DRA objects are for: without a node name, a
+// stand-in, as a slice must name its node.
+func draNode(node string) string {
+	if node == "" {
+		return "simulated-node"
+	}
+	return node
+}
+
+// splitByAPI parts resources served as device plugins from api: dra ones.
+func splitByAPI(served []*manifest.Resource) (devicePlugin, viaDRA []*manifest.Resource) {
+	for _, r := range served {
+		if r.DRA() {
+			viaDRA = append(viaDRA, r)
+		} else {
+			devicePlugin = append(devicePlugin, r)
+		}
+	}
+	return devicePlugin, viaDRA
+}
+
+// resolver resolves CDI names against dirs, as the DRA driver does; nil
+// dirs resolve everything.
+func resolver(dirs []string) (resolves func(string) bool, closeFn func(), err error) {
+	if dirs == nil {
+		return nil, func() {}, nil
+	}
+	reg, err := cdi.OpenRegistry(dirs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return reg.Resolves, func() { _ = reg.Close() }, nil
 }
 
 // allocateContainer does for one container what the kubelet's device

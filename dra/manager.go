@@ -1,0 +1,487 @@
+package dra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	resourceapply "k8s.io/client-go/applyconfigurations/resource/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"simple-device-plugin/cdi"
+	"simple-device-plugin/manifest"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// PluginDir holds each driver's dir: its socket and checkpoint
+	// (/var/lib/kubelet/plugins).
+	PluginDir string
+	// RegistryDir is the kubelet's plugin watcher dir
+	// (/var/lib/kubelet/plugins_registry).
+	RegistryDir string
+	// Node is this node's name: the pool and the slices' node.
+	Node string
+	// CDI is where the specs of prepared claims go.
+	CDI *cdi.Dir
+	// Client returns the API client; called when first needed, and again
+	// after it failed.
+	Client func() (kubernetes.Interface, error)
+	// Resolves reports whether a CDI name of cdiDevices resolves on the
+	// node; nil resolves everything.
+	Resolves func(name string) bool
+	Logger   *slog.Logger
+	// Registerer receives the metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Retry is the first wait after a failure, doubled up to a minute.
+	// Default 1 s.
+	Retry time.Duration
+}
+
+// Manager runs one driver per api: dra resource served on this node and
+// keeps their DeviceClasses applied.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+	kick    chan struct{}
+
+	mu      sync.Mutex
+	ctx     context.Context // Run's; nil before Run
+	client  kubernetes.Interface
+	drivers map[string]*entry // by resource name
+	dead    []stopped         // drivers that failed, to stop
+}
+
+// stopped is a driver whose helper failed: stopped by the next reconcile.
+type stopped struct {
+	drv    *driver
+	cancel context.CancelFunc
+}
+
+// entry is a resource the manager should serve, and how far it got.
+type entry struct {
+	res       *manifest.Resource
+	drv       *driver // nil until started
+	cancel    context.CancelFunc
+	failed    error // why it is not running (or its class not applied)
+	classDone bool  // the DeviceClass is applied for this version
+	classErr  error
+	retryAt   time.Time
+	backoff   time.Duration
+	unhealthy map[string]bool
+}
+
+// New returns a manager; Run starts it.
+func New(cfg Config) *Manager {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = time.Second
+	}
+	metrics, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		// Only a registry shared by two managers gets here.
+		cfg.Logger.Error("DRA metrics not served", "err", err)
+	}
+	return &Manager{cfg: cfg, log: cfg.Logger, metrics: metrics, kick: make(chan struct{}, 1), drivers: map[string]*entry{}}
+}
+
+// Run retries what failed, follows health, and stops every driver (deleting
+// its slices) when ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	m.ctx = ctx
+	m.mu.Unlock()
+	m.poke()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			m.stopAll()
+			return nil
+		case <-m.kick:
+		case <-tick.C:
+		}
+		m.reconcile(ctx)
+	}
+}
+
+func (m *Manager) poke() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Apply makes the drivers match the api: dra resources among served;
+// stillDRA tells a resource the manifest still serves through DRA (on
+// other nodes) from one it no longer does, whose DeviceClass goes. Drivers that go are stopped, their
+// slices deleted, before it returns, so a resource moving to the device
+// plugin API is never served by both.
+func (m *Manager) Apply(served []*manifest.Resource, stillDRA func(name string) bool) {
+	want := map[string]*manifest.Resource{}
+	for _, r := range served {
+		if r.DRA() {
+			want[r.Name] = r
+		}
+	}
+	m.mu.Lock()
+	var stop []*entry
+	for name, e := range m.drivers {
+		r, ok := want[name]
+		if !ok || r.Driver() != e.res.Driver() {
+			stop = append(stop, e)
+			delete(m.drivers, name)
+		}
+	}
+	ctx := m.ctx
+	m.mu.Unlock()
+	for _, e := range stop {
+		m.stopEntry(e)
+		if !stillDRA(e.res.Name) {
+			m.deleteClass(ctx, e.res)
+		}
+	}
+	m.mu.Lock()
+	for name, r := range want {
+		e, ok := m.drivers[name]
+		if !ok {
+			m.drivers[name] = &entry{res: r}
+			continue
+		}
+		if e.res.SameSpec(r) {
+			continue
+		}
+		e.res, e.classDone, e.retryAt = r, false, time.Time{}
+		if e.drv != nil {
+			e.unhealthy = m.health(r)
+			if err := e.drv.update(ctx, r, e.unhealthy); err != nil {
+				m.log.Error("cannot publish the reloaded resource", "resource", name, "err", err)
+			}
+		}
+	}
+	m.mu.Unlock()
+	m.poke()
+}
+
+// reconcile starts drivers that are not running and applies classes not
+// yet applied, each no sooner than its backoff allows, and republishes
+// resources whose health changed.
+func (m *Manager) reconcile(ctx context.Context) {
+	m.mu.Lock()
+	dead := m.dead
+	m.dead = nil
+	m.mu.Unlock()
+	for _, s := range dead {
+		s.drv.halt()
+		s.cancel()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	for name, e := range m.drivers {
+		if e.drv != nil {
+			if h := m.health(e.res); !mapsEqual(h, e.unhealthy) {
+				e.unhealthy = h
+				if err := e.drv.update(ctx, e.res, h); err != nil {
+					m.log.Error("cannot publish the health of the devices", "resource", name, "err", err)
+				}
+			}
+		}
+		if (e.drv != nil && e.classDone) || now.Before(e.retryAt) {
+			continue
+		}
+		err := m.startEntry(ctx, e)
+		if err == nil && !e.classDone {
+			err = m.applyClass(ctx, e.res)
+			e.classErr = err
+			e.classDone = err == nil
+		}
+		if err != nil {
+			e.backoff = min(max(2*e.backoff, m.cfg.Retry), time.Minute)
+			e.retryAt = now.Add(e.backoff)
+			m.log.Error("DRA resource not fully served yet; retrying", "resource", name, "in", e.backoff, "err", err)
+			continue
+		}
+		e.backoff = 0
+	}
+}
+
+// startEntry starts e's driver if it is not running. m.mu is held.
+func (m *Manager) startEntry(ctx context.Context, e *entry) error {
+	if e.drv != nil {
+		return nil
+	}
+	if m.cfg.Node == "" {
+		e.failed = errors.New("no node name: set --node-name, or NODE_NAME from the downward API (spec.nodeName)")
+		return e.failed
+	}
+	client, err := m.clientLocked()
+	if err != nil {
+		e.failed = err
+		return err
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	d := &driver{
+		name: e.res.Driver(), resource: e.res.Name, node: m.cfg.Node,
+		dir: pluginDir(m.cfg.PluginDir, e.res.Driver()), cdi: m.cfg.CDI, client: client,
+		log: m.log.With("resource", e.res.Name, "driver", e.res.Driver()), metrics: m.metrics,
+		res: e.res, unhealthy: m.health(e.res),
+	}
+	d.fail = func(err error) {
+		// From the helper's goroutines, which its Stop waits for: the
+		// next reconcile stops it and starts another.
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if e.drv == d {
+			e.failed, e.drv, e.retryAt = err, nil, time.Now().Add(m.cfg.Retry)
+			m.dead = append(m.dead, stopped{d, cancel})
+			m.poke()
+		}
+	}
+	if err := d.start(dctx, m.cfg.RegistryDir); err != nil {
+		cancel()
+		if d.helper != nil {
+			d.halt()
+		}
+		e.failed = err
+		return err
+	}
+	e.drv, e.cancel, e.failed, e.unhealthy = d, cancel, nil, d.unhealthy
+	d.log.Info("DRA driver started", "devices", len(e.res.IDs), "registry", m.cfg.RegistryDir)
+	return nil
+}
+
+// stopEntry stops a driver that is no longer wanted and deletes its slices.
+func (m *Manager) stopEntry(e *entry) {
+	if e.drv == nil {
+		return
+	}
+	// The manager's context may be done: deleting the slices gets its own.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.drv.stop(ctx); err != nil {
+		m.log.Error("DRA driver stopped, but its slices may remain", "resource", e.res.Name, "err", err)
+	} else {
+		m.log.Info("DRA driver stopped, its slices deleted", "resource", e.res.Name, "driver", e.res.Driver())
+	}
+	e.cancel()
+	m.metrics.forget(e.res.Name)
+}
+
+func (m *Manager) stopAll() {
+	m.mu.Lock()
+	for _, s := range m.dead {
+		s.drv.halt()
+		s.cancel()
+	}
+	m.dead = nil
+	var all []*entry
+	for name, e := range m.drivers {
+		all = append(all, e)
+		delete(m.drivers, name)
+	}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, e := range all {
+		wg.Go(func() { m.stopEntry(e) })
+	}
+	wg.Wait()
+}
+
+func (m *Manager) clientLocked() (kubernetes.Interface, error) {
+	if m.client != nil {
+		return m.client, nil
+	}
+	if m.cfg.Client == nil {
+		return nil, errors.New("no API client configured")
+	}
+	c, err := m.cfg.Client()
+	if err != nil {
+		return nil, err
+	}
+	m.client = c
+	return c, nil
+}
+
+// applyClass applies the resource's DeviceClass server-side, unless a
+// class of that name is someone else's.
+func (m *Manager) applyClass(ctx context.Context, r *manifest.Resource) error {
+	client, err := m.clientLocked()
+	if err != nil {
+		return err
+	}
+	classes := client.ResourceV1().DeviceClasses()
+	cur, err := classes.Get(ctx, r.Driver(), metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		m.metrics.classApplies.WithLabelValues(r.Name, "error").Inc()
+		return fmt.Errorf("read DeviceClass %s: %w", r.Driver(), err)
+	case !managedByUs(cur.ManagedFields):
+		m.metrics.classApplies.WithLabelValues(r.Name, "not_ours").Inc()
+		return fmt.Errorf("DeviceClass %s exists and is not ours (managed by %s): not overwriting it; delete it, or set dra.driver to another name", r.Driver(), managers(cur.ManagedFields))
+	}
+	c := DeviceClass(r)
+	sel := resourceapply.DeviceSelector().WithCEL(resourceapply.CELDeviceSelector().WithExpression(c.Spec.Selectors[0].CEL.Expression))
+	apply := resourceapply.DeviceClass(c.Name).WithLabels(c.Labels).
+		WithSpec(resourceapply.DeviceClassSpec().WithSelectors(sel).WithExtendedResourceName(*c.Spec.ExtendedResourceName))
+	if _, err := classes.Apply(ctx, apply, metav1.ApplyOptions{FieldManager: FieldManager}); err != nil {
+		result := "error"
+		if apierrors.IsConflict(err) {
+			result = "conflict"
+		}
+		m.metrics.classApplies.WithLabelValues(r.Name, result).Inc()
+		return fmt.Errorf("apply DeviceClass %s: %w", r.Driver(), err)
+	}
+	m.metrics.classApplies.WithLabelValues(r.Name, "ok").Inc()
+	m.log.Info("DeviceClass applied", "resource", r.Name, "class", c.Name, "extendedResourceName", r.Name)
+	return nil
+}
+
+// deleteClass deletes the DeviceClass of a resource that left the
+// manifest, if it is ours.
+func (m *Manager) deleteClass(ctx context.Context, r *manifest.Resource) {
+	if ctx == nil || ctx.Err() != nil {
+		return
+	}
+	m.mu.Lock()
+	client := m.client
+	m.mu.Unlock()
+	if client == nil {
+		return
+	}
+	classes := client.ResourceV1().DeviceClasses()
+	cur, err := classes.Get(ctx, r.Driver(), metav1.GetOptions{})
+	if err != nil || !managedByUs(cur.ManagedFields) {
+		return
+	}
+	if err := classes.Delete(ctx, r.Driver(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cur.UID}}); err != nil && !apierrors.IsNotFound(err) {
+		m.log.Warn("cannot delete the DeviceClass of a removed resource", "class", r.Driver(), "err", err)
+		return
+	}
+	m.log.Info("DeviceClass of a removed resource deleted", "class", r.Driver())
+}
+
+func managedByUs(fields []metav1.ManagedFieldsEntry) bool {
+	return slices.ContainsFunc(fields, func(f metav1.ManagedFieldsEntry) bool { return f.Manager == FieldManager })
+}
+
+func managers(fields []metav1.ManagedFieldsEntry) []string {
+	var out []string
+	for _, f := range fields {
+		if !slices.Contains(out, f.Manager) {
+			out = append(out, f.Manager)
+		}
+	}
+	return out
+}
+
+// health is the set of unhealthy devices of r.
+func (m *Manager) health(r *manifest.Resource) map[string]bool {
+	return Unhealthy(r, m.cfg.Node, m.cfg.Resolves)
+}
+
+// Unhealthy is the set of unhealthy devices of r: listed unhealthy,
+// failing their healthCheck path, or with a cdiDevices name that does not
+// resolve (resolves nil: every name does).
+func Unhealthy(r *manifest.Resource, node string, resolves func(name string) bool) map[string]bool {
+	out := map[string]bool{}
+	paths, _ := r.HealthCheck()
+	for i, id := range r.IDs {
+		switch {
+		case r.StaticUnhealthy(id):
+			out[id] = true
+		case paths != nil:
+			if _, err := os.Stat(paths[i]); err != nil {
+				out[id] = true
+			}
+		}
+		if resolves == nil || out[id] {
+			continue
+		}
+		names, err := r.ExternalCDINames(i, node)
+		if err != nil {
+			out[id] = true
+			continue
+		}
+		for _, n := range names {
+			if !resolves(n) {
+				out[id] = true
+				break
+			}
+		}
+	}
+	return out
+}
+
+func mapsEqual(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// Status is one DRA resource's state.
+type Status struct {
+	Resource, Driver string
+	Running          bool
+	Registered       bool
+	ClassApplied     bool
+	Err              string
+}
+
+// Statuses lists the DRA resources, sorted by name.
+func (m *Manager) Statuses() []Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Status, 0, len(m.drivers))
+	for name, e := range m.drivers {
+		s := Status{Resource: name, Driver: e.res.Driver(), Running: e.drv != nil, ClassApplied: e.classDone}
+		if e.drv != nil {
+			s.Registered = e.drv.registered()
+		}
+		if err := errors.Join(e.failed, e.classErr); err != nil {
+			s.Err = err.Error()
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b Status) int {
+		if a.Resource < b.Resource {
+			return -1
+		}
+		if a.Resource > b.Resource {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Waiting names the resources whose driver is not registered with the
+// kubelet (or not running).
+func (m *Manager) Waiting() []string {
+	var out []string
+	for _, s := range m.Statuses() {
+		if !s.Registered {
+			out = append(out, s.Resource)
+		}
+	}
+	return out
+}
