@@ -767,25 +767,47 @@ func (f *fixture) waitNodeHeartbeatAfter(t *testing.T, since time.Time) {
 var preparedClaimsLine = regexp.MustCompile(`(?m)^sdp_dra_prepared_claims\{resource="` + regexp.QuoteMeta(gadget) + `"\} (\S+)$`)
 
 // waitPreparedClaims waits until the plugin's /metrics counts n prepared
-// claims of the gadget resource.
+// claims of the gadget resource. A count that never comes fails the step
+// but lets it go on: what follows checks the claims themselves.
 func (f *fixture) waitPreparedClaims(t *testing.T, n int) {
 	t.Helper()
-	poll(t, time.Minute, fmt.Sprintf("sdp_dra_prepared_claims %d", n), func() (bool, string) {
-		p, err := f.findPluginPod()
-		if err != nil {
-			return false, err.Error()
+	deadline := time.Now().Add(time.Minute)
+	var status string
+	for {
+		status = f.preparedClaims(n)
+		if status == "" {
+			return
 		}
-		body, err := httpGet("http://" + p.Status.PodIP + ":8080/metrics")
-		if err != nil {
-			return false, err.Error()
+		if time.Now().After(deadline) {
+			t.Errorf("sdp_dra_prepared_claims %d: not after 1m: %s", n, status)
+			return
 		}
-		m := preparedClaimsLine.FindStringSubmatch(body)
-		if m == nil {
-			return n == 0, "no sdp_dra_prepared_claims for " + gadget
-		}
-		v, _ := strconv.ParseFloat(m[1], 64)
-		return v == float64(n), "sdp_dra_prepared_claims " + m[1]
-	})
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// preparedClaims is "" when the plugin's /metrics counts n prepared claims
+// of the gadget resource (none: the series may be absent), else what it
+// says.
+func (f *fixture) preparedClaims(n int) string {
+	p, err := f.findPluginPod()
+	if err != nil {
+		return err.Error()
+	}
+	body, err := httpGet("http://" + p.Status.PodIP + ":8080/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	m := preparedClaimsLine.FindStringSubmatch(body)
+	switch {
+	case m == nil && n == 0:
+		return ""
+	case m == nil:
+		return "no sdp_dra_prepared_claims for " + gadget
+	case m[1] != strconv.Itoa(n):
+		return "sdp_dra_prepared_claims " + m[1]
+	}
+	return ""
 }
 
 // ---------------------------------------------------------------- claims
