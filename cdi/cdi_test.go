@@ -10,6 +10,7 @@ import (
 
 	oci "github.com/opencontainers/runtime-spec/specs-go"
 	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
+	specs "tags.cncf.io/container-device-interface/specs-go"
 
 	"simple-device-plugin/cdi"
 	"simple-device-plugin/manifest"
@@ -233,4 +234,35 @@ func inode(t *testing.T, path string) uint64 {
 		t.Fatal(err)
 	}
 	return info.Sys().(*syscall.Stat_t).Ino
+}
+
+func TestClaimSpecsOutlivePrune(t *testing.T) {
+	dir := t.TempDir()
+	d, err := cdi.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := &specs.Spec{Version: "0.6.0", Kind: "gadget.example.com/claim",
+		Annotations: map[string]string{cdi.AnnotationGenerator: "simple-device-plugin", cdi.AnnotationResource: "example.com/gadget", cdi.AnnotationClaim: "uid-1"},
+		Devices:     []specs.Device{{Name: "uid-1-r", ContainerEdits: specs.ContainerEdits{Env: []string{"A=1"}}}}}
+	if err := d.WriteClaim("gadget.example.com", "uid-1", spec); err != nil {
+		t.Fatal(err)
+	}
+	if !d.ClaimExists("gadget.example.com", "uid-1") {
+		t.Fatal("claim spec not there")
+	}
+	// A host's prune keeps nothing of the manifest's: the claim's stays.
+	if removed, err := d.Prune(func(string) bool { return false }); err != nil || len(removed) != 0 {
+		t.Errorf("Prune removed %v (%v); a claim's spec is its driver's", removed, err)
+	}
+	removed, err := d.RemoveAll()
+	if err != nil || len(removed) != 1 || removed[0] != "claim uid-1 of example.com/gadget" {
+		t.Errorf("RemoveAll: %v %v", removed, err)
+	}
+	if d.ClaimExists("gadget.example.com", "uid-1") {
+		t.Error("claim spec still there")
+	}
+	if err := d.RemoveClaim("gadget.example.com", "uid-1"); err != nil {
+		t.Errorf("removing a claim spec that is gone: %v", err)
+	}
 }

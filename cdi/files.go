@@ -116,7 +116,7 @@ func (d *Dir) ours(name string, info os.FileInfo) bool {
 	if last != nil && os.SameFile(info, last) && info.ModTime().Equal(last.ModTime()) && info.Size() == last.Size() {
 		return true
 	}
-	_, ok := d.owner(name)
+	_, _, ok := d.owner(name)
 	return ok
 }
 
@@ -140,6 +140,17 @@ func (d *Dir) removeFile(name string) error {
 // left the manifest while no host ran), and returns the resources whose
 // specs it removed.
 func (d *Dir) Prune(keep func(resource string) bool) ([]string, error) {
+	return d.prune(func(resource, claim string) bool { return claim != "" || keep(resource) })
+}
+
+// RemoveAll removes every spec file of ours, the prepared claims' too
+// (cleanup, once the host is uninstalled), and returns what they were for:
+// a resource, or "claim <UID> of <resource>".
+func (d *Dir) RemoveAll() ([]string, error) {
+	return d.prune(func(string, string) bool { return false })
+}
+
+func (d *Dir) prune(keep func(resource, claim string) bool) ([]string, error) {
 	entries, err := os.ReadDir(d.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -153,13 +164,16 @@ func (d *Dir) Prune(keep func(resource string) bool) ([]string, error) {
 		if !strings.HasPrefix(e.Name(), FilePrefix) || e.IsDir() {
 			continue
 		}
-		resource, ok := d.owner(e.Name())
-		if !ok || resource == "" || keep(resource) {
+		resource, claim, ok := d.owner(e.Name())
+		if !ok || keep(resource, claim) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(d.path, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("remove CDI spec: %w", err))
 			continue
+		}
+		if claim != "" {
+			resource = "claim " + claim + " of " + resource
 		}
 		removed = append(removed, resource)
 	}
@@ -181,24 +195,21 @@ func (d *Dir) checkOwned(name string) error {
 }
 
 // owner reads the spec file name and returns the resource it was written
-// for, and whether it is ours.
-func (d *Dir) owner(name string) (string, bool) {
+// for, the claim (of a DRA driver) if any, and whether it is ours.
+func (d *Dir) owner(name string) (resource, claim string, ok bool) {
 	info, err := os.Lstat(filepath.Join(d.path, name))
 	if err != nil || !info.Mode().IsRegular() {
-		return "", false
+		return "", "", false
 	}
 	data, err := os.ReadFile(filepath.Join(d.path, name))
 	if err != nil {
-		return "", false
+		return "", "", false
 	}
 	spec, err := cdiapi.ParseSpec(data)
 	if err != nil || !ours(spec) {
-		return "", false
+		return "", "", false
 	}
-	if spec.Annotations[AnnotationClaim] != "" {
-		return "", true // a prepared claim's: its driver removes it, not Prune
-	}
-	return spec.Annotations[AnnotationResource], true
+	return spec.Annotations[AnnotationResource], spec.Annotations[AnnotationClaim], true
 }
 
 // ClaimFileName is the name of the spec file of a claim prepared by a DRA

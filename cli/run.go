@@ -24,18 +24,18 @@ import (
 
 // runOptions are the flags of run (and of the root command, which runs it).
 type runOptions struct {
-	manifest, dir, nodeName, registryDir *string
-	listen                               *addressValue
-	registration                         *string
-	poll                                 *time.Duration
-	log                                  logFlags
-	cdiSpecDir                           *string
-	cdiRegistry                          *[]string
-	podResources                         *string
-	podResourcesPeriod                   *time.Duration
-	allocatedSeriesMax                   *int
-	hostRoot                             *string
-	waitForManifest                      *bool
+	manifest, dir, nodeName, registryDir     *string
+	listen                                   *addressValue
+	registration                             *string
+	poll                                     *time.Duration
+	log                                      logFlags
+	cdiSpecDir                               *string
+	cdiRegistry                              *[]string
+	podResources                             *string
+	podResourcesPeriod                       *time.Duration
+	allocatedSeriesMax                       *int
+	hostRoot                                 *string
+	waitForManifest                          *bool
 	kubeconfig, draPluginDir, draRegistryDir *string
 }
 

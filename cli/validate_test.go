@@ -53,7 +53,7 @@ func TestValidateCommand(t *testing.T) {
 	badLines := func(name string) string {
 		return name + ":4:11: resources[0].name: \"kubernetes.io/a\" is in the kubernetes.io domain, which is reserved; use a domain you own, for example example.com/a\n" +
 			name + ":5:12: resources[0].count: must be at least 1 (got 0)\n" +
-			name + ":6:5: resources[0].colour: unknown field; fields here are allocationPolicy, annotations, cdi, cdiDevices, count, devices, discover, env, healthCheck, idTemplate, ids, mounts, name, nodes, preStartRequired, topology, unhealthy\n"
+			name + ":6:5: resources[0].colour: unknown field; fields here are allocationPolicy, annotations, api, cdi, cdiDevices, count, devices, discover, dra, env, healthCheck, idTemplate, ids, mounts, name, nodes, preStartRequired, topology, unhealthy\n"
 	}
 
 	tests := []struct {

@@ -65,6 +65,8 @@ func (d *driver) start(ctx context.Context, registryDir string) error {
 	d.mu.Lock()
 	d.claims = claims
 	d.mu.Unlock()
+	// A restarted driver still holds what its predecessor prepared.
+	d.metrics.prepared.WithLabelValues(d.resource).Set(float64(len(claims)))
 	helper, err := kubeletplugin.Start(ctx, d,
 		kubeletplugin.DriverName(d.name),
 		kubeletplugin.KubeClient(d.client),

@@ -54,9 +54,13 @@ type Manager struct {
 	metrics *Metrics
 	kick    chan struct{}
 
+	// work is held by Apply and reconcile throughout, API calls included;
+	// mu only for short reads and writes, so Statuses (/readyz) never
+	// waits for the API server.
+	work    sync.Mutex
+	client  kubernetes.Interface // under work
 	mu      sync.Mutex
-	ctx     context.Context // Run's; nil before Run
-	client  kubernetes.Interface
+	ctx     context.Context   // Run's; nil before Run
 	drivers map[string]*entry // by resource name
 	dead    []stopped         // drivers that failed, to stop
 }
@@ -68,17 +72,27 @@ type stopped struct {
 }
 
 // entry is a resource the manager should serve, and how far it got.
+// Fields are written under both work and mu (drv and failed also under mu
+// alone, by a failing driver), so either lock reads them.
 type entry struct {
 	res       *manifest.Resource
 	drv       *driver // nil until started
 	cancel    context.CancelFunc
-	failed    error // why it is not running (or its class not applied)
+	failed    error // why it is not running
 	classDone bool  // the DeviceClass is applied for this version
 	classErr  error
 	retryAt   time.Time
 	backoff   time.Duration
-	unhealthy map[string]bool
+	unhealthy map[string]bool // under work only
+	healthAt  time.Time       // when to look at the devices' health again; under work only
 }
+
+// apiTimeout bounds each API call of the manager's own.
+const apiTimeout = 10 * time.Second
+
+// healthEvery is how often health is looked at again for a resource
+// without a healthCheck interval (its cdiDevices may come and go).
+const healthEvery = 5 * time.Second
 
 // New returns a manager; Run starts it.
 func New(cfg Config) *Manager {
@@ -130,6 +144,8 @@ func (m *Manager) poke() {
 // slices deleted, before it returns, so a resource moving to the device
 // plugin API is never served by both.
 func (m *Manager) Apply(served []*manifest.Resource, stillDRA func(name string) bool) {
+	m.work.Lock()
+	defer m.work.Unlock()
 	want := map[string]*manifest.Resource{}
 	for _, r := range served {
 		if r.DRA() {
@@ -153,25 +169,28 @@ func (m *Manager) Apply(served []*manifest.Resource, stillDRA func(name string) 
 			m.deleteClass(ctx, e.res)
 		}
 	}
-	m.mu.Lock()
 	for name, r := range want {
+		m.mu.Lock()
 		e, ok := m.drivers[name]
 		if !ok {
 			m.drivers[name] = &entry{res: r}
-			continue
+		} else if !e.res.SameSpec(r) {
+			e.res, e.classDone, e.retryAt = r, false, time.Time{}
+		} else {
+			e = nil // unchanged
 		}
-		if e.res.SameSpec(r) {
-			continue
+		drv := (*driver)(nil)
+		if e != nil {
+			drv = e.drv
 		}
-		e.res, e.classDone, e.retryAt = r, false, time.Time{}
-		if e.drv != nil {
+		m.mu.Unlock()
+		if drv != nil {
 			e.unhealthy = m.health(r)
-			if err := e.drv.update(ctx, r, e.unhealthy); err != nil {
+			if err := drv.update(ctx, r, e.unhealthy); err != nil {
 				m.log.Error("cannot publish the reloaded resource", "resource", name, "err", err)
 			}
 		}
 	}
-	m.mu.Unlock()
 	m.poke()
 }
 
@@ -179,57 +198,84 @@ func (m *Manager) Apply(served []*manifest.Resource, stillDRA func(name string) 
 // yet applied, each no sooner than its backoff allows, and republishes
 // resources whose health changed.
 func (m *Manager) reconcile(ctx context.Context) {
+	m.work.Lock()
+	defer m.work.Unlock()
 	m.mu.Lock()
 	dead := m.dead
 	m.dead = nil
+	entries := make([]*entry, 0, len(m.drivers))
+	for _, e := range m.drivers {
+		entries = append(entries, e)
+	}
 	m.mu.Unlock()
 	for _, s := range dead {
 		s.drv.halt()
 		s.cancel()
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	now := time.Now()
-	for name, e := range m.drivers {
-		if e.drv != nil {
-			if h := m.health(e.res); !mapsEqual(h, e.unhealthy) {
+	for _, e := range entries {
+		m.mu.Lock()
+		drv, res, classDone, retryAt := e.drv, e.res, e.classDone, e.retryAt
+		m.mu.Unlock()
+		if drv != nil && !now.Before(e.healthAt) {
+			_, every := res.HealthCheck()
+			if every <= 0 {
+				every = healthEvery
+			}
+			e.healthAt = now.Add(every)
+			if h := m.health(res); !mapsEqual(h, e.unhealthy) {
 				e.unhealthy = h
-				if err := e.drv.update(ctx, e.res, h); err != nil {
-					m.log.Error("cannot publish the health of the devices", "resource", name, "err", err)
+				if err := drv.update(ctx, res, h); err != nil {
+					m.log.Error("cannot publish the health of the devices", "resource", res.Name, "err", err)
 				}
 			}
 		}
-		if (e.drv != nil && e.classDone) || now.Before(e.retryAt) {
+		if (drv != nil && classDone) || now.Before(retryAt) {
 			continue
 		}
 		err := m.startEntry(ctx, e)
-		if err == nil && !e.classDone {
-			err = m.applyClass(ctx, e.res)
-			e.classErr = err
-			e.classDone = err == nil
+		if err == nil && !classDone {
+			err = m.applyClass(ctx, res)
+			m.mu.Lock()
+			e.classErr, e.classDone = err, err == nil
+			m.mu.Unlock()
 		}
+		m.mu.Lock()
 		if err != nil {
 			e.backoff = min(max(2*e.backoff, m.cfg.Retry), time.Minute)
 			e.retryAt = now.Add(e.backoff)
-			m.log.Error("DRA resource not fully served yet; retrying", "resource", name, "in", e.backoff, "err", err)
-			continue
+		} else {
+			e.backoff = 0
 		}
-		e.backoff = 0
+		backoff := e.backoff
+		m.mu.Unlock()
+		if err != nil {
+			m.log.Error("DRA resource not fully served yet; retrying", "resource", res.Name, "in", backoff, "err", err)
+		}
 	}
 }
 
-// startEntry starts e's driver if it is not running. m.mu is held.
+// startEntry starts e's driver if it is not running. m.work is held.
 func (m *Manager) startEntry(ctx context.Context, e *entry) error {
-	if e.drv != nil {
+	m.mu.Lock()
+	running := e.drv != nil
+	m.mu.Unlock()
+	if running {
 		return nil
 	}
+	err := m.startDriver(ctx, e)
+	m.mu.Lock()
+	e.failed = err
+	m.mu.Unlock()
+	return err
+}
+
+func (m *Manager) startDriver(ctx context.Context, e *entry) error {
 	if m.cfg.Node == "" {
-		e.failed = errors.New("no node name: set --node-name, or NODE_NAME from the downward API (spec.nodeName)")
-		return e.failed
+		return errors.New("no node name: set --node-name, or NODE_NAME from the downward API (spec.nodeName)")
 	}
-	client, err := m.clientLocked()
+	client, err := m.apiClient()
 	if err != nil {
-		e.failed = err
 		return err
 	}
 	dctx, cancel := context.WithCancel(ctx)
@@ -255,32 +301,40 @@ func (m *Manager) startEntry(ctx context.Context, e *entry) error {
 		if d.helper != nil {
 			d.halt()
 		}
-		e.failed = err
 		return err
 	}
-	e.drv, e.cancel, e.failed, e.unhealthy = d, cancel, nil, d.unhealthy
+	e.unhealthy = d.unhealthy
+	m.mu.Lock()
+	e.drv, e.cancel = d, cancel
+	m.mu.Unlock()
 	d.log.Info("DRA driver started", "devices", len(e.res.IDs), "registry", m.cfg.RegistryDir)
 	return nil
 }
 
 // stopEntry stops a driver that is no longer wanted and deletes its slices.
 func (m *Manager) stopEntry(e *entry) {
-	if e.drv == nil {
+	m.mu.Lock()
+	drv, stopDriver := e.drv, e.cancel
+	e.drv = nil
+	m.mu.Unlock()
+	if drv == nil {
 		return
 	}
+	defer stopDriver()
 	// The manager's context may be done: deleting the slices gets its own.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
-	if err := e.drv.stop(ctx); err != nil {
+	if err := drv.stop(ctx); err != nil {
 		m.log.Error("DRA driver stopped, but its slices may remain", "resource", e.res.Name, "err", err)
 	} else {
 		m.log.Info("DRA driver stopped, its slices deleted", "resource", e.res.Name, "driver", e.res.Driver())
 	}
-	e.cancel()
 	m.metrics.forget(e.res.Name)
 }
 
 func (m *Manager) stopAll() {
+	m.work.Lock()
+	defer m.work.Unlock()
 	m.mu.Lock()
 	for _, s := range m.dead {
 		s.drv.halt()
@@ -300,7 +354,8 @@ func (m *Manager) stopAll() {
 	wg.Wait()
 }
 
-func (m *Manager) clientLocked() (kubernetes.Interface, error) {
+// apiClient returns the API client, dialling it the first time. m.work is held.
+func (m *Manager) apiClient() (kubernetes.Interface, error) {
 	if m.client != nil {
 		return m.client, nil
 	}
@@ -318,10 +373,12 @@ func (m *Manager) clientLocked() (kubernetes.Interface, error) {
 // applyClass applies the resource's DeviceClass server-side, unless a
 // class of that name is someone else's.
 func (m *Manager) applyClass(ctx context.Context, r *manifest.Resource) error {
-	client, err := m.clientLocked()
+	client, err := m.apiClient()
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
 	classes := client.ResourceV1().DeviceClasses()
 	cur, err := classes.Get(ctx, r.Driver(), metav1.GetOptions{})
 	switch {
@@ -356,12 +413,12 @@ func (m *Manager) deleteClass(ctx context.Context, r *manifest.Resource) {
 	if ctx == nil || ctx.Err() != nil {
 		return
 	}
-	m.mu.Lock()
 	client := m.client
-	m.mu.Unlock()
 	if client == nil {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
 	classes := client.ResourceV1().DeviceClasses()
 	cur, err := classes.Get(ctx, r.Driver(), metav1.GetOptions{})
 	if err != nil || !managedByUs(cur.ManagedFields) {

@@ -6,19 +6,6 @@ import (
 	"simple-device-plugin/manifest"
 )
 
-// byAPI splits resources into those served as device plugins and those
-// served through DRA.
-func byAPI(served []*manifest.Resource) (devicePlugin, dra []*manifest.Resource) {
-	for _, r := range served {
-		if r.DRA() {
-			dra = append(dra, r)
-		} else {
-			devicePlugin = append(devicePlugin, r)
-		}
-	}
-	return devicePlugin, dra
-}
-
 // applyDRA hands the api: dra resources to the DRA server, or says they
 // cannot be served without one.
 func (h *Host) applyDRA(m *manifest.Manifest, viaDRA []*manifest.Resource) {

@@ -296,7 +296,7 @@ func (h *Host) Apply(m *manifest.Manifest) (ApplyResult, error) {
 	defer h.applying.Unlock()
 	var res ApplyResult
 	served, skipped := m.ForNode(h.cfg.NodeName)
-	served, viaDRA := byAPI(served)
+	served, viaDRA := manifest.ByAPI(served)
 	want := make(map[string]bool, len(served))
 	for _, r := range served {
 		want[r.Name] = true

@@ -111,6 +111,18 @@ func (r *Resource) API() string {
 	return r.Spec.API
 }
 
+// ByAPI parts resources served as device plugins from api: dra ones.
+func ByAPI(resources []*Resource) (devicePlugin, dra []*Resource) {
+	for _, r := range resources {
+		if r.DRA() {
+			dra = append(dra, r)
+		} else {
+			devicePlugin = append(devicePlugin, r)
+		}
+	}
+	return devicePlugin, dra
+}
+
 // DRA reports whether the resource is served as a DRA driver.
 func (r *Resource) DRA() bool { return r.API() == APIDRA }
 

@@ -135,13 +135,7 @@ func (r *Report) writeText(out io.Writer) error {
 		tw := newTable(&b)
 		fmt.Fprintln(tw, "  RESOURCE\tSOCKET\tDEVICES\tHEALTHY\tIDS")
 		for _, res := range r.Resources {
-			healthy := 0
-			for _, d := range res.Devices {
-				if d.Health == "Healthy" {
-					healthy++
-				}
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\n", res.Name, filepath.Base(res.Socket), len(res.Devices), healthy, describeDevices(res.Devices))
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\n", res.Name, filepath.Base(res.Socket), len(res.Devices), countHealthy(res.Devices), describeDevices(res.Devices))
 		}
 		tw.Flush()
 	}
@@ -158,13 +152,7 @@ func (r *Report) writeText(out io.Writer) error {
 		tw := newTable(&b)
 		fmt.Fprintln(tw, "  RESOURCE\tDRIVER\tDEVICECLASS\tSLICES\tDEVICES\tHEALTHY\tIDS")
 		for _, res := range r.DRA {
-			healthy := 0
-			for _, d := range res.Devices {
-				if d.Health == "Healthy" {
-					healthy++
-				}
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\n", res.Name, res.Driver, res.DeviceClass.Name, len(res.ResourceSlices), len(res.Devices), healthy, describeDevices(res.Devices))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d\t%s\n", res.Name, res.Driver, res.DeviceClass.Name, len(res.ResourceSlices), len(res.Devices), countHealthy(res.Devices), describeDevices(res.Devices))
 		}
 		tw.Flush()
 	}
@@ -256,6 +244,17 @@ func (r *Report) writeText(out io.Writer) error {
 	}
 	_, err := io.WriteString(out, b.String())
 	return err
+}
+
+// countHealthy counts the Healthy devices.
+func countHealthy(devs []DeviceReport) int {
+	n := 0
+	for _, d := range devs {
+		if d.Health == "Healthy" {
+			n++
+		}
+	}
+	return n
 }
 
 func newTable(w io.Writer) *tabwriter.Writer {

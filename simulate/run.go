@@ -143,7 +143,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		<-hostRun.done
 	}()
 
-	served, viaDRA := splitByAPI(served)
+	served, viaDRA := manifest.ByAPI(served)
 	names := make([]string, len(served))
 	for i, r := range served {
 		names[i] = r.Name
@@ -361,18 +361,6 @@ func draNode(node string) string {
 		return "simulated-node"
 	}
 	return node
-}
-
-// splitByAPI parts resources served as device plugins from api: dra ones.
-func splitByAPI(served []*manifest.Resource) (devicePlugin, viaDRA []*manifest.Resource) {
-	for _, r := range served {
-		if r.DRA() {
-			viaDRA = append(viaDRA, r)
-		} else {
-			devicePlugin = append(devicePlugin, r)
-		}
-	}
-	return devicePlugin, viaDRA
 }
 
 // resolver resolves CDI names against dirs, as the DRA driver does; nil

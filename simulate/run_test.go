@@ -615,3 +615,49 @@ resources:
 		t.Errorf("a request for 3 of 2: error %v, want %s", err, want)
 	}
 }
+
+func TestRunDRA(t *testing.T) {
+	m := mustParse(t, `
+apiVersion: simple-device-plugin/v1alpha1
+kind: Manifest
+resources:
+  - name: example.com/gadget
+    count: 3
+    unhealthy: [gadget-0]
+    api: dra
+    dra: {attributes: {model: m}}
+    env: {GADGET_IDS: '{{ join .IDs "," }}'}
+    devices: [{hostPath: /dev/null, containerPath: '/dev/g{{ .ID }}', perDevice: true}]
+  - name: example.com/seat
+    count: 2
+    env: {SEAT: '{{ join .IDs "," }}'}
+`)
+	r, err := Run(context.Background(), Options{Manifest: m, NodeName: "n1", Containers: 2, Timeout: hangTimeout,
+		Request: map[string]int{"example.com/gadget": 1, "example.com/seat": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Resources) != 1 || r.Resources[0].Name != "example.com/seat" {
+		t.Errorf("device plugins: %+v, want only example.com/seat", r.Resources)
+	}
+	if len(r.DRA) != 1 || r.DRA[0].Driver != "gadget.example.com" || r.DRA[0].DeviceClass.Name != "gadget.example.com" ||
+		len(r.DRA[0].ResourceSlices) != 1 || r.DRA[0].ResourceSlices[0].Spec.Pool.Name != "n1" {
+		t.Fatalf("DRA report: %+v", r.DRA)
+	}
+	if taints := r.DRA[0].ResourceSlices[0].Spec.Devices[0].Taints; len(taints) != 1 {
+		t.Errorf("the unhealthy gadget-0 has taints %v", taints)
+	}
+	// The unhealthy device is not claimed; each container gets its own.
+	for i, want := range []string{"gadget-1", "gadget-2"} {
+		c := r.Containers[i]
+		if len(c.Claims) != 1 || !slices.Equal(c.Claims[0].Devices, []string{want}) || c.Env["GADGET_IDS"] != want || c.Env["SEAT"] == "" ||
+			len(c.DeviceNodes) != 1 || c.DeviceNodes[0].ContainerPath != "/dev/g"+want || !slices.Contains(c.CDIDevices, c.Claims[0].CDIDevice) {
+			t.Errorf("%s: %+v", c.Name, c)
+		}
+	}
+	_, err = Run(context.Background(), Options{Manifest: m, NodeName: "n1", Containers: 3, Timeout: hangTimeout,
+		Request: map[string]int{"example.com/gadget": 1}})
+	if want := "container-2: example.com/gadget: the scheduler cannot allocate 1 devices (2 of its 3 devices are healthy and 2 went to earlier containers)"; err == nil || err.Error() != want {
+		t.Errorf("a third container: %v, want %s", err, want)
+	}
+}

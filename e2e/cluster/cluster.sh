@@ -80,7 +80,7 @@ save_host_state() {
 	# empty /var/lib/kubelet behind as their mount point).
 	: >"$ROOT/saved/created"
 	: >"$ROOT/saved/emptied"
-	for p in "$KUBELET_ROOT" /var/lib/cni /var/lib/fpga /dev/sdp-e2e /var/log/containers; do
+	for p in "$KUBELET_ROOT" /var/lib/cni /var/lib/fpga /var/lib/gadget /dev/sdp-e2e /var/log/containers; do
 		if [ ! -e "$p" ]; then
 			echo "$p" >>"$ROOT/saved/created"
 		elif [ -z "$(ls -A "$p")" ]; then
@@ -451,7 +451,8 @@ cmd_up() {
 		cmd_down
 	fi
 	local p
-	for p in $APISERVER_PORT $ETCD_CLIENT_PORT $ETCD_PEER_PORT 10250 10248 10257 10259; do
+	# 8080: the test overlay's plugin pod listens there on the host network.
+	for p in $APISERVER_PORT $ETCD_CLIENT_PORT $ETCD_PEER_PORT 10250 10248 10257 10259 8080; do
 		if ss -Htln "sport = :$p" | grep -q .; then die "port $p is in use"; fi
 	done
 	local t0=$SECONDS

@@ -22,7 +22,10 @@ import (
 // the example manifest served by one DaemonSet pod, a pod whose containers
 // ask for several resources, a hot reload through the ConfigMap, the plugin
 // pod and the kubelet restarted, a request that cannot fit, the host's
-// own device nodes served as they come and go, and a node reboot; then
+// own device nodes served as they come and go, a resource served as a DRA
+// driver (claims by attribute, a plain limits: pod, a shared claim, a
+// reload, the plugin pod and the kubelet restarted, a switch back to a
+// device plugin), and a node reboot; then
 // the same manifest served by the node service (deploy/node-service)
 // through three reboots, still following the ConfigMap. The steps run in
 // order; the first failure stops the rest.
@@ -46,12 +49,20 @@ func TestCluster(t *testing.T) {
 		{"6_insufficient", f.stepInsufficient},
 		{"7_spec_follows_the_manifest", f.stepSpecFollowsTheManifest},
 		{"8_discover_hotplug", f.stepDiscoverHotplug},
-		{"9_reboot_daemonset_mode", f.stepRebootDaemonSetMode},
-		{"10_uninstall", f.stepUninstall},
-		{"11_node_service_install", f.stepNodeServiceInstall},
-		{"12_reboot_node_service", f.stepRebootNodeService},
-		{"13_node_service_sync", f.stepNodeServiceSync},
-		{"14_node_service_remove", f.stepNodeServiceRemove},
+		{"9_dra_publish", f.stepDRAPublish},
+		{"10_dra_claim_by_attribute", f.stepDRAClaimByAttribute},
+		{"11_dra_extended_resource", f.stepDRAExtendedResource},
+		{"12_dra_shared_claim", f.stepDRASharedClaim},
+		{"13_dra_reload", f.stepDRAReload},
+		{"14_dra_plugin_pod_deleted", f.stepDRAPluginPodDeleted},
+		{"15_dra_kubelet_restarted", f.stepDRAKubeletRestarted},
+		{"16_dra_switch_api", f.stepDRASwitchAPI},
+		{"17_reboot_daemonset_mode", f.stepRebootDaemonSetMode},
+		{"18_uninstall", f.stepUninstall},
+		{"19_node_service_install", f.stepNodeServiceInstall},
+		{"20_reboot_node_service", f.stepRebootNodeService},
+		{"21_node_service_sync", f.stepNodeServiceSync},
+		{"22_node_service_remove", f.stepNodeServiceRemove},
 	}
 	for _, s := range steps {
 		start := time.Now()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,11 +79,14 @@ func TestDeployNodeServiceSharesTheBase(t *testing.T) {
 
 // TestHelmRendersTheKustomizeObjects compares `helm template` with
 // `kubectl kustomize deploy/`: the same ServiceAccount, ConfigMap and
-// DaemonSet (names, namespace, pod spec, manifest), labels aside. The chart
-// has no Namespace: Helm installs into --namespace. With the host's devices
-// too: hostDevices.enabled against the base with the deploy/discover
-// component, in an overlay as a user would write it. In node-service mode,
-// against deploy/node-service: its DaemonSet in place of the plugin's.
+// DaemonSet (names, namespace, pod spec, manifest), and the same objects
+// DRA needs (ClusterRole, ClusterRoleBinding, ValidatingAdmissionPolicy and
+// its binding: rules, subjects, policy), labels aside. The chart has no
+// Namespace: Helm installs into --namespace. With the host's devices too:
+// hostDevices.enabled against the base with the deploy/discover component,
+// in an overlay as a user would write it. In node-service mode, against
+// deploy/node-service: its DaemonSet in place of the plugin's, and nothing
+// for DRA (the node service does not serve it).
 func TestHelmRendersTheKustomizeObjects(t *testing.T) {
 	helm, kubectl := requireBin(t, "helm"), requireBin(t, "kubectl")
 	for _, tc := range []struct {
@@ -90,18 +94,24 @@ func TestHelmRendersTheKustomizeObjects(t *testing.T) {
 		helmArgs  []string
 		kustomize func(t *testing.T) string // the kustomization's directory
 		daemonSet string
+		dra       bool // the RBAC and admission policy rendered
 	}{
-		{"base", nil, func(*testing.T) string { return repoRoot + "/deploy" }, "simple-device-plugin"},
+		{"base", nil, func(*testing.T) string { return repoRoot + "/deploy" }, "simple-device-plugin", true},
 		{"discover component", []string{"--set", "hostDevices.enabled=true"}, func(t *testing.T) string {
 			return overlayOfDeploy(t, "components: [%s/discover]\n")
-		}, "simple-device-plugin"},
-		{"node service", []string{"--set", "mode=node-service"}, func(*testing.T) string { return repoRoot + "/deploy/node-service" }, "simple-device-plugin-node"},
+		}, "simple-device-plugin", true},
+		{"node service", []string{"--set", "mode=node-service"}, func(*testing.T) string { return repoRoot + "/deploy/node-service" }, "simple-device-plugin-node", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			helmOut := mustRun(ctx, t, helm, append([]string{"template", "simple-device-plugin", chartDir, "--namespace", "simple-device-plugin"}, tc.helmArgs...)...)
 			kustOut := mustRun(ctx, t, kubectl, "kustomize", tc.kustomize(t))
-			compareHelmAndKustomize(t, byKindName(t, helmOut), byKindName(t, kustOut), tc.daemonSet)
+			fromHelm, fromKust := byKindName(t, helmOut), byKindName(t, kustOut)
+			compareHelmAndKustomize(t, fromHelm, fromKust, tc.daemonSet, tc.dra)
+			if tc.dra {
+				checkDRAIdentity(t, "helm", fromHelm, tc.daemonSet)
+				checkDRAIdentity(t, "kustomize", fromKust, tc.daemonSet)
+			}
 		})
 	}
 }
@@ -129,9 +139,28 @@ func overlayOfDeploy(t *testing.T, extra string) string {
 	return dir
 }
 
-func compareHelmAndKustomize(t *testing.T, fromHelm, fromKust map[string]*unstructured.Unstructured, daemonSet string) {
+// The objects deploy/ and the chart (in daemonset mode, dra.enabled) add for
+// DRA, by "Kind/name".
+var draObjects = []string{
+	"ClusterRole/simple-device-plugin",
+	"ClusterRoleBinding/simple-device-plugin",
+	"ValidatingAdmissionPolicy/simple-device-plugin-resourceslices",
+	"ValidatingAdmissionPolicyBinding/simple-device-plugin-resourceslices",
+}
+
+func compareHelmAndKustomize(t *testing.T, fromHelm, fromKust map[string]*unstructured.Unstructured, daemonSet string, dra bool) {
 	t.Helper()
-	for _, key := range []string{"ServiceAccount/simple-device-plugin", "ConfigMap/simple-device-plugin", "DaemonSet/" + daemonSet} {
+	want := []string{"ServiceAccount/simple-device-plugin", "ConfigMap/simple-device-plugin", "DaemonSet/" + daemonSet}
+	if dra {
+		want = append(want, draObjects...)
+	} else {
+		for _, key := range draObjects {
+			if fromHelm[key] != nil || fromKust[key] != nil {
+				t.Errorf("%s rendered (helm %v, kustomize %v), want it in neither", key, fromHelm[key] != nil, fromKust[key] != nil)
+			}
+		}
+	}
+	for _, key := range want {
 		h, k := fromHelm[key], fromKust[key]
 		if h == nil || k == nil {
 			t.Errorf("%s: rendered by helm %v, by kustomize %v", key, h != nil, k != nil)
@@ -161,13 +190,65 @@ func compareHelmAndKustomize(t *testing.T, fromHelm, fromKust map[string]*unstru
 			// The pod spec whole; the pod template's labels differ by design
 			// (Helm's standard labels), so they are left out.
 			equalField(t, key, h, k, "spec", "template", "spec")
+		case "ClusterRole":
+			equalField(t, key, h, k, "rules")
+		case "ClusterRoleBinding":
+			equalField(t, key, h, k, "roleRef")
+			equalField(t, key, h, k, "subjects")
+		case "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
+			equalField(t, key, h, k, "spec")
 		}
 	}
-	if len(fromHelm) != 3 {
-		t.Errorf("helm rendered %d objects, want 3: %v", len(fromHelm), keys(fromHelm))
+	if len(fromHelm) != len(want) {
+		t.Errorf("helm rendered %d objects, want %d: %v", len(fromHelm), len(want), keys(fromHelm))
 	}
-	if fromKust["Namespace/simple-device-plugin"] == nil || len(fromKust) != 4 {
-		t.Errorf("kustomize rendered %v, want the three and the Namespace", keys(fromKust))
+	if fromKust["Namespace/simple-device-plugin"] == nil || len(fromKust) != len(want)+1 {
+		t.Errorf("kustomize rendered %v, want %v and the Namespace", keys(fromKust), want)
+	}
+}
+
+// checkDRAIdentity checks that the DRA objects of one rendering name one
+// another and the DaemonSet's service account: the binding grants the
+// ClusterRole to that account (in the DaemonSet's namespace), and the
+// admission policy's binding and match condition name the policy and that
+// account. A policy matching another account would hold nobody to its node.
+func checkDRAIdentity(t *testing.T, how string, objs map[string]*unstructured.Unstructured, daemonSet string) {
+	t.Helper()
+	ds := objs["DaemonSet/"+daemonSet]
+	if ds == nil {
+		t.Fatalf("%s: no DaemonSet %s in %v", how, daemonSet, keys(objs))
+	}
+	account, _, _ := unstructured.NestedString(ds.Object, "spec", "template", "spec", "serviceAccountName")
+	namespace := ds.GetNamespace()
+	var role, policy *unstructured.Unstructured
+	var binding, policyBinding *unstructured.Unstructured
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "ClusterRole":
+			role = o
+		case "ClusterRoleBinding":
+			binding = o
+		case "ValidatingAdmissionPolicy":
+			policy = o
+		case "ValidatingAdmissionPolicyBinding":
+			policyBinding = o
+		}
+	}
+	if role == nil || binding == nil || policy == nil || policyBinding == nil {
+		t.Fatalf("%s: want a ClusterRole, a ClusterRoleBinding, a ValidatingAdmissionPolicy and its binding, got %v", how, keys(objs))
+	}
+	for _, o := range []*unstructured.Unstructured{role, binding, policy, policyBinding} {
+		if o.GetNamespace() != "" {
+			t.Errorf("%s: %s/%s is cluster-scoped, but has namespace %q", how, o.GetKind(), o.GetName(), o.GetNamespace())
+		}
+	}
+	wantField(t, binding.Object, map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.GetName()}, "roleRef")
+	wantField(t, binding.Object, []any{map[string]any{"kind": "ServiceAccount", "name": account, "namespace": namespace}}, "subjects")
+	wantField(t, policyBinding.Object, policy.GetName(), "spec", "policyName")
+	conditions, _, _ := unstructured.NestedSlice(policy.Object, "spec", "matchConditions")
+	wantCondition := fmt.Sprintf(`request.userInfo.username == "system:serviceaccount:%s:%s"`, namespace, account)
+	if len(conditions) != 1 || conditions[0].(map[string]any)["expression"] != wantCondition {
+		t.Errorf("%s: the policy's matchConditions = %v, want the one %s", how, conditions, wantCondition)
 	}
 }
 
@@ -300,6 +381,11 @@ func TestHelmExampleManifests(t *testing.T) {
 					t.Errorf("without hostDevices.enabled: want the chart's error %q telling to set it, got:\n%s", want, msg)
 				}
 			}
+			// One served through DRA needs what dra.enabled (the default)
+			// brings, and the DaemonSet: the chart says so otherwise.
+			if at := draAt(example); at >= 0 {
+				wantDRARefused(t, helm, at, resourceName(example, at), append([]string{"--set-file", "manifest=" + path}, hostDevices...)...)
+			}
 
 			got := configMapManifest(t, helmTemplate(t, helm, append([]string{"--set-file", "manifest=" + path}, hostDevices...)...))
 			if got != string(text) {
@@ -327,6 +413,72 @@ func discoverAt(manifest map[string]any) int {
 		}
 	}
 	return -1
+}
+
+// draAt is the index of the manifest's first resource with api: dra, or -1.
+func draAt(manifest map[string]any) int {
+	resources, _ := manifest["resources"].([]any)
+	for i, r := range resources {
+		if r, _ := r.(map[string]any); r["api"] == "dra" {
+			return i
+		}
+	}
+	return -1
+}
+
+// wantDRARefused renders the chart with args (a manifest whose resource
+// at index at, name, has api: dra) twice, with dra.enabled false and in
+// node-service mode; both must fail, saying why and what to set.
+func wantDRARefused(t *testing.T, helm string, at int, name string, args ...string) {
+	t.Helper()
+	prefix := fmt.Sprintf("values.manifest: resources[%d] (%s) has api: dra", at, name)
+	for _, tc := range []struct{ set, want string }{
+		{"dra.enabled=false", "set dra.enabled=true"},
+		{"mode=node-service", "served in daemonset mode only"},
+	} {
+		msg := helmRefuses(t, helm, append(args, "--set", tc.set)...)
+		if !strings.Contains(msg, prefix) || !strings.Contains(msg, tc.want) {
+			t.Errorf("--set %s: want the chart's error %q ... %q, got:\n%s", tc.set, prefix, tc.want, msg)
+		}
+	}
+}
+
+// TestHelmDRANeedsTheDaemonSet: a manifest with an api: dra resource is
+// refused, given as a file or as a mapping, where the plugin could not
+// publish it: with dra.enabled false (no token, RBAC or DRA dirs) and in
+// node-service mode (no credentials on the node). api: devicePlugin, said
+// outright, is not.
+func TestHelmDRANeedsTheDaemonSet(t *testing.T) {
+	helm := requireBin(t, "helm")
+	const manifest = `apiVersion: simple-device-plugin/v1alpha1
+kind: Manifest
+resources:
+  - name: example.com/widget
+    count: 2
+    api: devicePlugin
+  - name: example.com/gadget
+    count: 4
+    api: dra
+    dra: {attributes: {model: virtual-gadget}}
+`
+	wantDRARefused(t, helm, 1, "example.com/gadget", "--set-file", "manifest="+writeTemp(t, "manifest.yaml", manifest))
+	var m map[string]any
+	if err := yaml.Unmarshal([]byte(manifest), &m); err != nil {
+		t.Fatal(err)
+	}
+	values, err := yaml.Marshal(map[string]any{"manifest": m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDRARefused(t, helm, 1, "example.com/gadget", "-f", writeTemp(t, "values.yaml", string(values)))
+
+	devicePluginOnly := editResources(t, manifest, func(resources []any) []any { return resources[:1] })
+	for _, set := range []string{"dra.enabled=false", "mode=node-service"} {
+		got := configMapManifest(t, helmTemplate(t, helm, "--set-file", "manifest="+writeTemp(t, "manifest.yaml", devicePluginOnly), "--set", set))
+		if !strings.Contains(got, "api: devicePlugin") {
+			t.Errorf("--set %s: ConfigMap manifest.yaml = %q, want the widget with api: devicePlugin", set, got)
+		}
+	}
 }
 
 func resourceName(manifest map[string]any, i int) string {
@@ -370,6 +522,11 @@ func TestHelmSchemaRefuses(t *testing.T) {
 		{"nodeService.configDir with a space", []string{"--set", "nodeService.configDir=/etc/simple device plugin"}, "at '/nodeService/configDir'"},
 		{"nodeService.unitDir with a trailing slash", []string{"--set", "nodeService.unitDir=/etc/systemd/system/"}, "at '/nodeService/unitDir'"},
 		{"nodeService misspelt", []string{"--set", "nodeService.bindir=/opt/bin"}, "at '/nodeService': additional properties 'bindir' not allowed"},
+		{"dra.enabled not a boolean", []string{"--set", "dra.enabled=maybe"}, "at '/dra/enabled'"},
+		{"dra.pluginDir relative", []string{"--set", "dra.pluginDir=plugins"}, "at '/dra/pluginDir'"},
+		{"dra.registryDir relative", []string{"--set", "dra.registryDir=plugins_registry"}, "at '/dra/registryDir'"},
+		{"dra misspelt", []string{"--set", "dra.pluginsDir=/var/lib/kubelet/plugins"}, "at '/dra': additional properties 'pluginsDir' not allowed"},
+		{"a resource's api", []string{"--set", "manifest.resources[0].api=grpc"}, "at '/manifest/resources/0/api'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msg := helmRefuses(t, helm, tc.args...)
@@ -460,6 +617,20 @@ func TestHelmStringManifestRefused(t *testing.T) {
 			"resources[0].discover.groups: key is required", "missing property 'key'"},
 		{"discover: groups with no paths", head + "resources:\n  - name: example.com/a\n    discover: {groups: {key: C, paths: []}}\n",
 			"resources[0].discover.groups.paths: must not be empty", "/manifest/resources/0/discover/groups/paths"},
+		{"api", head + "resources:\n  - name: example.com/a\n    count: 1\n    api: grpc\n",
+			"resources[0].api: must be devicePlugin or dra, got grpc", "/manifest/resources/0/api"},
+		{"dra: unknown field", head + "resources:\n  - name: example.com/a\n    count: 1\n    api: dra\n    dra: {drivr: a.example.com}\n",
+			"resources[0].dra.drivr: unknown field; the fields here are attributes, capacity, driver", "additional properties 'drivr' not allowed"},
+		{"dra: driver not a DNS subdomain", head + "resources:\n  - name: example.com/a\n    count: 1\n    api: dra\n    dra: {driver: A_Driver}\n",
+			`resources[0].dra.driver: "A_Driver" is not a DRA driver name`, "/manifest/resources/0/dra/driver"},
+		{"dra: driver of 64 characters", head + "resources:\n  - name: example.com/a\n    count: 1\n    api: dra\n    dra: {driver: " + strings.Repeat("a", 52) + ".example.com}\n",
+			"is 64 characters; a DRA driver name has at most 63", "/manifest/resources/0/dra/driver"},
+		{"dra: attribute name", head + "resources:\n  - name: example.com/a\n    count: 1\n    api: dra\n    dra: {attributes: {1st: x}}\n",
+			`resources[0].dra.attributes: "1st" is not a DRA attribute name`, "invalid propertyName '1st'"},
+		{"dra: attribute a number", head + "resources:\n  - name: example.com/a\n    count: 1\n    api: dra\n    dra: {attributes: {generation: 2}}\n",
+			"resources[0].dra.attributes[generation]: must be a string, got a number", "/manifest/resources/0/dra/attributes/generation"},
+		{"dra: capacity a number", head + "resources:\n  - name: example.com/a\n    count: 1\n    api: dra\n    dra: {capacity: {memory: 16}}\n",
+			"resources[0].dra.capacity[memory]: must be a string, got a number", "/manifest/resources/0/dra/capacity/memory"},
 		{"not a mapping", "- name: example.com/a\n",
 			"values.manifest does not parse as a manifest: it is not a mapping of apiVersion, kind and resources", ""},
 		{"a second document", head + "resources:\n  - name: example.com/a\n    count: 1\n---\n" + head + "resources:\n  - name: example.com/b\n    count: 1\n",
@@ -506,6 +677,11 @@ func TestHelmStringManifestAccepted(t *testing.T) {
 		{"an end marker and comments after it", head + "    count: 1\n...\n# the end\n"},
 		{"discover: share 0 (the default) and USB IDs in upper case", head + "    discover: {paths: [/dev/ttyUSB*], share: 0, usb: [{vendor: \"04B4\", product: \"0001\", serial: \"\"}]}\n"},
 		{"discover: share 1000 and groups", head + "    discover: {groups: {key: 'C(\\d+)', paths: [/dev/snd/controlC*]}, share: 1000, containerPath: \"/dev/{{ .Base }}\"}\n"},
+		{"api: devicePlugin said", head + "    count: 1\n    api: devicePlugin\n"},
+		{"api: dra with attributes and capacity", head + "    count: 4\n    api: dra\n    dra:\n      driver: gadget.example.com\n" +
+			"      attributes: {model: virtual-gadget, generation: \"{{ .Index }}\", fast: \"true\", firmware: 1.4.2, _x: \"\"}\n" +
+			"      capacity: {memory: 16Gi}\n    env:\n      GADGET_IDS: '{{ join .IDs \",\" }}'\n"},
+		{"api: dra and a driver name of 63 characters", head + "    count: 1\n    api: dra\n    dra: {driver: " + strings.Repeat("a", 51) + ".example.com}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := writeTemp(t, "manifest.yaml", tc.manifest)
@@ -535,6 +711,20 @@ func TestHelmValuesRendered(t *testing.T) {
 			}
 			wantPodResources(t, objs, "/var/lib/kubelet/pod-resources")
 			wantHostDevices(t, objs, false)
+			wantDRA(t, objs, "sdp-simple-device-plugin", "/var/lib/kubelet/plugins", "/var/lib/kubelet/plugins_registry")
+		}},
+		{"dra disabled", "dra: {enabled: false}\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			wantDRA(t, objs, "sdp-simple-device-plugin", "", "")
+		}},
+		{"dra in other dirs", "dra: {pluginDir: /var/lib/k/plugins, registryDir: /var/lib/k/plugins_registry}\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			wantDRA(t, objs, "sdp-simple-device-plugin", "/var/lib/k/plugins", "/var/lib/k/plugins_registry")
+		}},
+		{"dra with a service account of another name", "serviceAccount: {name: devices}\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			if objs["ServiceAccount/devices"] == nil {
+				t.Errorf("no ServiceAccount/devices in %v", keys(objs))
+			}
+			wantField(t, podSpec(t, objs, "sdp-simple-device-plugin"), "devices", "serviceAccountName")
+			checkDRAIdentity(t, "helm", objs, "sdp-simple-device-plugin")
 		}},
 		{"hostDevices enabled", "hostDevices: {enabled: true}\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
 			wantHostDevices(t, objs, true)
@@ -571,11 +761,18 @@ func TestHelmValuesRendered(t *testing.T) {
 			wantEnv(t, c, "SDP_LOG_LEVEL", "debug")
 			wantEnv(t, c, "SDP_LOG_FORMAT", "text")
 		}},
+		// The plugin watcher's directory, which DRA mounts too: once.
 		{"registration plugins-registry", "registration: plugins-registry\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
 			wantPluginsRegistry(t, objs, "plugins-registry", "/var/lib/kubelet/plugins_registry")
+			wantDRA(t, objs, "sdp-simple-device-plugin", "/var/lib/kubelet/plugins", "/var/lib/kubelet/plugins_registry")
+		}},
+		{"registration plugins-registry without dra", "registration: plugins-registry\ndra: {enabled: false}\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
+			wantPluginsRegistry(t, objs, "plugins-registry", "/var/lib/kubelet/plugins_registry")
+			wantDRA(t, objs, "sdp-simple-device-plugin", "", "")
 		}},
 		{"registration auto in another directory", "registration: auto\npluginsRegistryDir: /var/lib/k/plugins_registry\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
 			wantPluginsRegistry(t, objs, "auto", "/var/lib/k/plugins_registry")
+			wantDRA(t, objs, "sdp-simple-device-plugin", "/var/lib/kubelet/plugins", "/var/lib/kubelet/plugins_registry")
 		}},
 		{"extraEnv", "extraEnv:\n  - {name: HTTP_PROXY, value: \"http://proxy:3128\"}\n  - name: POD\n    valueFrom: {fieldRef: {fieldPath: metadata.name}}\n", func(t *testing.T, objs map[string]*unstructured.Unstructured) {
 			env, _, _ := unstructured.NestedSlice(container(t, objs, "sdp-simple-device-plugin"), "env")
@@ -638,6 +835,8 @@ func TestHelmValuesRendered(t *testing.T) {
 				if !reflect.DeepEqual(mounts, want) {
 					t.Errorf("sync's volumeMounts = %v, want %v", mounts, want)
 				}
+				// DRA is the plugin DaemonSet's: none of it here.
+				wantDRA(t, objs, "sdp-simple-device-plugin-node", "", "")
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -662,24 +861,80 @@ func TestChartREADME(t *testing.T) {
 	}
 }
 
+// wantPluginsRegistry checks the device plugins register through the
+// plugin watcher's dir, mounted once at the node's path: by the volume
+// plugins-registry, or DRA's dra-registry when that is the same dir.
 func wantPluginsRegistry(t *testing.T, objs map[string]*unstructured.Unstructured, registration, dir string) {
 	t.Helper()
 	c := container(t, objs, "sdp-simple-device-plugin")
 	wantEnv(t, c, "SDP_REGISTRATION", registration)
 	wantEnv(t, c, "SDP_PLUGINS_REGISTRY_DIR", dir)
 	mounts, _, _ := unstructured.NestedSlice(c, "volumeMounts")
-	found := false
+	var at []map[string]any
 	for _, m := range mounts {
-		if m := m.(map[string]any); m["name"] == "plugins-registry" {
-			found = true
-			wantField(t, m, dir, "mountPath")
+		if m := m.(map[string]any); m["mountPath"] == dir {
+			at = append(at, m)
 		}
 	}
-	if !found {
-		t.Errorf("no plugins-registry volumeMount in %v", mounts)
+	if len(at) != 1 {
+		t.Fatalf("%d volumeMounts at %s, want one: %v", len(at), dir, mounts)
 	}
-	v := volumes(t, objs, "sdp-simple-device-plugin")["plugins-registry"]
-	wantField(t, v, map[string]any{"path": dir, "type": "Directory"}, "hostPath")
+	if at[0]["readOnly"] == true {
+		t.Errorf("%s mounted read-only: the plugins create their sockets there", dir)
+	}
+	v := volumes(t, objs, "sdp-simple-device-plugin")[at[0]["name"].(string)]
+	hostPath, _, _ := unstructured.NestedString(v, "hostPath", "path")
+	if hostPath != dir {
+		t.Errorf("volume %v: want the node's %s", v, dir)
+	}
+}
+
+// wantDRA checks what dra.enabled brings to the DaemonSet name (and the
+// release): the pod's token, SDP_DRA_PLUGIN_DIR and SDP_DRA_REGISTRY_DIR,
+// both dirs mounted read-write from the node at the same paths, the
+// ClusterRole, its binding, the admission policy and its binding. Dirs ""
+// mean DRA off: none of it, the token off.
+func wantDRA(t *testing.T, objs map[string]*unstructured.Unstructured, daemonSet, pluginDir, registryDir string) {
+	t.Helper()
+	spec := podSpec(t, objs, daemonSet)
+	on := pluginDir != ""
+	wantField(t, spec, on, "automountServiceAccountToken")
+	var kinds []string
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
+			kinds = append(kinds, o.GetKind())
+		}
+	}
+	if on && len(kinds) != 4 || !on && len(kinds) != 0 {
+		t.Errorf("DRA objects rendered: %v; want the four with DRA on, none off (on: %v)", kinds, on)
+	}
+	cs, _, _ := unstructured.NestedSlice(spec, "containers")
+	for _, c := range cs {
+		c := c.(map[string]any)
+		pluginEnv, pluginSet := envValue(c, "SDP_DRA_PLUGIN_DIR")
+		registryEnv, registrySet := envValue(c, "SDP_DRA_REGISTRY_DIR")
+		if !on && (pluginSet || registrySet) || on && (pluginEnv != pluginDir || registryEnv != registryDir) {
+			t.Errorf("container %s: SDP_DRA_PLUGIN_DIR=%q (set %v), SDP_DRA_REGISTRY_DIR=%q (set %v); want %q and %q",
+				c["name"], pluginEnv, pluginSet, registryEnv, registrySet, pluginDir, registryDir)
+		}
+	}
+	vs := volumes(t, objs, daemonSet)
+	if !on {
+		if vs["dra-plugins"] != nil || vs["dra-registry"] != nil {
+			t.Errorf("DRA dirs mounted with DRA off: %v, %v", vs["dra-plugins"], vs["dra-registry"])
+		}
+		return
+	}
+	c := container(t, objs, daemonSet)
+	mounts, _, _ := unstructured.NestedSlice(c, "volumeMounts")
+	for name, dir := range map[string]string{"dra-plugins": pluginDir, "dra-registry": registryDir} {
+		want := map[string]any{"name": name, "mountPath": dir}
+		if !slices.ContainsFunc(mounts, func(m any) bool { return reflect.DeepEqual(m, want) }) {
+			t.Errorf("no volumeMount %v in %v", want, mounts)
+		}
+		wantField(t, vs[name], map[string]any{"path": dir, "type": "DirectoryOrCreate"}, "hostPath")
+	}
 }
 
 // wantPodResources checks the kubelet's PodResources directory is mounted

@@ -81,4 +81,4 @@ CLUSTER_STARTED=1
 phase "cluster up" "$HERE/cluster.sh" up
 export SDP_CLUSTER_KUBECONFIG=$ROOT/admin.kubeconfig
 TEST_LOG=$ROOT/logs/cluster-test.log
-phase "cluster test (14 steps)" bash -c "set -o pipefail; cd '$HERE' && ./_out/bin/cluster.test -test.run '^TestCluster\$' -test.v -test.timeout 25m 2>&1 | tee '$TEST_LOG'"
+phase "cluster test (22 steps)" bash -c "set -o pipefail; cd '$HERE' && ./_out/bin/cluster.test -test.run '^TestCluster\$' -test.v -test.timeout 25m 2>&1 | tee '$TEST_LOG'"

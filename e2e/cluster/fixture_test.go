@@ -40,6 +40,7 @@ const (
 
 type fixture struct {
 	ctx           context.Context
+	cfg           *rest.Config // the admin's
 	cs            kubernetes.Interface
 	node          string
 	kubectl       string
@@ -53,6 +54,7 @@ type fixture struct {
 	// The devices the kubelet gave the mixed pod (container -> resource ->
 	// IDs), as step 3 checked them inside its containers.
 	mixedDevices map[string]map[string][]string
+	dra          draState // the DRA steps' pods
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -74,6 +76,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f := &fixture{
 		ctx:           t.Context(),
+		cfg:           cfg,
 		cs:            cs,
 		kubectl:       requireBin(t, "kubectl"),
 		clusterScript: script,
@@ -97,6 +100,9 @@ func newFixture(t *testing.T) *fixture {
 	kubeletTLS.RootCAs = x509.NewCertPool()
 	kubeletTLS.RootCAs.AppendCertsFromPEM(kubeletCert)
 	os.Setenv("KUBECONFIG", kubeconfig) // for kubectl
+	// The DRA steps' cluster-wide objects, should a failure have left any:
+	// after the plugin is gone (the cleanup below), so none comes back.
+	t.Cleanup(func() { f.removeDRALeftovers(t) })
 	t.Cleanup(func() {
 		// Whatever the outcome, leave the cluster empty (step 7 normally
 		// did this already) and the host fixture gone.
@@ -106,6 +112,9 @@ func newFixture(t *testing.T) *fixture {
 		f.stopNodeService(t)
 		os.RemoveAll("/var/lib/fpga")
 	})
+	// The DRA steps' pods and claims, should a failure have left any:
+	// before the plugin goes (the cleanup above), which unprepares them.
+	t.Cleanup(func() { f.deleteDRAWorkloads(t) })
 	return f
 }
 
@@ -495,6 +504,8 @@ func (f *fixture) diagnose(t *testing.T) {
 		{"get", "nodes,pods", "-A", "-o", "wide"},
 		{"get", "events", "-A", "--sort-by=.lastTimestamp"},
 		{"get", "node", f.node, "-o", "jsonpath={.status.capacity}{\"\\n\"}{.status.allocatable}{\"\\n\"}"},
+		{"get", "resourceslices,deviceclasses", "-o", "wide"},
+		{"get", "resourceclaims", "-A", "-o", "wide"},
 		{"logs", "-n", pluginNS, "-l", "app.kubernetes.io/name=" + pluginName, "--tail=60", "--all-containers", "--prefix"},
 		{"logs", "-n", pluginNS, "-l", "app.kubernetes.io/name=" + pluginName, "--tail=30", "--previous", "--prefix"},
 	} {

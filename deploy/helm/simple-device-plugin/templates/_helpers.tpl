@@ -46,3 +46,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- toYaml .Values.manifest -}}
 {{- end -}}
 {{- end -}}
+
+{{/* "true" when the plugin serves api: dra resources: in daemonset mode (the node service has no token to reach the API server with) with dra.enabled; "" otherwise. */}}
+{{- define "sdp.dra" -}}
+{{- if and (eq .Values.mode "daemonset") .Values.dra.enabled -}}true{{- end -}}
+{{- end -}}

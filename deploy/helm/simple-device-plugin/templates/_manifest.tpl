@@ -52,6 +52,8 @@ resource:
   allocationPolicy: allocationPolicy
   nodes: strings
   preStartRequired: bool
+  api: api
+  dra: dra
 mount: {hostPath: nonEmpty, containerPath: nonEmpty, readOnly: bool, perDevice: bool}
 device: {hostPath: nonEmpty, containerPath: nonEmpty, permissions: permissions, perDevice: bool}
 cdiDevice: {name: nonEmpty, perDevice: bool}
@@ -61,6 +63,7 @@ topology: {numaNodes: numaNodes, nodeOf: nodeOf}
 discover: {paths: strings, usb: usbList, groups: discoverGroups, share: share, containerPath: string, permissions: permissions}
 usb: {vendor: usbID, product: usbID, serial: string}
 discoverGroups: {key: nonEmpty, paths: groupPaths}
+dra: {driver: driver, attributes: draAttributes, capacity: draCapacity}
 {{- end -}}
 
 {{/* The fields each kind of mapping requires. */}}
@@ -182,7 +185,7 @@ discoverGroups: [key, paths]
 {{- end -}}
 {{- else if eq $t "resources" -}}
 {{- include "sdp.manifest.list" (dict "path" $p "value" $v "type" "resource" "min" 1) -}}
-{{- else if has $t (list "resource" "mount" "device" "cdiDevice" "cdi" "healthCheck" "topology" "discover" "usb" "discoverGroups") -}}
+{{- else if has $t (list "resource" "mount" "device" "cdiDevice" "cdi" "healthCheck" "topology" "discover" "usb" "discoverGroups" "dra") -}}
 {{- include "sdp.manifest.object" (dict "path" $p "value" $v "type" $t) -}}
 {{- else if eq $t "resourceName" -}}
 {{- include "sdp.manifest.string" (dict "path" $p "value" $v "pattern" `^(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?\.)*[a-z0-9](?:[-a-z0-9]*[a-z0-9])?/[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$` "is" "an extended resource name: <DNS subdomain>/<name>, for example example.com/widget") -}}
@@ -241,6 +244,17 @@ discoverGroups: [key, paths]
 {{- include "sdp.manifest.int" (dict "path" $p "value" $v "min" 0 "max" 1000) -}}
 {{- else if eq $t "usbID" -}}
 {{- include "sdp.manifest.string" (dict "path" $p "value" $v "pattern" `^[0-9A-Fa-f]{4}$` "is" "a USB ID: its 4 hex digits, as lsusb shows them, quoted (\"0403\")") -}}
+{{- else if eq $t "api" -}}
+{{- if not (has $v (list "devicePlugin" "dra")) -}}
+{{- include "sdp.manifest.fail" (list $p (printf "must be devicePlugin or dra, got %v" $v)) -}}
+{{- end -}}
+{{- else if eq $t "driver" -}}
+{{- include "sdp.manifest.string" (dict "path" $p "value" $v "pattern" `^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$` "is" "a DRA driver name: a DNS subdomain, for example gadget.example.com") -}}
+{{- if gt (len $v) 63 -}}
+{{- include "sdp.manifest.fail" (list $p (printf "%q is %d characters; a DRA driver name has at most 63" $v (len $v))) -}}
+{{- end -}}
+{{- else if has $t (list "draAttributes" "draCapacity") -}}
+{{- include "sdp.manifest.map" (dict "path" $p "value" $v "key" `^[A-Za-z_][A-Za-z0-9_]{0,31}$` "keyIs" "a DRA attribute name (a C identifier of at most 32 characters)" "type" "string") -}}
 {{- else if eq $t "numaNode" -}}
 {{- include "sdp.manifest.int" (dict "path" $p "value" $v "min" 0 "max" 1023) -}}
 {{- else -}}
