@@ -24,6 +24,18 @@ type exampleResource struct {
 	Discover    *struct {
 		Share *int64 `json:"share"`
 	} `json:"discover"`
+	API string `json:"api"`
+	DRA *struct {
+		Driver string `json:"driver"`
+	} `json:"dra"`
+}
+
+// driver is the DRA driver of an api: dra resource.
+func (r exampleResource) driver() string {
+	if r.DRA != nil && r.DRA.Driver != "" {
+		return r.DRA.Driver
+	}
+	return driverName(r.Name)
 }
 
 // share is how many devices each match of a discover: resource makes.
@@ -69,7 +81,9 @@ func discoveredOf(h *host, resources []exampleResource) (map[string]discovered, 
 // bounded. A discover: resource serves this machine's own nodes: its
 // capacity is what the host's /metrics says it matched times share
 // (bounded when something was left out), and one of its devices, if it
-// has any, reaches a pod as device nodes that exist here. And
+// has any, reaches a pod as device nodes that exist here. An api: dra
+// resource registers with the kubelet's DRA manager instead, its devices
+// in the node's ResourceSlices of the test API server. And
 // examples/pod-mixed.yaml is admitted on examples/manifest.yaml, its
 // containers getting what they asked for, never the same device.
 func TestShippedExamples(t *testing.T) {
@@ -93,16 +107,52 @@ func TestShippedExamples(t *testing.T) {
 			continue
 		}
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			k := startKubelet(t)
-			h := startHost(t, writeManifest(t, string(data)))
+			// api: dra resources are served to the kubelet's DRA manager
+			// and an API server, the others to its device manager.
+			var viaDRA, viaPlugin []exampleResource
+			for _, r := range doc.Resources {
+				if r.API == "dra" {
+					viaDRA = append(viaDRA, r)
+				} else {
+					viaPlugin = append(viaPlugin, r)
+				}
+			}
+			var k *kubelet
+			var h *host
+			if len(viaDRA) > 0 {
+				dk, path := draSetup(t, string(data))
+				for _, r := range viaDRA {
+					deleteClassAtEnd(t, dk.api, r.driver())
+				}
+				k, h = dk.kubelet, startDRAHost(t, dk, path)
+				for _, r := range viaDRA {
+					eventually(t, registerTimeout, r.Name+" registered with the DRA manager", dk.driverRegistered(r.driver(), true))
+					count := len(r.IDs)
+					if r.Count != nil {
+						count = int(*r.Count)
+					}
+					eventually(t, registerTimeout, r.Name+"'s devices in the node's ResourceSlices", func() (bool, string) {
+						got, err := nodeSlices(dk.api, r.driver())
+						if err != nil {
+							return false, err.Error()
+						}
+						if n := len(sliceDevices(got)); n != count {
+							return false, fmt.Sprintf("%d devices, want %d", n, count)
+						}
+						return true, ""
+					})
+				}
+			} else {
+				k, h = startKubelet(t), startHost(t, writeManifest(t, string(data)))
+			}
 			eventually(t, registerTimeout, "the kubelet to see the served resources", func() (bool, string) {
-				found, why := discoveredOf(h, doc.Resources)
+				found, why := discoveredOf(h, viaPlugin)
 				if why != "" {
 					return false, why
 				}
-				return exampleServed(k.capacity(), doc.Resources, found)
+				return exampleServed(k.capacity(), viaPlugin, found)
 			})
-			for _, r := range doc.Resources {
+			for _, r := range viaPlugin {
 				if r.Discover != nil {
 					checkDiscoveredHere(t, k, r.Name)
 				}
