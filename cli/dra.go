@@ -14,12 +14,16 @@ import (
 	"simple-device-plugin/host"
 )
 
-// newDRAServer builds the DRA side of run: idle until the manifest has an
-// api: dra resource, when it first dials the API server.
+// newDRAServer builds the DRA side of run: it dials the API server only
+// once the manifest has an api: dra resource. Without a CDI spec dir such
+// resources are refused, as cdi.spec ones are by the host.
 func newDRAServer(o *runOptions, node string, metrics *host.Metrics, log *slog.Logger) (*dra.Manager, func(), error) {
-	specDir, err := cdi.OpenDir(*o.cdiSpecDir)
-	if err != nil {
-		return nil, nil, err
+	var specDir *cdi.Dir
+	if *o.cdiSpecDir != "" {
+		var err error
+		if specDir, err = cdi.OpenDir(*o.cdiSpecDir); err != nil {
+			return nil, nil, err
+		}
 	}
 	cfg := dra.Config{
 		PluginDir: *o.draPluginDir, RegistryDir: *o.draRegistryDir, Node: node, CDI: specDir,

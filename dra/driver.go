@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
 	resourceapi "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -19,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/dynamic-resource-allocation/kubeletplugin"
 	"k8s.io/dynamic-resource-allocation/resourceslice"
+	registerapi "k8s.io/kubelet/pkg/apis/pluginregistration/v1"
 	"k8s.io/utils/ptr"
 
 	"simple-device-plugin/cdi"
@@ -45,6 +48,11 @@ type driver struct {
 
 	helper *kubeletplugin.Helper
 	slices *resourceslice.Controller
+
+	// registered is what the kubelet last said of the registration. The
+	// helper's RegistrationStatus is written by its gRPC handler without
+	// a lock, so /readyz reads this instead.
+	registered atomic.Bool
 }
 
 // sliceSyncDelay is how soon the slices are written again after someone
@@ -75,6 +83,7 @@ func (d *driver) start(ctx context.Context, registryDir string) error {
 		kubeletplugin.PluginDataDirectoryPath(d.dir),
 		// Health reaches the scheduler as device taints in the slices.
 		kubeletplugin.HealthService(false),
+		kubeletplugin.GRPCInterceptor(d.watchRegistration),
 	)
 	if err != nil {
 		return fmt.Errorf("start DRA driver %s: %w", d.name, err)
@@ -127,31 +136,35 @@ func (d *driver) update(ctx context.Context, r *manifest.Resource, unhealthy map
 	return d.publish(ctx)
 }
 
-// stop unregisters the driver and deletes its slices; the checkpoint and
-// the specs of prepared claims stay, as running pods still use them.
-func (d *driver) stop(ctx context.Context) error {
-	d.halt()
-	err := d.client.ResourceV1().ResourceSlices().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{
-		FieldSelector: fields.Set{resourceapi.ResourceSliceSelectorNodeName: d.node, resourceapi.ResourceSliceSelectorDriver: d.name}.String(),
+// deleteSlices deletes the node's slices of driver.
+func deleteSlices(ctx context.Context, client kubernetes.Interface, node, driver string) error {
+	err := client.ResourceV1().ResourceSlices().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{
+		FieldSelector: fields.Set{resourceapi.ResourceSliceSelectorNodeName: node, resourceapi.ResourceSliceSelectorDriver: driver}.String(),
 	})
 	if err != nil {
-		return fmt.Errorf("delete the slices of %s: %w", d.name, err)
+		return fmt.Errorf("delete the slices of %s: %w", driver, err)
 	}
 	return nil
 }
 
-// halt unregisters the driver and stops writing its slices.
+// halt unregisters the driver and stops writing its slices. It returns
+// once no prepare or unprepare runs: gRPC's Stop does not wait for them,
+// and a new driver is about to read the checkpoint they write.
 func (d *driver) halt() {
 	d.helper.Stop()
 	if d.slices != nil {
 		d.slices.Stop()
 	}
+	d.mu.Lock()
+	d.mu.Unlock() //nolint:staticcheck // an empty critical section: waits for a running handler
 }
 
-// registered reports whether the kubelet has accepted the driver.
-func (d *driver) registered() bool {
-	s := d.helper.RegistrationStatus()
-	return s != nil && s.PluginRegistered
+// watchRegistration notes what the kubelet says of the registration.
+func (d *driver) watchRegistration(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if s, ok := req.(*registerapi.RegistrationStatus); ok {
+		d.registered.Store(s.PluginRegistered)
+	}
+	return handler(ctx, req)
 }
 
 // PrepareResourceClaims writes a CDI spec per claim and checkpoints it;

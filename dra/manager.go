@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,14 +80,19 @@ type entry struct {
 	res       *manifest.Resource
 	drv       *driver // nil until started
 	cancel    context.CancelFunc
-	failed    error // why it is not running
-	classDone bool  // the DeviceClass is applied for this version
+	failed    error     // why it is not running
+	classDone bool      // the DeviceClass is applied for this version
+	classAt   time.Time // when to apply it again, in case someone deleted or changed it
 	classErr  error
 	retryAt   time.Time
 	backoff   time.Duration
 	unhealthy map[string]bool // under work only
 	healthAt  time.Time       // when to look at the devices' health again; under work only
 }
+
+// classEvery is how often an applied DeviceClass is applied again: one
+// deleted by hand (or by an uninstall) comes back.
+const classEvery = 5 * time.Minute
 
 // apiTimeout bounds each API call of the manager's own.
 const apiTimeout = 10 * time.Second
@@ -138,12 +145,13 @@ func (m *Manager) poke() {
 	}
 }
 
-// Apply makes the drivers match the api: dra resources among served;
-// stillDRA tells a resource the manifest still serves through DRA (on
-// other nodes) from one it no longer does, whose DeviceClass goes. Drivers that go are stopped, their
-// slices deleted, before it returns, so a resource moving to the device
-// plugin API is never served by both.
-func (m *Manager) Apply(served []*manifest.Resource, stillDRA func(name string) bool) {
+// Apply makes the drivers match the api: dra resources among served.
+// Drivers that go are stopped, their slices deleted, before it returns, so
+// a resource moving to the device-plugin API is never served by both.
+// driverInUse tells a driver some api: dra resource of the manifest still
+// has (served here or on other nodes) from one none has, whose
+// DeviceClass goes.
+func (m *Manager) Apply(served []*manifest.Resource, driverInUse func(driver string) bool) {
 	m.work.Lock()
 	defer m.work.Unlock()
 	want := map[string]*manifest.Resource{}
@@ -165,7 +173,7 @@ func (m *Manager) Apply(served []*manifest.Resource, stillDRA func(name string) 
 	m.mu.Unlock()
 	for _, e := range stop {
 		m.stopEntry(e)
-		if !stillDRA(e.res.Name) {
+		if !driverInUse(e.res.Driver()) {
 			m.deleteClass(ctx, e.res)
 		}
 	}
@@ -215,6 +223,9 @@ func (m *Manager) reconcile(ctx context.Context) {
 	now := time.Now()
 	for _, e := range entries {
 		m.mu.Lock()
+		if e.classDone && !now.Before(e.classAt) {
+			e.classDone = false
+		}
 		drv, res, classDone, retryAt := e.drv, e.res, e.classDone, e.retryAt
 		m.mu.Unlock()
 		if drv != nil && !now.Before(e.healthAt) {
@@ -223,7 +234,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 				every = healthEvery
 			}
 			e.healthAt = now.Add(every)
-			if h := m.health(res); !mapsEqual(h, e.unhealthy) {
+			if h := m.health(res); !maps.Equal(h, e.unhealthy) {
 				e.unhealthy = h
 				if err := drv.update(ctx, res, h); err != nil {
 					m.log.Error("cannot publish the health of the devices", "resource", res.Name, "err", err)
@@ -237,7 +248,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 		if err == nil && !classDone {
 			err = m.applyClass(ctx, res)
 			m.mu.Lock()
-			e.classErr, e.classDone = err, err == nil
+			e.classErr, e.classDone, e.classAt = err, err == nil, now.Add(classEvery)
 			m.mu.Unlock()
 		}
 		m.mu.Lock()
@@ -274,6 +285,9 @@ func (m *Manager) startDriver(ctx context.Context, e *entry) error {
 	if m.cfg.Node == "" {
 		return errors.New("no node name: set --node-name, or NODE_NAME from the downward API (spec.nodeName)")
 	}
+	if m.cfg.CDI == nil {
+		return errors.New("no CDI spec dir, where prepared claims go: set --cdi-spec-dir (the runtime's /var/run/cdi)")
+	}
 	client, err := m.apiClient()
 	if err != nil {
 		return err
@@ -285,28 +299,39 @@ func (m *Manager) startDriver(ctx context.Context, e *entry) error {
 		log: m.log.With("resource", e.res.Name, "driver", e.res.Driver()), metrics: m.metrics,
 		res: e.res, unhealthy: m.health(e.res),
 	}
+	var failedEarly error // a fatal error before start returned; under m.mu
 	d.fail = func(err error) {
 		// From the helper's goroutines, which its Stop waits for: the
-		// next reconcile stops it and starts another.
+		// next reconcile stops it and starts another, backing off.
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if e.drv == d {
-			e.failed, e.drv, e.retryAt = err, nil, time.Now().Add(m.cfg.Retry)
+		switch {
+		case e.drv == d:
+			e.backoff = min(max(2*e.backoff, m.cfg.Retry), time.Minute)
+			e.failed, e.drv, e.retryAt = err, nil, time.Now().Add(e.backoff)
 			m.dead = append(m.dead, stopped{d, cancel})
 			m.poke()
+		case e.drv == nil && failedEarly == nil:
+			failedEarly = err
 		}
 	}
-	if err := d.start(dctx, m.cfg.RegistryDir); err != nil {
-		cancel()
+	err = d.start(dctx, m.cfg.RegistryDir)
+	m.mu.Lock()
+	if err == nil && failedEarly != nil {
+		err = failedEarly
+	}
+	if err == nil {
+		e.drv, e.cancel = d, cancel
+	}
+	m.mu.Unlock()
+	if err != nil {
 		if d.helper != nil {
 			d.halt()
 		}
+		cancel()
 		return err
 	}
 	e.unhealthy = d.unhealthy
-	m.mu.Lock()
-	e.drv, e.cancel = d, cancel
-	m.mu.Unlock()
 	d.log.Info("DRA driver started", "devices", len(e.res.IDs), "registry", m.cfg.RegistryDir)
 	return nil
 }
@@ -316,30 +341,43 @@ func (m *Manager) stopEntry(e *entry) {
 	m.mu.Lock()
 	drv, stopDriver := e.drv, e.cancel
 	e.drv = nil
+	// A driver of e that failed is stopped here too, so its slices go.
+	var failed []stopped
+	m.dead = slices.DeleteFunc(m.dead, func(s stopped) bool {
+		if s.drv.name == e.res.Driver() {
+			failed = append(failed, s)
+			return true
+		}
+		return false
+	})
 	m.mu.Unlock()
-	if drv == nil {
-		return
+	for _, s := range failed {
+		s.drv.halt()
+		s.cancel()
 	}
-	defer stopDriver()
+	if drv != nil {
+		drv.halt()
+		defer stopDriver()
+	}
+	defer m.metrics.forget(e.res.Name)
+	if m.client == nil || m.cfg.Node == "" {
+		return // never dialled: nothing was published
+	}
 	// The manager's context may be done: deleting the slices gets its own.
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
-	if err := drv.stop(ctx); err != nil {
+	if err := deleteSlices(ctx, m.client, m.cfg.Node, e.res.Driver()); err != nil {
 		m.log.Error("DRA driver stopped, but its slices may remain", "resource", e.res.Name, "err", err)
-	} else {
-		m.log.Info("DRA driver stopped, its slices deleted", "resource", e.res.Name, "driver", e.res.Driver())
+		return
 	}
-	m.metrics.forget(e.res.Name)
+	m.log.Info("DRA driver stopped, its slices deleted", "resource", e.res.Name, "driver", e.res.Driver())
 }
 
 func (m *Manager) stopAll() {
 	m.work.Lock()
 	defer m.work.Unlock()
 	m.mu.Lock()
-	for _, s := range m.dead {
-		s.drv.halt()
-		s.cancel()
-	}
+	dead := m.dead
 	m.dead = nil
 	var all []*entry
 	for name, e := range m.drivers {
@@ -347,6 +385,10 @@ func (m *Manager) stopAll() {
 		delete(m.drivers, name)
 	}
 	m.mu.Unlock()
+	for _, s := range dead {
+		s.drv.halt()
+		s.cancel()
+	}
 	var wg sync.WaitGroup
 	for _, e := range all {
 		wg.Go(func() { m.stopEntry(e) })
@@ -421,7 +463,15 @@ func (m *Manager) deleteClass(ctx context.Context, r *manifest.Resource) {
 	defer cancel()
 	classes := client.ResourceV1().DeviceClasses()
 	cur, err := classes.Get(ctx, r.Driver(), metav1.GetOptions{})
-	if err != nil || !managedByUs(cur.ManagedFields) {
+	switch {
+	case apierrors.IsNotFound(err):
+		return
+	case err != nil:
+		m.log.Warn("cannot read the DeviceClass of a removed resource; it stays", "class", r.Driver(), "err", err)
+		return
+	case !slices.Equal(managers(cur.ManagedFields), []string{FieldManager}):
+		// Someone else applied or edited it too: theirs as well.
+		m.log.Info("DeviceClass of a removed resource left: not only ours", "class", r.Driver(), "managers", managers(cur.ManagedFields))
 		return
 	}
 	if err := classes.Delete(ctx, r.Driver(), metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cur.UID}}); err != nil && !apierrors.IsNotFound(err) {
@@ -483,18 +533,6 @@ func Unhealthy(r *manifest.Resource, node string, resolves func(name string) boo
 	return out
 }
 
-func mapsEqual(a, b map[string]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if !b[k] {
-			return false
-		}
-	}
-	return true
-}
-
 // Status is one DRA resource's state.
 type Status struct {
 	Resource, Driver string
@@ -512,22 +550,14 @@ func (m *Manager) Statuses() []Status {
 	for name, e := range m.drivers {
 		s := Status{Resource: name, Driver: e.res.Driver(), Running: e.drv != nil, ClassApplied: e.classDone}
 		if e.drv != nil {
-			s.Registered = e.drv.registered()
+			s.Registered = e.drv.registered.Load()
 		}
 		if err := errors.Join(e.failed, e.classErr); err != nil {
 			s.Err = err.Error()
 		}
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b Status) int {
-		if a.Resource < b.Resource {
-			return -1
-		}
-		if a.Resource > b.Resource {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Resource, b.Resource) })
 	return out
 }
 

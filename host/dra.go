@@ -23,7 +23,9 @@ func (h *Host) applyDRA(m *manifest.Manifest, viaDRA []*manifest.Resource) {
 		h.mu.Unlock()
 		return
 	}
-	// A class stays while the manifest serves its resource through DRA
-	// on some node.
-	h.cfg.DRA.Apply(viaDRA, func(name string) bool { r := m.Resource(name); return r != nil && r.DRA() })
+	// A class stays while some api: dra resource of the manifest (on any
+	// node) has its driver.
+	h.cfg.DRA.Apply(viaDRA, func(driver string) bool {
+		return slices.ContainsFunc(m.Resources, func(r *manifest.Resource) bool { return r.DRA() && r.Driver() == driver })
+	})
 }

@@ -81,10 +81,10 @@ type DRAServer interface {
 	// Run serves until ctx ends, then stops every driver.
 	Run(ctx context.Context) error
 	// Apply makes the drivers match the api: dra resources among served;
-	// drivers that go are stopped when it returns. stillDRA tells a
-	// resource the manifest still serves through DRA (on other nodes)
-	// from one it no longer does, whose DeviceClass goes.
-	Apply(served []*manifest.Resource, stillDRA func(name string) bool)
+	// drivers that go are stopped when it returns. driverInUse tells a
+	// driver some api: dra resource of the manifest still has (here or
+	// on other nodes) from one none has, whose DeviceClass goes.
+	Apply(served []*manifest.Resource, driverInUse func(driver string) bool)
 	// Waiting names the DRA resources not registered with the kubelet.
 	Waiting() []string
 }

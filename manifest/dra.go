@@ -201,7 +201,11 @@ func (r *Resource) compileDRA(p string, errs *ErrorList) {
 	case spec.CDI != nil && spec.CDI.Spec:
 		errs.add(p+".cdi.spec", "is not needed under api: dra: every claim gets its own CDI spec; remove cdi")
 	case len(r.IDs) > maxDRADevices:
-		errs.add(p+".count", "%d devices are more than one DRA resource publishes here (at most %d); use fewer devices or split the resource", len(r.IDs), maxDRADevices)
+		field := p + ".count"
+		if spec.IDs != nil {
+			field = p + ".ids"
+		}
+		errs.add(field, "%d devices are more than one DRA resource publishes here (at most %d); use fewer devices or split the resource", len(r.IDs), maxDRADevices)
 		return
 	}
 	var d DRASpec

@@ -90,9 +90,10 @@ func claimContainer(cr *ContainerReport, m *manifest.Manifest, reports []DRARepo
 			used[rep.Name][id] = true
 		}
 		r := m.Resource(rep.Name)
-		uid := "simulated-" + cr.Name
-		const request = "devices"
-		spec, external, err := dra.ClaimSpec(r, node, dra.Claim{UID: uid, Namespace: "default", Name: cr.Name + "-" + strings.ReplaceAll(rep.Driver, ".", "-"), Requests: map[string][]string{request: ids}})
+		// One claim per container and resource, with one request.
+		uid := "simulated-" + cr.Name + "-" + strings.ReplaceAll(rep.Driver, ".", "-")
+		const req = "devices"
+		spec, external, err := dra.ClaimSpec(r, node, dra.Claim{UID: uid, Namespace: "default", Name: uid, Requests: map[string][]string{req: ids}})
 		if err != nil {
 			return err
 		}
@@ -117,7 +118,7 @@ func claimContainer(cr *ContainerReport, m *manifest.Manifest, reports []DRARepo
 			cr.DeviceNodes = append(cr.DeviceNodes, DeviceNodeReport{ContainerPath: d.Path, HostPath: d.HostPath, Permissions: d.Permissions, Resource: rep.Name})
 		}
 		cr.CDIDevices = append(cr.CDIDevices, cdiName)
-		cr.CDIDevices = append(cr.CDIDevices, external["devices"]...)
+		cr.CDIDevices = append(cr.CDIDevices, external[req]...)
 	}
 	return nil
 }
