@@ -58,6 +58,10 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("API server config: %w", err)
 	}
 	cfg.UserAgent = "simple-device-plugin"
+	// client-go's default (5 requests/s, bursts of 10) would pace
+	// NodePrepareResources, which reads each claim, to 5 claims a second
+	// once a node admits more than 10 pods at once.
+	cfg.QPS, cfg.Burst = 50, 100
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("API client: %w", err)

@@ -284,8 +284,8 @@ func TestSimulateEveryExample(t *testing.T) {
 					t.Fatal(err)
 				}
 				served, _ := m.ForNode("")
-				if len(r.Resources) != len(served) {
-					t.Errorf("%d resources registered, want the %d served without a node name", len(r.Resources), len(served))
+				if len(r.Resources)+len(r.DRA) != len(served) {
+					t.Errorf("%d resources registered and %d through DRA, want the %d served without a node name", len(r.Resources), len(r.DRA), len(served))
 				}
 				for _, c := range r.Containers {
 					if len(c.Devices)+len(r.NotRequested) != len(served) {
