@@ -17,12 +17,11 @@ import (
 // per-round ratios prepare/allocate. Claims are created and allocated
 // (playing the scheduler) outside the samples; unprepare is reported too.
 //
-// "paced" starts a round every 250 ms at most, below client-go's default
-// client-side rate limit (5 requests/s after a burst of 10), which the
-// driver's API client runs with: the cost of a prepare. "back-to-back"
-// runs the rounds without a pause, as a node starting many pods at once:
-// once the burst is spent, each prepare's read of its claim waits for the
-// limiter.
+// "paced" starts a round every 250 ms at most, well below any client-side
+// rate limit of the host's API client: the cost of a prepare.
+// "back-to-back" runs the rounds without a pause, as a node starting many
+// pods at once: a limiter too tight shows here (with client-go's default of
+// 5 requests/s after a burst of 10, each prepare waited ~190 ms for it).
 func BenchmarkDRAPrepareVsAllocate(b *testing.B) {
 	b.Run("paced", func(b *testing.B) { benchPrepareVsAllocate(b, 250*time.Millisecond) })
 	b.Run("back-to-back", func(b *testing.B) { benchPrepareVsAllocate(b, 0) })
@@ -107,9 +106,9 @@ func benchPrepareVsAllocate(b *testing.B, pace time.Duration) {
 // every 5 ms. "start" is a host starting on the manifest (stopped outside
 // the sample). "reload" is the manifest file rewritten, the count growing
 // and shrinking by one in turn: "paced" one rewrite a second at most,
-// below the default client-side rate limit of the host's API client (5
-// requests/s after a burst of 10); "back-to-back" the next rewrite as soon
-// as the slices showed the last one, where the limiter sets the pace.
+// below any client-side rate limit of the host's API client;
+// "back-to-back" the next rewrite as soon as the slices showed the last
+// one, where a limiter too tight would set the pace.
 func BenchmarkDRAManifestToSlices(b *testing.B) {
 	b.Run("start", func(b *testing.B) {
 		k, manifestPath := draSetup(b, draManifest(draResource(sliceRes, 8)), sliceRes)

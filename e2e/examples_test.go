@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,12 +32,23 @@ type exampleResource struct {
 	} `json:"dra"`
 }
 
-// driver is the DRA driver of an api: dra resource.
+// isDRA reports whether the resource is served as a DRA driver.
+func (r exampleResource) isDRA() bool { return r.API == "dra" }
+
+// driver is the DRA driver the resource is served as.
 func (r exampleResource) driver() string {
 	if r.DRA != nil && r.DRA.Driver != "" {
 		return r.DRA.Driver
 	}
 	return driverName(r.Name)
+}
+
+// count is the resource's device count (count, or the length of ids).
+func (r exampleResource) count() int64 {
+	if r.Count != nil {
+		return *r.Count
+	}
+	return int64(len(r.IDs))
 }
 
 // share is how many devices each match of a discover: resource makes.
@@ -82,8 +95,9 @@ func discoveredOf(h *host, resources []exampleResource) (map[string]discovered, 
 // capacity is what the host's /metrics says it matched times share
 // (bounded when something was left out), and one of its devices, if it
 // has any, reaches a pod as device nodes that exist here. An api: dra
-// resource registers with the kubelet's DRA manager instead, its devices
-// in the node's ResourceSlices of the test API server. And
+// resource is never in the device manager: its driver registers with the
+// kubelet's DRA manager, the node's ResourceSlices in the test API server
+// hold its devices, and a claim of one is prepared into CDI devices. And
 // examples/pod-mixed.yaml is admitted on examples/manifest.yaml, its
 // containers getting what they asked for, never the same device.
 func TestShippedExamples(t *testing.T) {
@@ -107,54 +121,37 @@ func TestShippedExamples(t *testing.T) {
 			continue
 		}
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			// api: dra resources are served to the kubelet's DRA manager
-			// and an API server, the others to its device manager.
-			var viaDRA, viaPlugin []exampleResource
-			for _, r := range doc.Resources {
-				if r.API == "dra" {
-					viaDRA = append(viaDRA, r)
-				} else {
-					viaPlugin = append(viaPlugin, r)
-				}
-			}
 			var k *kubelet
 			var h *host
-			if len(viaDRA) > 0 {
-				dk, path := draSetup(t, string(data))
-				for _, r := range viaDRA {
-					deleteClassAtEnd(t, dk.api, r.driver())
-				}
-				k, h = dk.kubelet, startDRAHost(t, dk, path)
-				for _, r := range viaDRA {
-					eventually(t, registerTimeout, r.Name+" registered with the DRA manager", dk.driverRegistered(r.driver(), true))
-					count := len(r.IDs)
-					if r.Count != nil {
-						count = int(*r.Count)
+			var dk *draKubelet
+			if slices.ContainsFunc(doc.Resources, func(r exampleResource) bool { return r.isDRA() && servedHere(r.Nodes) }) {
+				// api: dra resources: to the kubelet's DRA manager,
+				// published to the test API server.
+				requireDRA(t)
+				dk = startDRAKubelet(t, testAPIServer(t))
+				for _, r := range doc.Resources {
+					if r.isDRA() {
+						deleteClassAtEnd(t, dk.api, r.driver())
 					}
-					eventually(t, registerTimeout, r.Name+"'s devices in the node's ResourceSlices", func() (bool, string) {
-						got, err := nodeSlices(dk.api, r.driver())
-						if err != nil {
-							return false, err.Error()
-						}
-						if n := len(sliceDevices(got)); n != count {
-							return false, fmt.Sprintf("%d devices, want %d", n, count)
-						}
-						return true, ""
-					})
 				}
+				k, h = dk.kubelet, startDRAHost(t, dk, writeManifest(t, string(data)))
 			} else {
-				k, h = startKubelet(t), startHost(t, writeManifest(t, string(data)))
+				k = startKubelet(t)
+				h = startHost(t, writeManifest(t, string(data)))
 			}
 			eventually(t, registerTimeout, "the kubelet to see the served resources", func() (bool, string) {
-				found, why := discoveredOf(h, viaPlugin)
+				found, why := discoveredOf(h, doc.Resources)
 				if why != "" {
 					return false, why
 				}
-				return exampleServed(k.capacity(), viaPlugin, found)
+				return exampleServed(k.capacity(), doc.Resources, found)
 			})
-			for _, r := range viaPlugin {
+			for _, r := range doc.Resources {
 				if r.Discover != nil {
 					checkDiscoveredHere(t, k, r.Name)
+				}
+				if r.isDRA() && servedHere(r.Nodes) {
+					checkDRAExample(t, dk, r)
 				}
 			}
 			eventually(t, registerTimeout, "/readyz 200", h.statusIs("/readyz", 200))
@@ -218,11 +215,10 @@ func exampleServed(got map[string]resourceCounts, resources []exampleResource, f
 	want := map[string]resourceCounts{}
 	bounded := map[string]bool{}
 	for _, r := range resources {
-		count := int64(len(r.IDs))
-		if r.Count != nil {
-			count = *r.Count
-		}
-		if !servedHere(r.Nodes) {
+		count := r.count()
+		if !servedHere(r.Nodes) || r.isDRA() {
+			// Not here, or not a device plugin: never in the device
+			// manager (checkDRAExample checks the DRA side).
 			want[r.Name] = resourceCounts{}
 			continue
 		}
@@ -297,4 +293,40 @@ func checkDiscoveredHere(t *testing.T, k *kubelet, resource string) {
 		}
 	}
 	t.Logf("one %s runs with %q", resource, describeRun(opts))
+}
+
+// checkDRAExample checks an api: dra resource of a shipped manifest: the
+// driver registers with the kubelet's DRA manager, the node's slices hold
+// every device (the unhealthy ones tainted), and a claim for the first
+// device is prepared through the kubelet into CDI devices a runtime
+// resolves, then unprepared.
+func checkDRAExample(t *testing.T, k *draKubelet, r exampleResource) {
+	t.Helper()
+	driver := r.driver()
+	eventually(t, registerTimeout, "the driver "+driver+" registered with the kubelet", k.driverRegistered(driver, true))
+	var ids []string
+	eventually(t, registerTimeout, "the slices of "+driver, func() (bool, string) {
+		got, err := nodeSlices(k.api, driver)
+		if err != nil {
+			return false, err.Error()
+		}
+		ids = slices.Sorted(maps.Keys(sliceDevices(got)))
+		if int64(len(ids)) != r.count() {
+			return false, fmt.Sprintf("%d devices, want %d", len(ids), r.count())
+		}
+		return slicesAre(k.api, driver, wantSlices{ids: ids, tainted: r.Unhealthy})()
+	})
+	pod := claimPod("example-"+shortName(r.Name), "example-"+shortName(r.Name))
+	createAllocatedClaim(t, k.api, pod.Name, allocation{driver: driver, request: "dev", devices: ids[:1]}, pod)
+	if err := k.prepare(pod); err != nil {
+		t.Fatalf("prepare one %s: %v", r.Name, err)
+	}
+	names, err := k.cdiDevices(pod, "c")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("CDI devices of one %s: %v (err %v)", r.Name, names, err)
+	}
+	t.Logf("one %s (%s) runs with %q", r.Name, ids[0], cdiEdits(t, names))
+	if err := k.unprepare(pod); err != nil {
+		t.Fatalf("unprepare: %v", err)
+	}
 }
