@@ -8,7 +8,6 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -83,7 +82,6 @@ type entry struct {
 	failed    error     // why it is not running
 	classDone bool      // the DeviceClass is applied for this version
 	classAt   time.Time // when to apply it again, in case someone deleted or changed it
-	classErr  error
 	retryAt   time.Time
 	backoff   time.Duration
 	unhealthy map[string]bool // under work only
@@ -248,7 +246,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 		if err == nil && !classDone {
 			err = m.applyClass(ctx, res)
 			m.mu.Lock()
-			e.classErr, e.classDone, e.classAt = err, err == nil, now.Add(classEvery)
+			e.classDone, e.classAt = err == nil, now.Add(classEvery)
 			m.mu.Unlock()
 		}
 		m.mu.Lock()
@@ -274,11 +272,7 @@ func (m *Manager) startEntry(ctx context.Context, e *entry) error {
 	if running {
 		return nil
 	}
-	err := m.startDriver(ctx, e)
-	m.mu.Lock()
-	e.failed = err
-	m.mu.Unlock()
-	return err
+	return m.startDriver(ctx, e)
 }
 
 func (m *Manager) startDriver(ctx context.Context, e *entry) error {
@@ -308,7 +302,7 @@ func (m *Manager) startDriver(ctx context.Context, e *entry) error {
 		switch {
 		case e.drv == d:
 			e.backoff = min(max(2*e.backoff, m.cfg.Retry), time.Minute)
-			e.failed, e.drv, e.retryAt = err, nil, time.Now().Add(e.backoff)
+			e.drv, e.retryAt = nil, time.Now().Add(e.backoff)
 			m.dead = append(m.dead, stopped{d, cancel})
 			m.poke()
 		case e.drv == nil && failedEarly == nil:
@@ -533,42 +527,17 @@ func Unhealthy(r *manifest.Resource, node string, resolves func(name string) boo
 	return out
 }
 
-// Status is one DRA resource's state.
-type Status struct {
-	Resource, Driver string
-	Running          bool
-	Registered       bool
-	ClassApplied     bool
-	Err              string
-}
-
-// Statuses lists the DRA resources, sorted by name.
-func (m *Manager) Statuses() []Status {
+// Waiting names the resources whose driver is not registered with the
+// kubelet (or not running), sorted.
+func (m *Manager) Waiting() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]Status, 0, len(m.drivers))
-	for name, e := range m.drivers {
-		s := Status{Resource: name, Driver: e.res.Driver(), Running: e.drv != nil, ClassApplied: e.classDone}
-		if e.drv != nil {
-			s.Registered = e.drv.registered.Load()
-		}
-		if err := errors.Join(e.failed, e.classErr); err != nil {
-			s.Err = err.Error()
-		}
-		out = append(out, s)
-	}
-	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Resource, b.Resource) })
-	return out
-}
-
-// Waiting names the resources whose driver is not registered with the
-// kubelet (or not running).
-func (m *Manager) Waiting() []string {
 	var out []string
-	for _, s := range m.Statuses() {
-		if !s.Registered {
-			out = append(out, s.Resource)
+	for name, e := range m.drivers {
+		if e.drv == nil || !e.drv.registered.Load() {
+			out = append(out, name)
 		}
 	}
+	slices.Sort(out)
 	return out
 }

@@ -21,13 +21,6 @@ import (
 // allows 64 when any device carries a taint, as unhealthy ones do.
 const SliceDevices = resourceapi.ResourceSliceMaxDevicesWithAdvancedFeatures
 
-// The reserved attributes the host publishes for every device.
-const (
-	AttributeIndex = "index"
-	AttributeID    = "id"
-	AttributeNUMA  = "numaNode"
-)
-
 // TaintKey is the key of the taint an unhealthy device carries.
 func TaintKey(driver string) string { return driver + "/unhealthy" }
 
@@ -43,12 +36,12 @@ func Devices(r *manifest.Resource, node string, unhealthy func(id string) bool) 
 		d := resourceapi.Device{
 			Name: id,
 			Attributes: map[resourceapi.QualifiedName]resourceapi.DeviceAttribute{
-				AttributeIndex: {IntValue: ptr.To(int64(i))},
-				AttributeID:    {StringValue: ptr.To(id)},
+				manifest.AttributeIndex: {IntValue: ptr.To(int64(i))},
+				manifest.AttributeID:    {StringValue: ptr.To(id)},
 			},
 		}
 		if n, ok := r.NUMANode(i); ok {
-			d.Attributes[AttributeNUMA] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(n))}
+			d.Attributes[manifest.AttributeNUMA] = resourceapi.DeviceAttribute{IntValue: ptr.To(int64(n))}
 		}
 		for _, a := range attrs {
 			d.Attributes[resourceapi.QualifiedName(a.Name)] = attributeValue(a)

@@ -34,10 +34,15 @@ const (
 	maxAttributeValue       = 64
 	maxAttributesPerDevice  = 32 // attributes and capacities together
 	maxDRADevices           = 4096
-	reservedAttributeIndex  = "index"
-	reservedAttributeID     = "id"
-	reservedAttributeNUMA   = "numaNode"
 	draAttributeNamePattern = `^[A-Za-z_][A-Za-z0-9_]*$`
+)
+
+// The attributes the host publishes for every device of an api: dra
+// resource, which a manifest may not declare.
+const (
+	AttributeIndex = "index"    // the device's position in the resource
+	AttributeID    = "id"       // its ID
+	AttributeNUMA  = "numaNode" // its NUMA node, with topology
 )
 
 var (
@@ -241,9 +246,9 @@ func (r *Resource) compileDRA(p string, errs *ErrorList) {
 		}
 	}
 
-	reserved := []string{reservedAttributeIndex, reservedAttributeID}
+	reserved := []string{AttributeIndex, AttributeID}
 	if spec.Topology != nil {
-		reserved = append(reserved, reservedAttributeNUMA)
+		reserved = append(reserved, AttributeNUMA)
 	}
 	if n := len(d.Attributes) + len(d.Capacity) + len(reserved); n > maxAttributesPerDevice {
 		errs.add(p+".dra", "declares %d attributes and capacities, and %d more are published by the host (%s): a device may have at most %d; remove %d", len(d.Attributes)+len(d.Capacity), len(reserved), strings.Join(reserved, ", "), maxAttributesPerDevice, n-maxAttributesPerDevice)
