@@ -9,12 +9,18 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	resourceapi "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/dynamic-resource-allocation/kubeletplugin"
 	cdiapi "tags.cncf.io/container-device-interface/pkg/cdi"
 
@@ -268,5 +274,81 @@ func TestApplyClass(t *testing.T) {
 				t.Errorf("class spec %+v", got.Spec)
 			}
 		})
+	}
+}
+
+// The manager against client-go's fake API: a driver started (the helper's
+// real sockets in temp dirs, no kubelet), its DeviceClass applied, slices
+// deleted for exactly this node and driver when it goes, and the class
+// deleted once no resource has its driver (a rename included).
+func TestManagerLifecycle(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	client := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", UID: "node-uid"}})
+	var mu sync.Mutex
+	var deletions []string // field selectors of slice deletions
+	client.PrependReactor("delete-collection", "resourceslices", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		deletions = append(deletions, a.(clienttesting.DeleteCollectionActionImpl).GetListOptions().FieldSelector)
+		return true, nil, nil
+	})
+	specDir, err := cdi.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(Config{PluginDir: t.TempDir(), RegistryDir: t.TempDir(), Node: "n1", CDI: specDir, Retry: 10 * time.Millisecond,
+		Client: func() (kubernetes.Interface, error) { return client, nil }})
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	classOf := func(name string) (*resourceapi.DeviceClass, error) {
+		return client.ResourceV1().DeviceClasses().Get(ctx, name, metav1.GetOptions{})
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("not within 30 s: %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	r := resource(t, gadget)
+	inUse := func(driver string) bool { return driver == r.Driver() }
+	m.Apply([]*manifest.Resource{r}, inUse)
+	waitUntil("the DeviceClass applied", func() bool { _, err := classOf("gadget.example.com"); return err == nil })
+	if w := m.Waiting(); !slices.Equal(w, []string{"example.com/gadget"}) {
+		t.Errorf("waiting %v: no kubelet has registered the driver", w)
+	}
+
+	// Renamed: the old driver stops, its slices and class go.
+	renamed := resource(t, strings.Replace(gadget, "    dra:\n", "    dra:\n      driver: gizmo.example.com\n", 1))
+	m.Apply([]*manifest.Resource{renamed}, func(driver string) bool { return driver == "gizmo.example.com" })
+	mu.Lock()
+	got := slices.Clone(deletions)
+	mu.Unlock()
+	if want := "spec.driver=gadget.example.com,spec.nodeName=n1"; !slices.Contains(got, want) {
+		t.Errorf("slice deletions %q, want %q", got, want)
+	}
+	if _, err := classOf("gadget.example.com"); err == nil {
+		t.Error("the old driver's DeviceClass is still there")
+	}
+	waitUntil("the new driver's DeviceClass applied", func() bool { _, err := classOf("gizmo.example.com"); return err == nil })
+
+	// Gone from this node only (another node still has the driver): the
+	// class stays.
+	m.Apply(nil, func(string) bool { return true })
+	if _, err := classOf("gizmo.example.com"); err != nil {
+		t.Errorf("a class still in use elsewhere was deleted: %v", err)
+	}
+	if w := m.Waiting(); len(w) != 0 {
+		t.Errorf("waiting %v after every resource went", w)
 	}
 }
