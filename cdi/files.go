@@ -224,11 +224,6 @@ func (d *Dir) WriteClaim(driver, claimUID string, spec *specs.Spec) error {
 	return d.writeFile(ClaimFileName(driver, claimUID), spec)
 }
 
-// ClaimExists reports whether the claim's spec file is there and ours.
-func (d *Dir) ClaimExists(driver, claimUID string) bool {
-	return d.exists(ClaimFileName(driver, claimUID))
-}
-
 // RemoveClaim removes the claim's spec file, if it is there and ours.
 func (d *Dir) RemoveClaim(driver, claimUID string) error {
 	name := ClaimFileName(driver, claimUID)

@@ -48,18 +48,7 @@ func Spec(r *manifest.Resource, node string) (*specs.Spec, error) {
 		if err != nil {
 			return nil, err
 		}
-		d := specs.Device{Name: id}
-		for _, m := range mounts {
-			opts := []string{"rbind", "rprivate"}
-			if m.ReadOnly {
-				opts = append(opts, "ro")
-			}
-			d.ContainerEdits.Mounts = append(d.ContainerEdits.Mounts, &specs.Mount{HostPath: m.HostPath, ContainerPath: m.ContainerPath, Type: "bind", Options: opts})
-		}
-		for _, n := range nodes {
-			d.ContainerEdits.DeviceNodes = append(d.ContainerEdits.DeviceNodes, &specs.DeviceNode{Path: n.ContainerPath, HostPath: n.HostPath, Permissions: n.Permissions})
-		}
-		spec.Devices[i] = d
+		spec.Devices[i] = specs.Device{Name: id, ContainerEdits: Edits(nil, mounts, nodes)}
 	}
 	version, err := cdiapi.MinimumRequiredVersion(spec)
 	if err != nil {
@@ -67,6 +56,23 @@ func Spec(r *manifest.Resource, node string) (*specs.Spec, error) {
 	}
 	spec.Version = version
 	return spec, nil
+}
+
+// Edits are rendered env vars (NAME=value), bind mounts and device nodes
+// as a CDI device's container edits.
+func Edits(env []string, mounts []manifest.Mount, nodes []manifest.DeviceNode) specs.ContainerEdits {
+	e := specs.ContainerEdits{Env: env}
+	for _, m := range mounts {
+		opts := []string{"rbind", "rprivate"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		e.Mounts = append(e.Mounts, &specs.Mount{HostPath: m.HostPath, ContainerPath: m.ContainerPath, Type: "bind", Options: opts})
+	}
+	for _, n := range nodes {
+		e.DeviceNodes = append(e.DeviceNodes, &specs.DeviceNode{Path: n.ContainerPath, HostPath: n.HostPath, Permissions: n.Permissions})
+	}
+	return e
 }
 
 // ours reports whether a spec was written by this project.

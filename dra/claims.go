@@ -126,20 +126,11 @@ func ClaimSpec(r *manifest.Resource, node string, c Claim) (*specs.Spec, map[str
 		if err != nil {
 			return nil, nil, fmt.Errorf("claim %s/%s: %w", c.Namespace, c.Name, err)
 		}
-		d := specs.Device{Name: cdiDeviceName(c.UID, req)}
+		var env []string
 		for _, k := range slices.Sorted(maps.Keys(a.Envs)) {
-			d.ContainerEdits.Env = append(d.ContainerEdits.Env, k+"="+a.Envs[k])
+			env = append(env, k+"="+a.Envs[k])
 		}
-		for _, m := range a.Mounts {
-			opts := []string{"rbind", "rprivate"}
-			if m.ReadOnly {
-				opts = append(opts, "ro")
-			}
-			d.ContainerEdits.Mounts = append(d.ContainerEdits.Mounts, &specs.Mount{HostPath: m.HostPath, ContainerPath: m.ContainerPath, Type: "bind", Options: opts})
-		}
-		for _, n := range a.Devices {
-			d.ContainerEdits.DeviceNodes = append(d.ContainerEdits.DeviceNodes, &specs.DeviceNode{Path: n.ContainerPath, HostPath: n.HostPath, Permissions: n.Permissions})
-		}
+		d := specs.Device{Name: cdiDeviceName(c.UID, req), ContainerEdits: cdi.Edits(env, a.Mounts, a.Devices)}
 		if len(d.ContainerEdits.Env)+len(d.ContainerEdits.Mounts)+len(d.ContainerEdits.DeviceNodes) == 0 {
 			// A CDI device must edit something; a resource with no edits
 			// still tells the container which devices it got.
