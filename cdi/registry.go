@@ -36,3 +36,16 @@ func (r *Registry) Dirs() []string { return r.dirs }
 func (r *Registry) Close() error {
 	return r.cache.Configure(cdiapi.WithAutoRefresh(false))
 }
+
+// OpenResolver is the Resolves of a registry over dirs and the Close that
+// goes with it; without dirs, nil (nothing is checked) and a no-op.
+func OpenResolver(dirs []string) (resolves func(name string) bool, closeFn func() error, err error) {
+	if len(dirs) == 0 {
+		return nil, func() error { return nil }, nil
+	}
+	reg, err := OpenRegistry(dirs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return reg.Resolves, reg.Close, nil
+}

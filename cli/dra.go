@@ -30,17 +30,14 @@ func newDRAServer(o *runOptions, node string, metrics *host.Metrics, log *slog.L
 		Client: func() (kubernetes.Interface, error) { return kubeClient(*o.kubeconfig) },
 		Logger: log, Registerer: metrics.Registry,
 	}
-	closeFn := func() {}
-	if dirs := *o.cdiRegistry; len(dirs) > 0 {
-		reg, err := cdi.OpenRegistry(dirs)
-		if err != nil {
-			return nil, nil, err
-		}
-		cfg.Resolves = reg.Resolves
-		closeFn = func() {
-			if err := reg.Close(); err != nil {
-				log.Warn("closing the CDI registry", "err", err)
-			}
+	resolves, closeRegistry, err := cdi.OpenResolver(*o.cdiRegistry)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Resolves = resolves
+	closeFn := func() {
+		if err := closeRegistry(); err != nil {
+			log.Warn("closing the CDI registry", "err", err)
 		}
 	}
 	return dra.New(cfg), closeFn, nil

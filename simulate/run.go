@@ -175,11 +175,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		report.Resources = append(report.Resources, rr)
 	}
 
-	resolves, closeRegistry, err := resolver(registry)
+	resolves, closeRegistry, err := cdi.OpenResolver(registry)
 	if err != nil {
 		return nil, err
 	}
-	defer closeRegistry()
+	defer func() { _ = closeRegistry() }()
 	if report.DRA, err = draResources(viaDRA, draNode(opts.NodeName), resolves); err != nil {
 		return nil, err
 	}
@@ -361,19 +361,6 @@ func draNode(node string) string {
 		return "simulated-node"
 	}
 	return node
-}
-
-// resolver resolves CDI names against dirs, as the DRA driver does; nil
-// dirs resolve everything.
-func resolver(dirs []string) (resolves func(string) bool, closeFn func(), err error) {
-	if dirs == nil {
-		return nil, func() {}, nil
-	}
-	reg, err := cdi.OpenRegistry(dirs)
-	if err != nil {
-		return nil, nil, err
-	}
-	return reg.Resolves, func() { _ = reg.Close() }, nil
 }
 
 // allocateContainer does for one container what the kubelet's device
