@@ -155,8 +155,9 @@ func (d *driver) halt() {
 	if d.slices != nil {
 		d.slices.Stop()
 	}
+	// An empty critical section: it waits for a running handler.
 	d.mu.Lock()
-	d.mu.Unlock() //nolint:staticcheck // an empty critical section: waits for a running handler
+	d.mu.Unlock()
 }
 
 // watchRegistration notes what the kubelet says of the registration.

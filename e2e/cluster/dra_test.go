@@ -22,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 )
 
 // The DRA steps: a resource of the manifest served as a DRA driver
@@ -869,25 +868,12 @@ func claimSpecFile(uid types.UID) string {
 // gadget.example.com/claim, one device per request of the claim.
 func (f *fixture) checkClaimSpec(t *testing.T, claim *resourcev1.ResourceClaim) {
 	t.Helper()
-	data, err := os.ReadFile(claimSpecFile(claim.UID))
+	kind, got, err := readSpecFile(claimSpecFile(claim.UID))
 	if err != nil {
 		t.Errorf("claim %s: its CDI spec: %v", claim.Name, err)
 		return
 	}
-	var spec struct {
-		Kind    string `json:"kind"`
-		Devices []struct {
-			Name string `json:"name"`
-		} `json:"devices"`
-	}
-	if err := yaml.Unmarshal(data, &spec); err != nil {
-		t.Errorf("claim %s: its CDI spec: %v", claim.Name, err)
-		return
-	}
-	var got, want []string
-	for _, d := range spec.Devices {
-		got = append(got, d.Name)
-	}
+	var want []string
 	for _, r := range claim.Spec.Devices.Requests {
 		want = append(want, string(claim.UID)+"-"+r.Name)
 	}
@@ -901,8 +887,8 @@ func (f *fixture) checkClaimSpec(t *testing.T, claim *resourcev1.ResourceClaim) 
 	}
 	slices.Sort(got)
 	slices.Sort(want)
-	if spec.Kind != gadgetDriver+"/claim" || !slices.Equal(got, want) {
-		t.Errorf("claim %s: CDI spec kind %s, devices %v; want %s/claim, %v", claim.Name, spec.Kind, got, gadgetDriver, want)
+	if kind != gadgetDriver+"/claim" || !slices.Equal(got, want) {
+		t.Errorf("claim %s: CDI spec kind %s, devices %v; want %s/claim, %v", claim.Name, kind, got, gadgetDriver, want)
 	}
 }
 

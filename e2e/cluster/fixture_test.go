@@ -530,10 +530,21 @@ func specFile(resource string) string {
 // checks it defines exactly these devices.
 func (f *fixture) checkSpecFile(t *testing.T, resource string, ids ...string) {
 	t.Helper()
-	data, err := os.ReadFile(specFile(resource))
+	kind, got, err := readSpecFile(specFile(resource))
 	if err != nil {
 		t.Errorf("the CDI spec of %s: %v", resource, err)
 		return
+	}
+	if kind != resource || !slices.Equal(got, ids) {
+		t.Errorf("the CDI spec of %s: kind %s, devices %v; want %v", resource, kind, got, ids)
+	}
+}
+
+// readSpecFile reads a CDI spec file's kind and device names, in order.
+func readSpecFile(path string) (kind string, devices []string, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil, err
 	}
 	var spec struct {
 		Kind    string `json:"kind"`
@@ -542,16 +553,12 @@ func (f *fixture) checkSpecFile(t *testing.T, resource string, ids ...string) {
 		} `json:"devices"`
 	}
 	if err := yaml.Unmarshal(data, &spec); err != nil {
-		t.Errorf("the CDI spec of %s: %v", resource, err)
-		return
+		return "", nil, err
 	}
-	var got []string
 	for _, d := range spec.Devices {
-		got = append(got, d.Name)
+		devices = append(devices, d.Name)
 	}
-	if spec.Kind != resource || !slices.Equal(got, ids) {
-		t.Errorf("the CDI spec of %s: kind %s, devices %v; want %v", resource, spec.Kind, got, ids)
-	}
+	return spec.Kind, devices, nil
 }
 
 // podinfoPod is a one-container pod of the test's workload asking for limits.
